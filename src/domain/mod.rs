@@ -1,0 +1,20 @@
+//! The functional core: charge state, commands, validation, `decide` and `apply`. No IO, no clocks, no randomness.
+
+pub mod apply;
+pub mod charge;
+pub mod commands;
+pub mod decide;
+pub mod error;
+pub mod validation;
+
+pub use apply::{FoldError, Projection, apply, fold};
+pub use charge::{
+    Address, BillingDetails, Card, Charge, ChargeStatus, Customer, FraudDetails, Metadata,
+    Outcome, PaymentMethodDetails, Refund, RefundList, Shipping,
+};
+pub use commands::{
+    AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, MetadataEdit, RefundCharge,
+    ShippingInput, ShippingUpdate, UpdateCharge,
+};
+pub use decide::{DecisionContext, FreshIds};
+pub use error::{RefusalKind, RequestError};

@@ -1,0 +1,300 @@
+//! The stored event schema (version 1): the ledger's compatibility boundary, separate from any wire format.
+//!
+//! Every fact the ledger knows is one of these events, appended once and never rewritten. An
+//! event is stored as JSON (`serde_json`) so an auditor can read the log with any tool.
+//! Changing the serde shape of anything here, including the domain value types it embeds
+//! (`Shipping`, `Address`, `FraudDetails`, `Refund`, `Card`, metadata), is a schema change:
+//! it needs a new `EVENT_SCHEMA_VERSION` and an upcaster, and `tests/stored_format.rs` pins the
+//! current shape byte for byte.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shipping};
+
+/// The schema version written into every new event.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// Who made a request and through which door; kept with every event for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMeta {
+    /// `req_…` for HTTP requests; generated for library and CLI calls too.
+    pub request_id: String,
+    pub idempotency_key: Option<String>,
+    /// A masked API key (`sk_test_****abcd`), `library` or `cli`.
+    pub actor: String,
+    /// Where the request came from: a peer address, a program name, or `None`.
+    pub source: Option<String>,
+}
+
+impl RequestMeta {
+    /// A call from code embedding the library.
+    pub fn library() -> Self {
+        RequestMeta {
+            request_id: crate::ids::request_id(),
+            idempotency_key: None,
+            actor: "library".into(),
+            source: None,
+        }
+    }
+
+    /// A call from the `chargeledger` command line.
+    pub fn cli() -> Self {
+        RequestMeta {
+            actor: "cli".into(),
+            ..RequestMeta::library()
+        }
+    }
+
+    /// The same request, retried safely: a second call with the same key and the same
+    /// parameters returns the first result and appends nothing.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
+
+/// One changed top-level field of a charge: its value before and after.
+///
+/// For `metadata` only the keys that changed are kept: a key in `previous` but not `current` was
+/// removed, one in `current` only was added. That is enough for Stripe's `previous_attributes`
+/// and keeps an event's size independent of how much metadata the charge already carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "field", rename_all = "snake_case")]
+pub enum FieldChange {
+    Customer {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    Description {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    Metadata {
+        previous: Metadata,
+        current: Metadata,
+    },
+    ReceiptEmail {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    Shipping {
+        previous: Option<Shipping>,
+        current: Option<Shipping>,
+    },
+    FraudDetails {
+        previous: FraudDetails,
+        current: FraudDetails,
+    },
+    TransferGroup {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    StatementDescriptor {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    StatementDescriptorSuffix {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+}
+
+impl FieldChange {
+    /// The charge attribute this change is about, as Stripe names it.
+    pub fn field_name(&self) -> &'static str {
+        match self {
+            FieldChange::Customer { .. } => "customer",
+            FieldChange::Description { .. } => "description",
+            FieldChange::Metadata { .. } => "metadata",
+            FieldChange::ReceiptEmail { .. } => "receipt_email",
+            FieldChange::Shipping { .. } => "shipping",
+            FieldChange::FraudDetails { .. } => "fraud_details",
+            FieldChange::TransferGroup { .. } => "transfer_group",
+            FieldChange::StatementDescriptor { .. } => "statement_descriptor",
+            FieldChange::StatementDescriptorSuffix { .. } => "statement_descriptor_suffix",
+        }
+    }
+
+    /// The values before and after, as JSON, for diffs and `previous_attributes`.
+    pub fn values(&self) -> (serde_json::Value, serde_json::Value) {
+        fn pair<T: Serialize>(previous: &T, current: &T) -> (serde_json::Value, serde_json::Value) {
+            (
+                serde_json::to_value(previous).unwrap_or(serde_json::Value::Null),
+                serde_json::to_value(current).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        match self {
+            FieldChange::Customer { previous, current }
+            | FieldChange::Description { previous, current }
+            | FieldChange::ReceiptEmail { previous, current }
+            | FieldChange::TransferGroup { previous, current }
+            | FieldChange::StatementDescriptor { previous, current }
+            | FieldChange::StatementDescriptorSuffix { previous, current } => pair(previous, current),
+            FieldChange::Metadata { previous, current } => {
+                // Keys that appear on one side only were added or removed: show them as null.
+                let mut before = serde_json::Map::new();
+                let mut after = serde_json::Map::new();
+                for key in previous.keys().chain(current.keys()) {
+                    before.insert(key.clone(), previous.get(key).cloned().unwrap_or_default());
+                    after.insert(key.clone(), current.get(key).cloned().unwrap_or_default());
+                }
+                (before.into(), after.into())
+            }
+            FieldChange::Shipping { previous, current } => pair(previous, current),
+            FieldChange::FraudDetails { previous, current } => pair(previous, current),
+        }
+    }
+}
+
+/// A charge came into being (authorized, and captured unless `captured` is false).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeCreated {
+    pub charge_id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub captured: bool,
+    pub customer: Option<String>,
+    /// The test token or card the caller paid with.
+    pub source: String,
+    pub payment_method: String,
+    pub card: Card,
+    /// `txn_…`, set when the charge is captured on creation.
+    pub balance_transaction: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Metadata,
+    pub receipt_email: Option<String>,
+    pub shipping: Option<Shipping>,
+    pub statement_descriptor: Option<String>,
+    pub statement_descriptor_suffix: Option<String>,
+    pub transfer_group: Option<String>,
+}
+
+/// Fields of a charge changed through an update request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeUpdated {
+    pub changes: Vec<FieldChange>,
+}
+
+/// An authorized charge was captured, in full or in part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeCaptured {
+    pub amount_captured: i64,
+    pub balance_transaction: String,
+    /// On a partial capture the uncaptured remainder is released as a refund, as Stripe does.
+    pub released_remainder: Option<Refund>,
+    /// Fields the capture request also set (receipt_email, statement descriptors, transfer_group).
+    pub changes: Vec<FieldChange>,
+}
+
+/// Money went back to the customer (or an uncaptured authorization was released).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeRefunded {
+    pub refund: Refund,
+}
+
+/// A customer was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerCreated {
+    pub customer_id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// An account changed its own rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountPolicySet {
+    pub policy: AccountPolicy,
+}
+
+/// What happened. The tag is the Stripe-style event type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventPayload {
+    #[serde(rename = "charge.created")]
+    ChargeCreated(ChargeCreated),
+    #[serde(rename = "charge.updated")]
+    ChargeUpdated(ChargeUpdated),
+    #[serde(rename = "charge.captured")]
+    ChargeCaptured(ChargeCaptured),
+    #[serde(rename = "charge.refunded")]
+    ChargeRefunded(ChargeRefunded),
+    #[serde(rename = "customer.created")]
+    CustomerCreated(CustomerCreated),
+    #[serde(rename = "account.policy_set")]
+    AccountPolicySet(AccountPolicySet),
+}
+
+impl EventPayload {
+    /// The event type, as stored and as Stripe names it (`charge.updated`).
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventPayload::ChargeCreated(_) => "charge.created",
+            EventPayload::ChargeUpdated(_) => "charge.updated",
+            EventPayload::ChargeCaptured(_) => "charge.captured",
+            EventPayload::ChargeRefunded(_) => "charge.refunded",
+            EventPayload::CustomerCreated(_) => "customer.created",
+            EventPayload::AccountPolicySet(_) => "account.policy_set",
+        }
+    }
+}
+
+/// Everything about an event that its hash covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBody {
+    pub schema_version: u32,
+    /// Gap-free position in the whole log, 1-based, allocated by the single writer.
+    pub sequence: u64,
+    /// `evt_…`: the id Stripe's events API shows.
+    pub event_id: String,
+    pub account: String,
+    /// The object this event is about: `ch_…`, `cus_…`, or `policy` for account rules.
+    pub stream_id: String,
+    /// Gap-free position within the stream, 1-based.
+    pub stream_version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+    pub request: RequestMeta,
+    /// The hash of the event at `sequence - 1` (64 zeros for the first event).
+    pub previous_hash: String,
+    pub payload: EventPayload,
+}
+
+/// An event as stored: its body and the SHA-256 over it that links the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub body: EventBody,
+    pub hash: String,
+}
+
+impl fmt::Display for RecordedEvent {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "#{} {} {} v{} {}",
+            self.body.sequence,
+            self.body.payload.event_type(),
+            self.body.stream_id,
+            self.body.stream_version,
+            self.body.recorded_at
+        )
+    }
+}

@@ -4,3 +4,4 @@ pub mod chain;
 pub mod domain;
 pub mod events;
 pub mod ids;
+pub mod store;

@@ -1,0 +1,205 @@
+//! The storage boundary: the `EventStore` trait every backend implements, and the types that cross it.
+//!
+//! A store appends sealed events atomically with the stream's new projection and any idempotency
+//! record, enforces optimistic concurrency on stream versions, and acknowledges an append only
+//! once it is durable. It knows nothing of Stripe's rules; the ledger decides, the store keeps.
+
+pub mod durability;
+pub mod sled_store;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::chain::ChainFault;
+use crate::domain::{Charge, Projection};
+use crate::events::{EventPayload, RecordedEvent, RequestMeta};
+
+pub use sled_store::SledStore;
+
+/// The newest event in the log: what the next event must link to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub sequence: u64,
+    pub hash: String,
+}
+
+/// A stream's current state as stored, with the version it reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProjection {
+    /// The stream version this state is the fold of.
+    pub version: u64,
+    /// The global sequence of the stream's first event (its creation order).
+    pub created_sequence: u64,
+    pub projection: Projection,
+}
+
+/// The first response to a request made with an idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// A digest of what was asked (operation and parameters): a retry must match it.
+    pub fingerprint: String,
+    /// What the first request answered, replayed to every retry.
+    pub outcome: serde_json::Value,
+    pub created_at_unix: i64,
+    /// The sequence of the last event the request appended; replies wait until it is durable.
+    pub sequence: u64,
+}
+
+/// One atomic append: events for one stream, the stream's state after them, and optionally the
+/// idempotency record of the request that produced them.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub account: String,
+    pub stream_id: String,
+    /// The version the stream must be at (0: the stream must not exist yet).
+    pub expected_version: u64,
+    pub payloads: Vec<EventPayload>,
+    pub request: RequestMeta,
+    /// The stream's state after `payloads`; computed by the caller with `domain::apply`.
+    pub projection: Projection,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// Where to start a page of charges, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PageCursor {
+    #[default]
+    Newest,
+    /// Objects older than this one (Stripe's `starting_after`).
+    StartingAfter(String),
+    /// Objects newer than this one (Stripe's `ending_before`).
+    EndingBefore(String),
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Why a store refused or failed an operation.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "stream {stream_id} is at version {actual}, but the append expected version {expected}"
+    )]
+    VersionConflict {
+        stream_id: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("idempotency key '{}' was already used by an earlier request", .0.key)]
+    IdempotencyKeyTaken(Box<IdempotencyRecord>),
+    #[error("idempotency key '{key}' is being used by a request that has not finished")]
+    IdempotencyKeyInFlight { key: String },
+    #[error(
+        "the store at {path} is corrupt: {fault}. It is refused so that no wrong data is served; run `chargeledger verify --data {path}` for a full report, and restore from an export or backup"
+    )]
+    CorruptChain { path: String, fault: ChainFault },
+    #[error(
+        "the store at {path} is corrupt at {location}: {detail}. Run `chargeledger verify --data {path}` for a full report"
+    )]
+    CorruptRecord {
+        path: String,
+        location: String,
+        detail: String,
+    },
+    #[error(
+        "cannot import: the store already holds {events} events; import only into an empty data directory"
+    )]
+    NotEmpty { events: u64 },
+    #[error("cannot import event #{sequence}: {detail}")]
+    ImportRejected { sequence: u64, detail: String },
+    #[error(
+        "a write could not be made durable ({detail}); the store refuses further writes so that nothing unacknowledged is served. Restart the process, then run `chargeledger verify`"
+    )]
+    Poisoned { detail: String },
+    #[error("the store is closed")]
+    Closed,
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("file system error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A storage backend for the ledger.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Append atomically and durably. Returns the recorded events once they survive power loss.
+    async fn append(&self, request: AppendRequest) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The current state of one stream of one account.
+    async fn load(
+        &self,
+        account: &str,
+        stream_id: &str,
+    ) -> Result<Option<StoredProjection>, StoreError>;
+
+    /// A stream's events from version 1 up to `max_version` (all when `None`).
+    async fn read_stream(
+        &self,
+        account: &str,
+        stream_id: &str,
+        max_version: Option<u64>,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` durable events with a sequence greater than `after_sequence`, in log order.
+    async fn read_all_after(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Charges of one account, newest first, that pass `filter`.
+    async fn list_charges(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
+    ) -> Result<Page<Charge>, StoreError>;
+
+    /// The first response recorded for an idempotency key, if any.
+    async fn idempotency_record(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Every stored projection, in key order, after the given `(account, stream_id)`.
+    async fn read_projections_after(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, StoredProjection)>, StoreError>;
+
+    /// Overwrite projections with states rebuilt from the log (used by replay). Events are untouched.
+    async fn put_projections(
+        &self,
+        projections: Vec<(String, String, StoredProjection)>,
+    ) -> Result<(), StoreError>;
+
+    /// Append already-sealed events (an import), checking that they continue the chain.
+    /// `projections` are the states of the touched streams after these events.
+    async fn import(
+        &self,
+        events: Vec<RecordedEvent>,
+        projections: Vec<(String, String, StoredProjection)>,
+    ) -> Result<(), StoreError>;
+
+    /// The durable head of the log (`None` while empty).
+    async fn head(&self) -> Result<Option<ChainHead>, StoreError>;
+
+    /// A channel that always holds the sequence of the newest durable event.
+    fn durable_sequence(&self) -> watch::Receiver<u64>;
+
+    /// Bytes the store occupies on disk.
+    async fn disk_bytes(&self) -> Result<u64, StoreError>;
+
+    /// Finish pending writes and release the store.
+    async fn close(&self) -> Result<(), StoreError>;
+}

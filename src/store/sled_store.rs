@@ -1,0 +1,893 @@
+//! The embedded default backend: the event log, stream index, projections and idempotency records in sled 0.34.7.
+//!
+//! All writes go through one writer thread. It takes every append waiting in its queue, checks
+//! each against the stream versions and idempotency keys (no sled conflicts are possible with a
+//! single writer), allocates gap-free sequence numbers and chains the hashes, applies the whole
+//! batch in one sled transaction, then calls `flush()` and `fdatasync` once for the batch before
+//! acknowledging anyone (group commit). Readers never see the log beyond the durable head.
+//!
+//! Trees (keys are `account 0x00 …`, integers big-endian so byte order is numeric order):
+//! - `events`: sequence → `RecordedEvent` JSON
+//! - `streams`: account, stream id, version → sequence
+//! - `projections`: account, stream id → version, creation sequence, `Projection` JSON
+//! - `charges_by_creation`: account, creation sequence → charge id (for newest-first lists)
+//! - `idempotency`: account, key → `IdempotencyRecord` JSON
+//! - `meta`: `head` → `ChainHead`, `format` → the layout version
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info};
+
+use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, seal};
+use crate::domain::{Charge, Projection};
+use crate::events::{EVENT_SCHEMA_VERSION, EventBody, RecordedEvent};
+use crate::ids;
+use crate::store::durability::DurableSync;
+use crate::store::{
+    AppendRequest, ChainHead, EventStore, IdempotencyRecord, Page, PageCursor, StoreError,
+    StoredProjection,
+};
+
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT_VALUE: &[u8] = b"chargeledger-sled-1";
+const HEAD_KEY: &[u8] = b"head";
+/// How many of the newest events `open` re-verifies before serving.
+const TAIL_CHECKED_ON_OPEN: u64 = 1024;
+/// Upper bound on appends in one group commit, so one batch's latency stays bounded.
+const MAX_BATCH_JOBS: usize = 1024;
+
+#[derive(Clone)]
+struct Trees {
+    events: sled::Tree,
+    streams: sled::Tree,
+    projections: sled::Tree,
+    charges_by_creation: sled::Tree,
+    idempotency: sled::Tree,
+    meta: sled::Tree,
+}
+
+#[derive(Clone, Copy)]
+enum TreeName {
+    Events,
+    Streams,
+    Projections,
+    ChargesByCreation,
+    Idempotency,
+    Meta,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+type ProjectionRows = Vec<(String, String, StoredProjection)>;
+
+enum Job {
+    Append(Box<AppendRequest>, Reply<Vec<RecordedEvent>>),
+    Import(Vec<RecordedEvent>, ProjectionRows, Reply<()>),
+    PutProjections(ProjectionRows, Reply<()>),
+}
+
+/// A sled-backed `EventStore`. Only one process may open a data directory at a time.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    trees: Trees,
+    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    durable_head: Arc<Mutex<Option<ChainHead>>>,
+    durable_sequence: watch::Receiver<u64>,
+    poisoned: Arc<OnceLock<String>>,
+}
+
+impl SledStore {
+    /// Open (or create) the store in `path`, check the hash chain at its head, and start the writer.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path)?;
+        let db = sled::Config::new().path(&path).open().map_err(|error| match error {
+            sled::Error::Io(io_error) if io_error.kind() == std::io::ErrorKind::WouldBlock => {
+                StoreError::Io(std::io::Error::other(format!(
+                    "{} is already open in another process (sled allows one process per data directory): {io_error}",
+                    path.display()
+                )))
+            }
+            other => StoreError::Sled(other),
+        })?;
+        let trees = Trees {
+            events: db.open_tree("events")?,
+            streams: db.open_tree("streams")?,
+            projections: db.open_tree("projections")?,
+            charges_by_creation: db.open_tree("charges_by_creation")?,
+            idempotency: db.open_tree("idempotency")?,
+            meta: db.open_tree("meta")?,
+        };
+        let head = check_format_and_head(&path, &trees)?;
+        if trees.meta.get(FORMAT_KEY)?.is_none() {
+            trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
+            db.flush()?;
+        }
+        let sync = DurableSync::open(&path)?;
+        info!(
+            path = %path.display(),
+            events = head.as_ref().map_or(0, |head| head.sequence),
+            "opened sled store"
+        );
+
+        let (job_sender, job_receiver) = mpsc::unbounded_channel();
+        let (durable_sender, durable_sequence) =
+            watch::channel(head.as_ref().map_or(0, |head| head.sequence));
+        let durable_head = Arc::new(Mutex::new(head.clone()));
+        let poisoned = Arc::new(OnceLock::new());
+        let writer = Writer {
+            path: path.display().to_string(),
+            db: db.clone(),
+            trees: trees.clone(),
+            sync,
+            head: head.unwrap_or(ChainHead {
+                sequence: 0,
+                hash: GENESIS_HASH.to_string(),
+            }),
+            durable_head: durable_head.clone(),
+            durable_sender,
+            poisoned: poisoned.clone(),
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("chargeledger-writer".into())
+            .spawn(move || writer.run(job_receiver))?;
+        Ok(SledStore {
+            path,
+            db,
+            trees,
+            jobs: Mutex::new(Some(job_sender)),
+            writer: Mutex::new(Some(writer_thread)),
+            durable_head,
+            durable_sequence,
+            poisoned,
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn submit<T>(&self, make_job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        if let Some(detail) = self.poisoned.get() {
+            return Err(StoreError::Poisoned {
+                detail: detail.clone(),
+            });
+        }
+        let (reply, response) = oneshot::channel();
+        {
+            let jobs = self.jobs.lock().map_err(|_| StoreError::Closed)?;
+            let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(make_job(reply)).map_err(|_| StoreError::Closed)?;
+        }
+        response.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn durable_limit(&self) -> u64 {
+        *self.durable_sequence.borrow()
+    }
+
+    fn corrupt(&self, location: String, detail: impl ToString) -> StoreError {
+        StoreError::CorruptRecord {
+            path: self.path.display().to_string(),
+            location,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn decode_event(&self, key: &[u8], value: &[u8]) -> Result<RecordedEvent, StoreError> {
+        serde_json::from_slice(value)
+            .map_err(|error| self.corrupt(format!("event #{}", read_u64(key, 0)), error))
+    }
+
+    fn decode_projection(&self, key: &[u8], value: &[u8]) -> Result<StoredProjection, StoreError> {
+        decode_projection(value).map_err(|detail| {
+            self.corrupt(
+                format!("projection {}", String::from_utf8_lossy(key).replace('\0', "/")),
+                detail,
+            )
+        })
+    }
+
+    fn load_sync(&self, account: &str, stream_id: &str) -> Result<Option<StoredProjection>, StoreError> {
+        let key = stream_key(account, stream_id);
+        match self.trees.projections.get(&key)? {
+            Some(value) => Ok(Some(self.decode_projection(&key, &value)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SledStore {
+    async fn append(&self, request: AppendRequest) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.submit(|reply| Job::Append(Box::new(request), reply)).await
+    }
+
+    async fn load(&self, account: &str, stream_id: &str) -> Result<Option<StoredProjection>, StoreError> {
+        self.load_sync(account, stream_id)
+    }
+
+    async fn read_stream(
+        &self,
+        account: &str,
+        stream_id: &str,
+        max_version: Option<u64>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut prefix = stream_key(account, stream_id);
+        prefix.push(0);
+        let durable = self.durable_limit();
+        let mut events = Vec::new();
+        for entry in self.trees.streams.scan_prefix(&prefix) {
+            let (key, sequence_bytes) = entry?;
+            let version = read_u64(&key, prefix.len());
+            if max_version.is_some_and(|max| version > max) {
+                break;
+            }
+            let sequence = read_u64(&sequence_bytes, 0);
+            if sequence > durable {
+                break;
+            }
+            let event_key = sequence.to_be_bytes();
+            let value = self.trees.events.get(event_key)?.ok_or_else(|| {
+                self.corrupt(
+                    format!("stream {stream_id} version {version}"),
+                    format!("the stream index points at event #{sequence}, which is missing"),
+                )
+            })?;
+            events.push(self.decode_event(&event_key, &value)?);
+        }
+        Ok(events)
+    }
+
+    async fn read_all_after(&self, after_sequence: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let durable = self.durable_limit();
+        if after_sequence >= durable {
+            return Ok(Vec::new());
+        }
+        let start = (after_sequence + 1).to_be_bytes();
+        let end = durable.to_be_bytes();
+        let mut events = Vec::with_capacity(limit.min(4096));
+        for entry in self.trees.events.range(start..=end).take(limit) {
+            let (key, value) = entry?;
+            events.push(self.decode_event(&key, &value)?);
+        }
+        Ok(events)
+    }
+
+    async fn list_charges(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
+    ) -> Result<Page<Charge>, StoreError> {
+        let mut prefix = account.as_bytes().to_vec();
+        prefix.push(0);
+        let key_at = |sequence: u64| {
+            let mut key = prefix.clone();
+            key.extend_from_slice(&sequence.to_be_bytes());
+            key
+        };
+        let cursor_sequence = |charge_id: &str| -> Result<u64, StoreError> {
+            // An unknown cursor lists nothing, like a cursor past the end.
+            Ok(self.load_sync(account, charge_id)?.map_or(0, |stored| stored.created_sequence))
+        };
+        let (entries, newest_first): (Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>, bool) =
+            match cursor {
+                PageCursor::Newest => (Box::new(self.trees.charges_by_creation.scan_prefix(&prefix).rev()), true),
+                PageCursor::StartingAfter(charge_id) => {
+                    let sequence = cursor_sequence(charge_id)?;
+                    (Box::new(self.trees.charges_by_creation.range(key_at(0)..key_at(sequence)).rev()), true)
+                }
+                PageCursor::EndingBefore(charge_id) => {
+                    let sequence = cursor_sequence(charge_id)?;
+                    if sequence == 0 {
+                        return Ok(Page { data: Vec::new(), has_more: false });
+                    }
+                    (Box::new(self.trees.charges_by_creation.range(key_at(sequence + 1)..key_at(u64::MAX))), false)
+                }
+            };
+        let mut data = Vec::new();
+        for entry in entries {
+            let (_, charge_id) = entry?;
+            let charge_id = String::from_utf8_lossy(&charge_id).into_owned();
+            let Some(stored) = self.load_sync(account, &charge_id)? else {
+                continue;
+            };
+            if let Projection::Charge(charge) = stored.projection
+                && filter(&charge)
+            {
+                data.push(*charge);
+                if data.len() > limit {
+                    break;
+                }
+            }
+        }
+        let has_more = data.len() > limit;
+        data.truncate(limit);
+        if !newest_first {
+            data.reverse();
+        }
+        Ok(Page { data, has_more })
+    }
+
+    async fn idempotency_record(&self, account: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let record_key = stream_key(account, key);
+        match self.trees.idempotency.get(&record_key)? {
+            Some(value) => serde_json::from_slice(&value)
+                .map(Some)
+                .map_err(|error| self.corrupt(format!("idempotency record {key}"), error)),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_projections_after(
+        &self,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<ProjectionRows, StoreError> {
+        let entries = match &after {
+            Some((account, stream_id)) => {
+                let mut start = stream_key(account, stream_id);
+                start.push(0);
+                self.trees.projections.range(start..)
+            }
+            None => self.trees.projections.iter(),
+        };
+        let mut rows = Vec::new();
+        for entry in entries.take(limit) {
+            let (key, value) = entry?;
+            let stored = self.decode_projection(&key, &value)?;
+            let (account, stream_id) = split_stream_key(&key);
+            rows.push((account, stream_id, stored));
+        }
+        Ok(rows)
+    }
+
+    async fn put_projections(&self, projections: ProjectionRows) -> Result<(), StoreError> {
+        self.submit(|reply| Job::PutProjections(projections, reply)).await
+    }
+
+    async fn import(&self, events: Vec<RecordedEvent>, projections: ProjectionRows) -> Result<(), StoreError> {
+        self.submit(|reply| Job::Import(events, projections, reply)).await
+    }
+
+    async fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+        Ok(self
+            .durable_head
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone())
+    }
+
+    fn durable_sequence(&self) -> watch::Receiver<u64> {
+        self.durable_sequence.clone()
+    }
+
+    async fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Dropping the sender lets the writer finish its queue and exit.
+        drop(self.jobs.lock().map_err(|_| StoreError::Closed)?.take());
+        let writer = self.writer.lock().map_err(|_| StoreError::Closed)?.take();
+        if let Some(writer) = writer {
+            tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .map_err(|error| StoreError::Io(std::io::Error::other(error)))?
+                .map_err(|_| StoreError::Io(std::io::Error::other("the writer thread panicked")))?;
+        }
+        self.db.flush_async().await?;
+        info!(path = %self.path.display(), "closed sled store");
+        Ok(())
+    }
+}
+
+/// The writer thread's state: the only code that writes to the trees.
+struct Writer {
+    path: String,
+    db: sled::Db,
+    trees: Trees,
+    sync: DurableSync,
+    head: ChainHead,
+    durable_head: Arc<Mutex<Option<ChainHead>>>,
+    durable_sender: watch::Sender<u64>,
+    poisoned: Arc<OnceLock<String>>,
+}
+
+/// Writes staged for one batch, applied together in one transaction.
+#[derive(Default)]
+struct Staged {
+    writes: Vec<(TreeName, Vec<u8>, Vec<u8>)>,
+    /// Stream versions and creation sequences as of the staged writes.
+    streams: HashMap<Vec<u8>, (u64, u64)>,
+    idempotency_keys: HashSet<Vec<u8>>,
+}
+
+enum Accepted {
+    Append(Reply<Vec<RecordedEvent>>, Vec<RecordedEvent>),
+    Done(Reply<()>),
+}
+
+impl Writer {
+    fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_JOBS {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        debug!("writer thread finished its queue");
+    }
+
+    fn process(&mut self, batch: Vec<Job>) {
+        if let Some(detail) = self.poisoned.get() {
+            for job in batch {
+                reply_error(job, || StoreError::Poisoned {
+                    detail: detail.clone(),
+                });
+            }
+            return;
+        }
+        let mut staged = Staged::default();
+        let mut head = self.head.clone();
+        let mut accepted = Vec::new();
+        let recorded_at = OffsetDateTime::now_utc();
+        for job in batch {
+            match job {
+                Job::Append(request, reply) => {
+                    match self.stage_append(&request, recorded_at, &mut head, &mut staged) {
+                        Ok(events) => accepted.push(Accepted::Append(reply, events)),
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+                Job::Import(events, projections, reply) => {
+                    match self.stage_import(events, projections, &mut head, &mut staged) {
+                        Ok(()) => accepted.push(Accepted::Done(reply)),
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+                Job::PutProjections(projections, reply) => {
+                    for (account, stream_id, stored) in projections {
+                        let key = stream_key(&account, &stream_id);
+                        staged.writes.push((TreeName::Projections, key, encode_projection(&stored)));
+                    }
+                    accepted.push(Accepted::Done(reply));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        if head.sequence != self.head.sequence {
+            let head_json = serde_json::to_vec(&head).unwrap_or_default();
+            staged.writes.push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
+        }
+        if let Err(error) = self.commit(&staged.writes) {
+            // The transaction applied nothing: refuse this batch, keep serving.
+            error!(%error, "a batch transaction failed; nothing of it was written");
+            for reply in accepted {
+                let message = error.to_string();
+                match reply {
+                    Accepted::Append(reply, _) => {
+                        let _ = reply.send(Err(StoreError::Io(std::io::Error::other(message))));
+                    }
+                    Accepted::Done(reply) => {
+                        let _ = reply.send(Err(StoreError::Io(std::io::Error::other(message))));
+                    }
+                }
+            }
+            return;
+        }
+        if let Err(detail) = self.make_durable() {
+            // The batch is in sled's memory but may not be on disk: stop serving writes rather
+            // than acknowledge or expose state that a crash could take back.
+            error!(path = %self.path, %detail, "could not make a batch durable; refusing further writes");
+            let _ = self.poisoned.set(detail.clone());
+            for reply in accepted {
+                let poisoned = || StoreError::Poisoned {
+                    detail: detail.clone(),
+                };
+                match reply {
+                    Accepted::Append(reply, _) => {
+                        let _ = reply.send(Err(poisoned()));
+                    }
+                    Accepted::Done(reply) => {
+                        let _ = reply.send(Err(poisoned()));
+                    }
+                }
+            }
+            return;
+        }
+        self.head = head.clone();
+        if let Ok(mut durable_head) = self.durable_head.lock() {
+            *durable_head = (head.sequence > 0).then_some(head.clone());
+        }
+        self.durable_sender.send_replace(head.sequence);
+        for reply in accepted {
+            match reply {
+                Accepted::Append(reply, events) => {
+                    let _ = reply.send(Ok(events));
+                }
+                Accepted::Done(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    fn make_durable(&mut self) -> Result<(), String> {
+        self.db.flush().map_err(|error| format!("sled flush failed: {error}"))?;
+        self.sync
+            .sync()
+            .map_err(|error| format!("fdatasync of {}/db failed: {error}", self.path))
+    }
+
+    /// The stream's version and creation sequence, counting what this batch already staged.
+    fn stream_state(&self, key: &[u8], staged: &Staged) -> Result<Option<(u64, u64)>, StoreError> {
+        if let Some(state) = staged.streams.get(key) {
+            return Ok(Some(*state));
+        }
+        match self.trees.projections.get(key)? {
+            Some(value) if value.len() >= 16 => Ok(Some((read_u64(&value, 0), read_u64(&value, 8)))),
+            Some(_) => Err(StoreError::CorruptRecord {
+                path: self.path.clone(),
+                location: format!("projection {}", String::from_utf8_lossy(key).replace('\0', "/")),
+                detail: "the record is shorter than its header".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn stage_append(
+        &self,
+        request: &AppendRequest,
+        recorded_at: OffsetDateTime,
+        head: &mut ChainHead,
+        staged: &mut Staged,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let key = stream_key(&request.account, &request.stream_id);
+        let state = self.stream_state(&key, staged)?;
+        let actual = state.map_or(0, |(version, _)| version);
+        if actual != request.expected_version {
+            return Err(StoreError::VersionConflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected_version,
+                actual,
+            });
+        }
+        let idempotency_key = match &request.idempotency {
+            Some(record) => {
+                let record_key = stream_key(&request.account, &record.key);
+                if staged.idempotency_keys.contains(&record_key) {
+                    return Err(StoreError::IdempotencyKeyInFlight {
+                        key: record.key.clone(),
+                    });
+                }
+                if let Some(existing) = self.trees.idempotency.get(&record_key)? {
+                    let existing: IdempotencyRecord =
+                        serde_json::from_slice(&existing).map_err(|error| StoreError::CorruptRecord {
+                            path: self.path.clone(),
+                            location: format!("idempotency record {}", record.key),
+                            detail: error.to_string(),
+                        })?;
+                    return Err(StoreError::IdempotencyKeyTaken(Box::new(existing)));
+                }
+                Some(record_key)
+            }
+            None => None,
+        };
+        let created_sequence = state.map_or(head.sequence + 1, |(_, created)| created);
+        let mut events = Vec::with_capacity(request.payloads.len());
+        let mut writes = Vec::with_capacity(request.payloads.len() * 2 + 3);
+        let mut chain = head.clone();
+        let mut version = actual;
+        for payload in &request.payloads {
+            version += 1;
+            let body = EventBody {
+                schema_version: EVENT_SCHEMA_VERSION,
+                sequence: chain.sequence + 1,
+                event_id: ids::event_id(),
+                account: request.account.clone(),
+                stream_id: request.stream_id.clone(),
+                stream_version: version,
+                recorded_at,
+                request: request.request.clone(),
+                previous_hash: chain.hash.clone(),
+                payload: payload.clone(),
+            };
+            let event = seal(body);
+            chain = ChainHead {
+                sequence: event.body.sequence,
+                hash: event.hash.clone(),
+            };
+            writes.push((TreeName::Events, chain.sequence.to_be_bytes().to_vec(), encode_json(&event)));
+            let mut index_key = key.clone();
+            index_key.push(0);
+            index_key.extend_from_slice(&version.to_be_bytes());
+            writes.push((TreeName::Streams, index_key, chain.sequence.to_be_bytes().to_vec()));
+            events.push(event);
+        }
+        let stored = StoredProjection {
+            version,
+            created_sequence,
+            projection: request.projection.clone(),
+        };
+        writes.push((TreeName::Projections, key.clone(), encode_projection(&stored)));
+        if actual == 0 && matches!(request.projection, Projection::Charge(_)) {
+            writes.push((
+                TreeName::ChargesByCreation,
+                creation_key(&request.account, created_sequence),
+                request.stream_id.as_bytes().to_vec(),
+            ));
+        }
+        if let (Some(record_key), Some(record)) = (idempotency_key, &request.idempotency) {
+            let mut record = record.clone();
+            record.sequence = chain.sequence;
+            writes.push((TreeName::Idempotency, record_key.clone(), encode_json(&record)));
+            staged.idempotency_keys.insert(record_key);
+        }
+        staged.streams.insert(key, (version, created_sequence));
+        staged.writes.extend(writes);
+        *head = chain;
+        Ok(events)
+    }
+
+    fn stage_import(
+        &self,
+        events: Vec<RecordedEvent>,
+        projections: ProjectionRows,
+        head: &mut ChainHead,
+        staged: &mut Staged,
+    ) -> Result<(), StoreError> {
+        let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
+        let mut writes = Vec::with_capacity(events.len() * 2 + projections.len() * 2);
+        for event in &events {
+            verifier.check(event).map_err(|fault| StoreError::ImportRejected {
+                sequence: event.body.sequence,
+                detail: fault.to_string(),
+            })?;
+            writes.push((TreeName::Events, event.body.sequence.to_be_bytes().to_vec(), encode_json(event)));
+            let mut index_key = stream_key(&event.body.account, &event.body.stream_id);
+            index_key.push(0);
+            index_key.extend_from_slice(&event.body.stream_version.to_be_bytes());
+            writes.push((TreeName::Streams, index_key, event.body.sequence.to_be_bytes().to_vec()));
+        }
+        for (account, stream_id, stored) in &projections {
+            let key = stream_key(account, stream_id);
+            if matches!(stored.projection, Projection::Charge(_)) {
+                writes.push((
+                    TreeName::ChargesByCreation,
+                    creation_key(account, stored.created_sequence),
+                    stream_id.as_bytes().to_vec(),
+                ));
+            }
+            writes.push((TreeName::Projections, key.clone(), encode_projection(stored)));
+            staged.streams.insert(key, (stored.version, stored.created_sequence));
+        }
+        staged.writes.extend(writes);
+        *head = ChainHead {
+            sequence: verifier.last_sequence(),
+            hash: verifier.last_hash().to_string(),
+        };
+        Ok(())
+    }
+
+    fn commit(&self, writes: &[(TreeName, Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+        let trees = &self.trees;
+        let outcome: Result<(), TransactionError<()>> = (
+            &trees.events,
+            &trees.streams,
+            &trees.projections,
+            &trees.charges_by_creation,
+            &trees.idempotency,
+            &trees.meta,
+        )
+            .transaction(|(events, streams, projections, charges, idempotency, meta)| {
+                for (tree, key, value) in writes {
+                    let target = match tree {
+                        TreeName::Events => events,
+                        TreeName::Streams => streams,
+                        TreeName::Projections => projections,
+                        TreeName::ChargesByCreation => charges,
+                        TreeName::Idempotency => idempotency,
+                        TreeName::Meta => meta,
+                    };
+                    target.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        outcome.map_err(|error| match error {
+            TransactionError::Storage(error) => error.to_string(),
+            TransactionError::Abort(()) => "the transaction was aborted".to_string(),
+        })
+    }
+}
+
+fn reply_error(job: Job, make_error: impl Fn() -> StoreError) {
+    match job {
+        Job::Append(_, reply) => {
+            let _ = reply.send(Err(make_error()));
+        }
+        Job::Import(_, _, reply) | Job::PutProjections(_, reply) => {
+            let _ = reply.send(Err(make_error()));
+        }
+    }
+}
+
+/// Refuse a store whose layout is unknown or whose newest events do not chain to the recorded head.
+fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>, StoreError> {
+    let path_text = path.display().to_string();
+    let corrupt = |location: &str, detail: String| StoreError::CorruptRecord {
+        path: path_text.clone(),
+        location: location.to_string(),
+        detail,
+    };
+    if let Some(format) = trees.meta.get(FORMAT_KEY)?
+        && format.as_ref() != FORMAT_VALUE
+    {
+        return Err(corrupt(
+            "meta/format",
+            format!(
+                "unknown layout '{}'; this build reads '{}'",
+                String::from_utf8_lossy(&format),
+                String::from_utf8_lossy(FORMAT_VALUE)
+            ),
+        ));
+    }
+    let head: Option<ChainHead> = match trees.meta.get(HEAD_KEY)? {
+        Some(value) => Some(
+            serde_json::from_slice(&value).map_err(|error| corrupt("meta/head", error.to_string()))?,
+        ),
+        None => None,
+    };
+    let last = trees.events.last()?;
+    let head = match (head, last) {
+        (None, None) => return Ok(None),
+        (None, Some((key, _))) => {
+            return Err(corrupt(
+                "meta/head",
+                format!("events exist up to #{} but no chain head is recorded", read_u64(&key, 0)),
+            ));
+        }
+        (Some(head), None) => {
+            return Err(corrupt(
+                "events",
+                format!("the chain head names event #{} but the log is empty", head.sequence),
+            ));
+        }
+        (Some(head), Some((key, _))) => {
+            let last_sequence = read_u64(&key, 0);
+            if last_sequence != head.sequence {
+                return Err(StoreError::CorruptChain {
+                    path: path_text.clone(),
+                    fault: ChainFault::SequenceGap {
+                        previous: head.sequence,
+                        found: last_sequence,
+                    },
+                });
+            }
+            head
+        }
+    };
+    let tail_start = head.sequence.saturating_sub(TAIL_CHECKED_ON_OPEN - 1).max(1);
+    let mut verifier = if tail_start == 1 {
+        ChainVerifier::from_genesis()
+    } else {
+        let before_key = (tail_start - 1).to_be_bytes();
+        let before = trees.events.get(before_key)?.ok_or_else(|| StoreError::CorruptChain {
+            path: path_text.clone(),
+            fault: ChainFault::SequenceGap {
+                previous: tail_start.saturating_sub(2),
+                found: tail_start,
+            },
+        })?;
+        let before: RecordedEvent = serde_json::from_slice(&before)
+            .map_err(|error| corrupt(&format!("event #{}", tail_start - 1), error.to_string()))?;
+        ChainVerifier::after(before.body.sequence, before.hash)
+    };
+    for entry in trees.events.range(tail_start.to_be_bytes()..) {
+        let (key, value) = entry?;
+        let key_sequence = read_u64(&key, 0);
+        let event: RecordedEvent = serde_json::from_slice(&value)
+            .map_err(|error| corrupt(&format!("event #{key_sequence}"), error.to_string()))?;
+        let chain_error = |fault| StoreError::CorruptChain {
+            path: path_text.clone(),
+            fault,
+        };
+        if event.body.sequence != key_sequence {
+            return Err(chain_error(ChainFault::MisplacedEvent {
+                key: key_sequence,
+                found: event.body.sequence,
+            }));
+        }
+        verifier.check(&event).map_err(chain_error)?;
+    }
+    if verifier.last_hash() != head.hash {
+        return Err(StoreError::CorruptChain {
+            path: path_text,
+            fault: ChainFault::HashMismatch {
+                sequence: head.sequence,
+                stored: head.hash.clone(),
+                computed: verifier.last_hash().to_string(),
+            },
+        });
+    }
+    Ok(Some(head))
+}
+
+fn stream_key(account: &str, stream_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(account.len() + stream_id.len() + 1);
+    key.extend_from_slice(account.as_bytes());
+    key.push(0);
+    key.extend_from_slice(stream_id.as_bytes());
+    key
+}
+
+fn split_stream_key(key: &[u8]) -> (String, String) {
+    let separator = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
+    let account = String::from_utf8_lossy(&key[..separator]).into_owned();
+    let stream_id = String::from_utf8_lossy(key.get(separator + 1..).unwrap_or_default()).into_owned();
+    (account, stream_id)
+}
+
+fn creation_key(account: &str, sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(account.len() + 9);
+    key.extend_from_slice(account.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// A big-endian u64 at `offset`, or 0 when the bytes are too short (callers check lengths
+/// where a short record means corruption).
+fn read_u64(bytes: &[u8], offset: usize) -> u64 {
+    bytes
+        .get(offset..offset + 8)
+        .and_then(|slice| <[u8; 8]>::try_from(slice).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Plain data structures with string keys always serialize.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn encode_projection(stored: &StoredProjection) -> Vec<u8> {
+    let mut value = Vec::with_capacity(512);
+    value.extend_from_slice(&stored.version.to_be_bytes());
+    value.extend_from_slice(&stored.created_sequence.to_be_bytes());
+    value.extend_from_slice(&encode_json(&stored.projection));
+    value
+}
+
+fn decode_projection(value: &[u8]) -> Result<StoredProjection, String> {
+    if value.len() < 16 {
+        return Err("the record is shorter than its header".into());
+    }
+    let projection = serde_json::from_slice(&value[16..]).map_err(|error| error.to_string())?;
+    Ok(StoredProjection {
+        version: read_u64(value, 0),
+        created_sequence: read_u64(value, 8),
+        projection,
+    })
+}

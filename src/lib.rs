@@ -1,7 +1,69 @@
-//! chargeledger: an event-sourced charge ledger.
+//! chargeledger: an event-sourced ledger of payment charges, with an honest record of every change.
+//!
+//! Each request to create, update, capture or refund a charge is checked against the charge as
+//! projected from its history, then appended as an immutable, hash-chained event to an embedded
+//! sled log. Current state, a field-level audit trail, the charge at any past version or moment,
+//! and a live feed of the log are all rebuilt from those events.
+//!
+//! ```
+//! use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let directory = tempfile::tempdir()?;
+//! # let data_directory = directory.path().join("chargeledger-data");
+//! let ledger = Ledger::open(&data_directory).await?;
+//! let account = "sk_test_merchant";
+//!
+//! let charge = ledger
+//!     .create_charge(
+//!         account,
+//!         CreateCharge::new(2000, "usd").source("tok_visa").capture(false),
+//!         RequestMeta::library(),
+//!     )
+//!     .await?;
+//! let charge = ledger
+//!     .update_charge(
+//!         account,
+//!         &charge.id,
+//!         UpdateCharge::new().metadata_set("shipping", "express"),
+//!         RequestMeta::library(),
+//!     )
+//!     .await?;
+//! assert_eq!(charge.metadata["shipping"], "express");
+//!
+//! for entry in ledger.history(account, &charge.id).await? {
+//!     println!("{entry}");
+//! }
+//! // The charge as it was before the update:
+//! let original = ledger.charge_at_version(account, &charge.id, 1).await?;
+//! assert!(original.metadata.is_empty());
+//! # ledger.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
+//! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`
+//! for the design and its invariants.
 
+pub mod audit;
 pub mod chain;
 pub mod domain;
 pub mod events;
 pub mod ids;
+pub mod ledger;
+pub mod maintenance;
 pub mod store;
+pub mod subscription;
+
+pub use audit::{FieldDiff, HistoryEntry};
+pub use domain::{
+    AccountPolicy, Address, CaptureCharge, Charge, CreateCharge, CreateCustomer, Customer,
+    MetadataEdit, Refund, RefundCharge, RequestError, ShippingInput, UpdateCharge,
+};
+pub use events::{EventPayload, RecordedEvent, RequestMeta};
+pub use ledger::{Ledger, LedgerError, ListCharges, Refunded};
+pub use maintenance::{Fault, ReplayReport, VerifyReport};
+pub use store::{EventStore, Page, PageCursor, SledStore, StoreError};
+pub use subscription::Subscription;

@@ -7,7 +7,7 @@
 use crate::domain::charge::{Address, Metadata};
 
 /// One edit to a charge's or customer's metadata, in request order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum MetadataEdit {
     /// `metadata[key]=value`: add or overwrite one key.
     Set(String, serde_json::Value),
@@ -18,7 +18,7 @@ pub enum MetadataEdit {
 }
 
 /// Shipping details as a request gives them; `name` and `address` are required by validation.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ShippingInput {
     pub name: Option<String>,
     pub address: Option<Address>,
@@ -54,7 +54,7 @@ impl ShippingInput {
 }
 
 /// What an update does to `shipping`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ShippingUpdate {
     /// Replace the whole shipping object.
     Set(ShippingInput),
@@ -63,7 +63,7 @@ pub enum ShippingUpdate {
 }
 
 /// Create a charge (`POST /v1/charges`).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CreateCharge {
     pub amount: i64,
     pub currency: String,
@@ -147,7 +147,7 @@ impl CreateCharge {
 /// Update a charge (`POST /v1/charges/{id}`): every `None` leaves that field unchanged.
 ///
 /// An empty string unsets `description` and `receipt_email`, as on Stripe.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct UpdateCharge {
     pub customer: Option<String>,
     pub description: Option<String>,
@@ -218,7 +218,7 @@ impl UpdateCharge {
 }
 
 /// Capture an authorized charge, in full or in part.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CaptureCharge {
     /// At most the authorized amount; `None` captures all of it.
     pub amount: Option<i64>,
@@ -242,7 +242,7 @@ impl CaptureCharge {
 }
 
 /// Refund a charge, in full or in part.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RefundCharge {
     /// `None` refunds everything still refundable.
     pub amount: Option<i64>,
@@ -265,7 +265,7 @@ impl RefundCharge {
 }
 
 /// Create a customer (`POST /v1/customers`).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CreateCustomer {
     pub email: Option<String>,
     pub name: Option<String>,

@@ -44,6 +44,12 @@ const TAIL_CHECKED_ON_OPEN: u64 = 1024;
 /// Upper bound on appends in one group commit, so one batch's latency stays bounded.
 const MAX_BATCH_JOBS: usize = 1024;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    CheckHead,
+    SkipHeadCheck,
+}
+
 #[derive(Clone)]
 struct Trees {
     events: sled::Tree,
@@ -88,7 +94,23 @@ pub struct SledStore {
 impl SledStore {
     /// Open (or create) the store in `path`, check the hash chain at its head, and start the writer.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead)
+    }
+
+    /// Open a store without checking its head, so that `verify` can report on a damaged one.
+    /// The head is taken to be the last stored event. Do not serve requests from such a store.
+    pub fn open_for_verification(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SledStore::open_in_mode(path.as_ref(), OpenMode::SkipHeadCheck)
+    }
+
+    fn open_in_mode(path: &Path, mode: OpenMode) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        if mode == OpenMode::SkipHeadCheck && !path.join("db").exists() {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} holds no chargeledger store", path.display()),
+            )));
+        }
         std::fs::create_dir_all(&path)?;
         let db = sled::Config::new().path(&path).open().map_err(|error| match error {
             sled::Error::Io(io_error) if io_error.kind() == std::io::ErrorKind::WouldBlock => {
@@ -107,7 +129,10 @@ impl SledStore {
             idempotency: db.open_tree("idempotency")?,
             meta: db.open_tree("meta")?,
         };
-        let head = check_format_and_head(&path, &trees)?;
+        let head = match mode {
+            OpenMode::CheckHead => check_format_and_head(&path, &trees)?,
+            OpenMode::SkipHeadCheck => last_stored_event(&trees),
+        };
         if trees.meta.get(FORMAT_KEY)?.is_none() {
             trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
@@ -732,6 +757,18 @@ fn reply_error(job: Job, make_error: impl Fn() -> StoreError) {
             let _ = reply.send(Err(make_error()));
         }
     }
+}
+
+/// The newest stored event as a head, trusting nothing else (for verification of damaged stores).
+fn last_stored_event(trees: &Trees) -> Option<ChainHead> {
+    let (key, value) = trees.events.last().ok().flatten()?;
+    let hash = serde_json::from_slice::<RecordedEvent>(&value)
+        .map(|event| event.hash)
+        .unwrap_or_default();
+    Some(ChainHead {
+        sequence: read_u64(&key, 0),
+        hash,
+    })
 }
 
 /// Refuse a store whose layout is unknown or whose newest events do not chain to the recorded head.

@@ -1,0 +1,713 @@
+//! The `Ledger`: the async shell that loads state, calls the pure `decide`/`apply`, and appends through a store.
+//!
+//! Every write follows one path (`Ledger::execute`): check the idempotency key, load the
+//! stream's projection, decide, fold the new events onto it, append with the expected version,
+//! and on a version conflict start again from the fresh state. Writes to one stream are also
+//! serialized in-process by a striped lock, so concurrent updates of one charge queue instead of
+//! failing, and none is lost.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+use crate::audit::{self, HistoryEntry};
+use crate::domain::{
+    self, AccountPolicy, CaptureCharge, Charge, CreateCharge, CreateCustomer, Customer,
+    DecisionContext, FoldError, Projection, Refund, RefundCharge, RequestError, UpdateCharge,
+};
+use crate::events::{AccountPolicySet, EventPayload, RecordedEvent, RequestMeta};
+use crate::ids;
+use crate::store::{
+    AppendRequest, EventStore, IdempotencyRecord, Page, PageCursor, SledStore, StoreError,
+    StoredProjection,
+};
+use crate::subscription::Subscription;
+
+/// The stream that holds an account's own rules.
+pub const POLICY_STREAM: &str = "policy";
+/// Locks striping the in-process serialization of writes per stream.
+const STREAM_LOCK_STRIPES: usize = 1024;
+/// How often a write is retried after losing an optimistic-concurrency race.
+const MAX_APPEND_ATTEMPTS: usize = 32;
+/// How long a request waits for another request with the same idempotency key to finish.
+const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(10);
+/// The longest idempotency key accepted, as on Stripe.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
+/// Why a ledger operation failed.
+#[derive(Debug, Error)]
+pub enum LedgerError {
+    /// The request broke a rule; nothing was appended.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(
+        "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+    )]
+    IdempotencyKeyReused { key: String },
+    #[error(
+        "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {key}. Please try again later."
+    )]
+    IdempotencyKeyInUse { key: String },
+    #[error("Idempotency keys can be at most 255 characters long; this one has {length_chars}.")]
+    IdempotencyKeyTooLong { length_chars: usize },
+    #[error("charge {charge_id} has no version {version}; its latest version is {latest}")]
+    NoSuchVersion {
+        charge_id: String,
+        version: u64,
+        latest: u64,
+    },
+    #[error("charge {charge_id} did not exist yet at {as_of}; it was created at {created_at}")]
+    NotYetCreated {
+        charge_id: String,
+        as_of: OffsetDateTime,
+        created_at: OffsetDateTime,
+    },
+    #[error("'{account}' is not a valid account name: use 1 to 255 printable characters")]
+    InvalidAccount { account: String },
+    #[error(
+        "stream {stream_id} kept changing under this write ({attempts} attempts); another process is writing to it"
+    )]
+    Contention { stream_id: String, attempts: usize },
+    #[error("the stored events of {stream_id} cannot be folded: {source}")]
+    CorruptStream {
+        stream_id: String,
+        #[source]
+        source: FoldError,
+    },
+    #[error("stored idempotency result for key '{key}' cannot be read: {detail}")]
+    CorruptIdempotencyRecord { key: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Filters and paging for `Ledger::list_charges`; `Default` is Stripe's default page of 10.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCharges {
+    /// 1 to 100.
+    pub limit: usize,
+    pub cursor: PageCursor,
+    pub customer: Option<String>,
+    pub transfer_group: Option<String>,
+    pub created_gt: Option<i64>,
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    pub created_lte: Option<i64>,
+}
+
+impl Default for ListCharges {
+    fn default() -> Self {
+        ListCharges {
+            limit: 10,
+            cursor: PageCursor::Newest,
+            customer: None,
+            transfer_group: None,
+            created_gt: None,
+            created_gte: None,
+            created_lt: None,
+            created_lte: None,
+        }
+    }
+}
+
+impl ListCharges {
+    fn matches(&self, charge: &Charge) -> bool {
+        self.customer
+            .as_ref()
+            .is_none_or(|customer| charge.customer.as_ref() == Some(customer))
+            && self
+                .transfer_group
+                .as_ref()
+                .is_none_or(|group| charge.transfer_group.as_ref() == Some(group))
+            && self.created_gt.is_none_or(|bound| charge.created > bound)
+            && self.created_gte.is_none_or(|bound| charge.created >= bound)
+            && self.created_lt.is_none_or(|bound| charge.created < bound)
+            && self.created_lte.is_none_or(|bound| charge.created <= bound)
+    }
+}
+
+/// What a refund produced: the refund object and the charge after it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Refunded {
+    pub refund: Refund,
+    pub charge: Charge,
+}
+
+/// What a command decided, before it is appended.
+enum Decision<T> {
+    /// Nothing changes; answer with this.
+    Unchanged(T),
+    /// Append these events; the stream becomes `projection`, the caller gets `outcome`.
+    Append {
+        payloads: Vec<EventPayload>,
+        projection: Projection,
+        outcome: T,
+    },
+}
+
+/// A charge ledger on an event store. Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct Ledger {
+    store: Arc<dyn EventStore>,
+    stream_locks: Arc<[Mutex<()>]>,
+}
+
+impl Ledger {
+    /// Open (or create) a ledger in a data directory with the embedded sled store.
+    ///
+    /// Refuses a store whose newest events do not match its recorded chain head.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        let store = tokio::task::spawn_blocking(move || SledStore::open(path))
+            .await
+            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+        Ok(Ledger::with_store(Arc::new(store)))
+    }
+
+    /// Open a data directory only to check it (`verify`), even if `open` would refuse it.
+    pub async fn open_for_verification(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        let store = tokio::task::spawn_blocking(move || SledStore::open_for_verification(path))
+            .await
+            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+        Ok(Ledger::with_store(Arc::new(store)))
+    }
+
+    /// A ledger over any `EventStore` backend.
+    pub fn with_store(store: Arc<dyn EventStore>) -> Self {
+        let stream_locks: Vec<Mutex<()>> = (0..STREAM_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        Ledger {
+            store,
+            stream_locks: stream_locks.into(),
+        }
+    }
+
+    /// The store under this ledger.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Create a charge: authorize it, and capture it unless `command.capture` is false.
+    pub async fn create_charge(
+        &self,
+        account: &str,
+        command: CreateCharge,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let customer = match &command.customer {
+            Some(id) => self.find_customer(account, id).await?,
+            None => None,
+        };
+        let context = self.decision_context(account).await?;
+        let charge_id = context.ids.charge.clone();
+        let fingerprint = fingerprint("create_charge", "", &command);
+        self.execute(account, &charge_id, fingerprint, request, |current| {
+            if current.is_some() {
+                // A freshly drawn id collided with an existing charge: vanishingly rare, and
+                // refusing is safer than overwriting. The caller may retry.
+                return Err(LedgerError::Contention {
+                    stream_id: charge_id.clone(),
+                    attempts: 1,
+                });
+            }
+            let payload = domain::decide::create_charge(&command, customer.as_ref(), &context)?;
+            fold_new_charge(&charge_id, None, payload)
+        })
+        .await
+    }
+
+    /// Update a charge. Parameters left `None` keep their value; an update that changes nothing
+    /// appends nothing and returns the charge as it is.
+    pub async fn update_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        command: UpdateCharge,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let referenced_customer = match &command.customer {
+            Some(id) => self.find_customer(account, id).await?,
+            None => None,
+        };
+        let policy = self.account_policy(account).await?;
+        let fingerprint = fingerprint("update_charge", charge_id, &command);
+        self.execute(account, charge_id, fingerprint, request, |current| {
+            let charge = existing_charge(charge_id, current)?;
+            match domain::decide::update_charge(&charge, &command, referenced_customer.as_ref(), &policy)? {
+                None => Ok(Decision::Unchanged(charge)),
+                Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
+            }
+        })
+        .await
+    }
+
+    /// Capture an authorized charge, in full or in part.
+    pub async fn capture_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        command: CaptureCharge,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let context = self.decision_context(account).await?;
+        let fingerprint = fingerprint("capture_charge", charge_id, &command);
+        self.execute(account, charge_id, fingerprint, request, |current| {
+            let charge = existing_charge(charge_id, current)?;
+            let payload = domain::decide::capture_charge(&charge, &command, &context)?;
+            fold_new_charge(charge_id, Some(charge), payload)
+        })
+        .await
+    }
+
+    /// Refund a charge, in full or in part.
+    pub async fn refund_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        command: RefundCharge,
+        request: RequestMeta,
+    ) -> Result<Refunded, LedgerError> {
+        check_account(account)?;
+        let context = self.decision_context(account).await?;
+        let fingerprint = fingerprint("refund_charge", charge_id, &command);
+        self.execute(account, charge_id, fingerprint, request, |current| {
+            let charge = existing_charge(charge_id, current)?;
+            let payload = domain::decide::refund_charge(&charge, &command, &context)?;
+            let refund = match &payload {
+                EventPayload::ChargeRefunded(refunded) => refunded.refund.clone(),
+                _ => unreachable!("refund_charge decides only ChargeRefunded"),
+            };
+            match fold_new_charge(charge_id, Some(charge), payload)? {
+                Decision::Append {
+                    payloads,
+                    projection,
+                    outcome,
+                } => Ok(Decision::Append {
+                    payloads,
+                    projection,
+                    outcome: Refunded {
+                        refund,
+                        charge: outcome,
+                    },
+                }),
+                Decision::Unchanged(charge) => Ok(Decision::Unchanged(Refunded { refund, charge })),
+            }
+        })
+        .await
+    }
+
+    /// Create a customer.
+    pub async fn create_customer(
+        &self,
+        account: &str,
+        command: CreateCustomer,
+        request: RequestMeta,
+    ) -> Result<Customer, LedgerError> {
+        check_account(account)?;
+        let context = self.decision_context(account).await?;
+        let customer_id = context.ids.customer.clone();
+        let fingerprint = fingerprint("create_customer", "", &command);
+        self.execute(account, &customer_id, fingerprint, request, |current| {
+            if current.is_some() {
+                return Err(LedgerError::Contention {
+                    stream_id: customer_id.clone(),
+                    attempts: 1,
+                });
+            }
+            let payload = domain::decide::create_customer(&command, &context)?;
+            let projection = domain::apply(None, &payload).map_err(|source| LedgerError::CorruptStream {
+                stream_id: customer_id.clone(),
+                source,
+            })?;
+            let Projection::Customer(customer) = &projection else {
+                unreachable!("a customer.created event folds into a customer")
+            };
+            Ok(Decision::Append {
+                outcome: customer.clone(),
+                payloads: vec![payload],
+                projection,
+            })
+        })
+        .await
+    }
+
+    /// Set an account's own rules (recorded as an event, so policy changes are audited too).
+    pub async fn set_account_policy(
+        &self,
+        account: &str,
+        policy: AccountPolicy,
+        request: RequestMeta,
+    ) -> Result<AccountPolicy, LedgerError> {
+        check_account(account)?;
+        let fingerprint = fingerprint("set_account_policy", "", &policy);
+        self.execute(account, POLICY_STREAM, fingerprint, request, |current| {
+            let existing = match current.map(|stored| &stored.projection) {
+                Some(Projection::AccountPolicy(existing)) => *existing,
+                _ => AccountPolicy::default(),
+            };
+            if current.is_some() && existing == policy {
+                return Ok(Decision::Unchanged(policy));
+            }
+            Ok(Decision::Append {
+                payloads: vec![EventPayload::AccountPolicySet(AccountPolicySet { policy })],
+                projection: Projection::AccountPolicy(policy),
+                outcome: policy,
+            })
+        })
+        .await
+    }
+
+    /// An account's rules (the defaults until it sets any).
+    pub async fn account_policy(&self, account: &str) -> Result<AccountPolicy, LedgerError> {
+        check_account(account)?;
+        Ok(match self.store.load(account, POLICY_STREAM).await? {
+            Some(StoredProjection {
+                projection: Projection::AccountPolicy(policy),
+                ..
+            }) => policy,
+            _ => AccountPolicy::default(),
+        })
+    }
+
+    /// A charge as it is now.
+    pub async fn get_charge(&self, account: &str, charge_id: &str) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let stored = self.store.load(account, charge_id).await?;
+        existing_charge(charge_id, stored.as_ref())
+    }
+
+    /// A charge and the version of its history it reflects.
+    pub async fn get_charge_with_version(
+        &self,
+        account: &str,
+        charge_id: &str,
+    ) -> Result<(Charge, u64), LedgerError> {
+        check_account(account)?;
+        let stored = self.store.load(account, charge_id).await?;
+        let version = stored.as_ref().map_or(0, |stored| stored.version);
+        Ok((existing_charge(charge_id, stored.as_ref())?, version))
+    }
+
+    /// A customer.
+    pub async fn get_customer(&self, account: &str, customer_id: &str) -> Result<Customer, LedgerError> {
+        check_account(account)?;
+        self.find_customer(account, customer_id)
+            .await?
+            .ok_or_else(|| {
+                RequestError::NoSuchCustomer {
+                    id: customer_id.to_string(),
+                }
+                .into()
+            })
+    }
+
+    /// One page of an account's charges, newest first.
+    pub async fn list_charges(&self, account: &str, query: &ListCharges) -> Result<Page<Charge>, LedgerError> {
+        check_account(account)?;
+        let limit = query.limit.clamp(1, 100);
+        Ok(self
+            .store
+            .list_charges(account, &query.cursor, limit, &|charge| query.matches(charge))
+            .await?)
+    }
+
+    /// A charge's audit trail: every version with its time, request and field-level changes.
+    pub async fn history(&self, account: &str, charge_id: &str) -> Result<Vec<HistoryEntry>, LedgerError> {
+        let events = self.charge_events(account, charge_id, None).await?;
+        audit::history(&events).map_err(|source| LedgerError::CorruptStream {
+            stream_id: charge_id.to_string(),
+            source,
+        })
+    }
+
+    /// The events of one charge, oldest first.
+    pub async fn charge_events(
+        &self,
+        account: &str,
+        charge_id: &str,
+        max_version: Option<u64>,
+    ) -> Result<Vec<RecordedEvent>, LedgerError> {
+        check_account(account)?;
+        let events = self.store.read_stream(account, charge_id, max_version).await?;
+        let is_charge = events
+            .first()
+            .is_some_and(|event| matches!(event.body.payload, EventPayload::ChargeCreated(_)));
+        if !is_charge {
+            return Err(RequestError::NoSuchCharge {
+                id: charge_id.to_string(),
+            }
+            .into());
+        }
+        Ok(events)
+    }
+
+    /// The charge as it was right after its `version`-th event.
+    pub async fn charge_at_version(
+        &self,
+        account: &str,
+        charge_id: &str,
+        version: u64,
+    ) -> Result<Charge, LedgerError> {
+        let events = self.charge_events(account, charge_id, Some(version)).await?;
+        let latest = events.last().map_or(0, |event| event.body.stream_version);
+        if version == 0 || latest < version {
+            let (_, latest) = self.get_charge_with_version(account, charge_id).await?;
+            return Err(LedgerError::NoSuchVersion {
+                charge_id: charge_id.to_string(),
+                version,
+                latest,
+            });
+        }
+        fold_charge(charge_id, &events)
+    }
+
+    /// The charge as it was at a moment: every event recorded at or before `as_of`.
+    pub async fn charge_as_of(
+        &self,
+        account: &str,
+        charge_id: &str,
+        as_of: OffsetDateTime,
+    ) -> Result<Charge, LedgerError> {
+        let events = self.charge_events(account, charge_id, None).await?;
+        let created_at = events[0].body.recorded_at;
+        if as_of < created_at {
+            return Err(LedgerError::NotYetCreated {
+                charge_id: charge_id.to_string(),
+                as_of,
+                created_at,
+            });
+        }
+        let until: Vec<RecordedEvent> = events
+            .into_iter()
+            .take_while(|event| event.body.recorded_at <= as_of)
+            .collect();
+        fold_charge(charge_id, &until)
+    }
+
+    /// Up to `limit` events of the whole log after `after_sequence`, in order.
+    pub async fn events_after(&self, after_sequence: u64, limit: usize) -> Result<Vec<RecordedEvent>, LedgerError> {
+        Ok(self.store.read_all_after(after_sequence, limit).await?)
+    }
+
+    /// Follow the log: first every event after `after_sequence`, then each new one as it
+    /// becomes durable, none missed and none twice.
+    pub fn subscribe(&self, after_sequence: u64) -> Subscription {
+        Subscription::new(self.store.clone(), after_sequence)
+    }
+
+    /// Finish pending writes and close the store.
+    pub async fn close(&self) -> Result<(), LedgerError> {
+        Ok(self.store.close().await?)
+    }
+
+    async fn find_customer(&self, account: &str, customer_id: &str) -> Result<Option<Customer>, LedgerError> {
+        Ok(match self.store.load(account, customer_id).await? {
+            Some(StoredProjection {
+                projection: Projection::Customer(customer),
+                ..
+            }) => Some(customer),
+            _ => None,
+        })
+    }
+
+    async fn decision_context(&self, account: &str) -> Result<DecisionContext, LedgerError> {
+        Ok(DecisionContext {
+            now_unix: OffsetDateTime::now_utc().unix_timestamp(),
+            livemode: account_is_live(account),
+            ids: ids::fresh_ids(),
+        })
+    }
+
+    fn stream_lock(&self, account: &str, stream_id: &str) -> &Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        (account, stream_id).hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % STREAM_LOCK_STRIPES as u64).unwrap_or(0);
+        &self.stream_locks[stripe]
+    }
+
+    /// The one write path: idempotency, load, decide, append, retry on conflict.
+    async fn execute<T>(
+        &self,
+        account: &str,
+        stream_id: &str,
+        fingerprint: String,
+        request: RequestMeta,
+        mut decide: impl FnMut(Option<&StoredProjection>) -> Result<Decision<T>, LedgerError>,
+    ) -> Result<T, LedgerError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        if let Some(key) = &request.idempotency_key {
+            let length_chars = key.chars().count();
+            if length_chars > IDEMPOTENCY_KEY_MAX_CHARS {
+                return Err(LedgerError::IdempotencyKeyTooLong { length_chars });
+            }
+            if let Some(record) = self.store.idempotency_record(account, key).await? {
+                return self.replay_idempotent(record, &fingerprint).await;
+            }
+        }
+        let _serialized = self.stream_lock(account, stream_id).lock().await;
+        let waited_since = tokio::time::Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self.store.load(account, stream_id).await?;
+            let (payloads, projection, outcome) = match decide(current.as_ref())? {
+                Decision::Unchanged(outcome) => return Ok(outcome),
+                Decision::Append {
+                    payloads,
+                    projection,
+                    outcome,
+                } => (payloads, projection, outcome),
+            };
+            let idempotency = request.idempotency_key.as_ref().map(|key| IdempotencyRecord {
+                key: key.clone(),
+                fingerprint: fingerprint.clone(),
+                outcome: serde_json::to_value(&outcome).unwrap_or_default(),
+                created_at_unix: OffsetDateTime::now_utc().unix_timestamp(),
+                sequence: 0,
+            });
+            let append = AppendRequest {
+                account: account.to_string(),
+                stream_id: stream_id.to_string(),
+                expected_version: current.as_ref().map_or(0, |stored| stored.version),
+                payloads,
+                request: request.clone(),
+                projection,
+                idempotency,
+            };
+            match self.store.append(append).await {
+                Ok(events) => {
+                    debug!(stream_id, events = events.len(), "appended");
+                    return Ok(outcome);
+                }
+                Err(StoreError::VersionConflict { .. }) if attempts < MAX_APPEND_ATTEMPTS => {
+                    debug!(stream_id, attempts, "version conflict; deciding again on fresh state");
+                }
+                Err(StoreError::VersionConflict { .. }) => {
+                    warn!(stream_id, attempts, "giving up after repeated version conflicts");
+                    return Err(LedgerError::Contention {
+                        stream_id: stream_id.to_string(),
+                        attempts,
+                    });
+                }
+                Err(StoreError::IdempotencyKeyTaken(record)) => {
+                    return self.replay_idempotent(*record, &fingerprint).await;
+                }
+                Err(StoreError::IdempotencyKeyInFlight { key }) => {
+                    // Another request with this key is in the same commit; wait for its result.
+                    if waited_since.elapsed() > IDEMPOTENCY_WAIT {
+                        return Err(LedgerError::IdempotencyKeyInUse { key });
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    if let Some(record) = self.store.idempotency_record(account, &key).await? {
+                        return self.replay_idempotent(record, &fingerprint).await;
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Answer a retried request from its first result, once that result is durable.
+    async fn replay_idempotent<T: DeserializeOwned>(
+        &self,
+        record: IdempotencyRecord,
+        fingerprint: &str,
+    ) -> Result<T, LedgerError> {
+        if record.fingerprint != fingerprint {
+            return Err(LedgerError::IdempotencyKeyReused { key: record.key });
+        }
+        let mut durable = self.store.durable_sequence();
+        let _ = durable.wait_for(|sequence| *sequence >= record.sequence).await;
+        serde_json::from_value(record.outcome).map_err(|error| LedgerError::CorruptIdempotencyRecord {
+            key: record.key,
+            detail: error.to_string(),
+        })
+    }
+}
+
+/// A request's identity for idempotency: the operation, its target and its parameters.
+fn fingerprint(operation: &str, target: &str, parameters: &impl Serialize) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update([0]);
+    hasher.update(target.as_bytes());
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(parameters).unwrap_or_default());
+    hex::encode(hasher.finalize())
+}
+
+/// Account names are keys in storage and labels in logs: printable, 1 to 255 characters.
+fn check_account(account: &str) -> Result<(), LedgerError> {
+    let length = account.chars().count();
+    if length == 0 || length > 255 || account.chars().any(char::is_control) {
+        return Err(LedgerError::InvalidAccount {
+            account: account.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Accounts named after live keys (`sk_live_…`, `skey_…` without `test`) are in live mode.
+fn account_is_live(account: &str) -> bool {
+    account.contains("_live_")
+}
+
+fn existing_charge(charge_id: &str, stored: Option<&StoredProjection>) -> Result<Charge, LedgerError> {
+    match stored.map(|stored| &stored.projection) {
+        Some(Projection::Charge(charge)) => Ok((**charge).clone()),
+        _ => Err(RequestError::NoSuchCharge {
+            id: charge_id.to_string(),
+        }
+        .into()),
+    }
+}
+
+fn fold_new_charge(
+    charge_id: &str,
+    charge: Option<Charge>,
+    payload: EventPayload,
+) -> Result<Decision<Charge>, LedgerError> {
+    let projection = domain::apply(charge.map(|charge| Projection::Charge(Box::new(charge))), &payload)
+        .map_err(|source| LedgerError::CorruptStream {
+            stream_id: charge_id.to_string(),
+            source,
+        })?;
+    let Projection::Charge(outcome) = &projection else {
+        unreachable!("charge events fold into a charge")
+    };
+    Ok(Decision::Append {
+        outcome: (**outcome).clone(),
+        payloads: vec![payload],
+        projection,
+    })
+}
+
+fn fold_charge(charge_id: &str, events: &[RecordedEvent]) -> Result<Charge, LedgerError> {
+    let corrupt = |source| LedgerError::CorruptStream {
+        stream_id: charge_id.to_string(),
+        source,
+    };
+    match domain::fold(events.iter().map(|event| &event.body.payload)).map_err(corrupt)? {
+        Some(Projection::Charge(charge)) => Ok(*charge),
+        _ => Err(RequestError::NoSuchCharge {
+            id: charge_id.to_string(),
+        }
+        .into()),
+    }
+}

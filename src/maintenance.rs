@@ -1,0 +1,352 @@
+//! Whole-log operations: `verify` (hash chain, versions, projections), `replay` (rebuild projections), export and import.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::chain::{ChainFault, ChainVerifier};
+use crate::domain::{FoldError, apply};
+use crate::events::RecordedEvent;
+use crate::ledger::{Ledger, LedgerError};
+use crate::store::{StoreError, StoredProjection};
+
+/// Events read per page while scanning the log.
+const SCAN_PAGE_EVENTS: usize = 10_000;
+/// Projections read or written per page.
+const PROJECTION_PAGE: usize = 10_000;
+
+/// Reports how far a long operation has come: `(done, total)` events.
+pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// The first thing `verify` found wrong, naming the record.
+#[derive(Debug, Clone, PartialEq, Error, Serialize)]
+pub enum Fault {
+    #[error("{0}")]
+    Chain(#[serde(serialize_with = "display")] ChainFault),
+    #[error(
+        "event #{sequence} is version {found} of stream {stream_id} in account {account}, but that stream's next version is {expected}"
+    )]
+    StreamVersionGap {
+        sequence: u64,
+        account: String,
+        stream_id: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("event #{sequence} cannot be applied to its stream {stream_id}: {detail}")]
+    Unfoldable {
+        sequence: u64,
+        stream_id: String,
+        detail: String,
+    },
+    #[error("{location} cannot be read: {detail}")]
+    Unreadable { location: String, detail: String },
+    #[error(
+        "the stored projection of {stream_id} in account {account} differs from the fold of its events: {detail}"
+    )]
+    ProjectionMismatch {
+        account: String,
+        stream_id: String,
+        detail: String,
+    },
+}
+
+fn display<S: serde::Serializer>(fault: &ChainFault, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(fault)
+}
+
+/// What `verify` checked and the first fault it found, if any.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub streams: u64,
+    pub projections: u64,
+    pub first_fault: Option<Fault>,
+}
+
+impl VerifyReport {
+    pub fn is_sound(&self) -> bool {
+        self.first_fault.is_none()
+    }
+}
+
+/// A projection that `replay` found wrong and rewrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectionMismatch {
+    pub account: String,
+    pub stream_id: String,
+    pub detail: String,
+}
+
+/// What `replay` rebuilt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplayReport {
+    pub events: u64,
+    pub streams: u64,
+    pub mismatches: Vec<ProjectionMismatch>,
+}
+
+/// Streams rebuilt from the log: `(account, stream id)` → state.
+type Rebuilt = HashMap<(String, String), StoredProjection>;
+
+/// Why a scan of the log stopped.
+enum ScanStop {
+    Fault(Fault),
+    Failed(LedgerError),
+}
+
+impl From<StoreError> for ScanStop {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::CorruptRecord { location, detail, .. } => ScanStop::Fault(Fault::Unreadable { location, detail }),
+            StoreError::CorruptChain { fault, .. } => ScanStop::Fault(Fault::Chain(fault)),
+            other => ScanStop::Failed(other.into()),
+        }
+    }
+}
+
+impl Ledger {
+    /// Check everything: the hash chain of every event, gap-free stream versions, and that every
+    /// stored projection equals the fold of its events. Stops at the first bad record and names it.
+    pub async fn verify(&self, progress: ProgressFn<'_>) -> Result<VerifyReport, LedgerError> {
+        let total = self.store().head().await?.map_or(0, |head| head.sequence);
+        let mut report = VerifyReport {
+            events: 0,
+            streams: 0,
+            projections: 0,
+            first_fault: None,
+        };
+        let rebuilt = match self.rebuild(total, progress, &mut report.events).await {
+            Ok(rebuilt) => rebuilt,
+            Err(ScanStop::Fault(fault)) => {
+                report.first_fault = Some(fault);
+                return Ok(report);
+            }
+            Err(ScanStop::Failed(error)) => return Err(error),
+        };
+        report.streams = rebuilt.len() as u64;
+        let mut mismatches = Vec::new();
+        report.projections = self.compare_projections(rebuilt, &mut mismatches, 1).await?;
+        report.first_fault = mismatches.into_iter().next().map(|(mismatch, _)| Fault::ProjectionMismatch {
+            account: mismatch.account,
+            stream_id: mismatch.stream_id,
+            detail: mismatch.detail,
+        });
+        Ok(report)
+    }
+
+    /// Rebuild every projection from the log, rewrite the ones that differ, and report them.
+    /// The log itself is only read.
+    pub async fn replay(&self, progress: ProgressFn<'_>) -> Result<ReplayReport, LedgerError> {
+        let total = self.store().head().await?.map_or(0, |head| head.sequence);
+        let mut events = 0;
+        let rebuilt = match self.rebuild(total, progress, &mut events).await {
+            Ok(rebuilt) => rebuilt,
+            Err(ScanStop::Fault(fault)) => {
+                return Err(LedgerError::Io(std::io::Error::other(format!(
+                    "replay stopped: {fault}; run `chargeledger verify` for details"
+                ))));
+            }
+            Err(ScanStop::Failed(error)) => return Err(error),
+        };
+        let streams = rebuilt.len() as u64;
+        let mut found = Vec::new();
+        self.compare_projections(rebuilt, &mut found, usize::MAX).await?;
+        let mut mismatches = Vec::with_capacity(found.len());
+        let mut corrections = Vec::new();
+        for (mismatch, correct) in found {
+            if let Some(correct) = correct {
+                corrections.push((mismatch.account.clone(), mismatch.stream_id.clone(), correct));
+            }
+            mismatches.push(mismatch);
+        }
+        for chunk in corrections.chunks(PROJECTION_PAGE) {
+            self.store().put_projections(chunk.to_vec()).await?;
+        }
+        Ok(ReplayReport {
+            events,
+            streams,
+            mismatches,
+        })
+    }
+
+    /// Write every event as one JSON line, in log order. Returns the number written.
+    pub async fn export(&self, output: &mut (dyn Write + Send), progress: ProgressFn<'_>) -> Result<u64, LedgerError> {
+        let total = self.store().head().await?.map_or(0, |head| head.sequence);
+        let mut after = 0;
+        loop {
+            let events = self.store().read_all_after(after, SCAN_PAGE_EVENTS).await?;
+            let Some(last) = events.last() else { break };
+            after = last.body.sequence;
+            for event in &events {
+                serde_json::to_writer(&mut *output, event).map_err(std::io::Error::other)?;
+                output.write_all(b"\n")?;
+            }
+            progress(after, total);
+        }
+        output.flush()?;
+        Ok(after)
+    }
+
+    /// Load an export (JSON Lines) into an empty store, verifying the chain as it goes and
+    /// rebuilding projections. Returns the number of events imported.
+    pub async fn import(&self, input: &mut (dyn BufRead + Send), progress: ProgressFn<'_>) -> Result<u64, LedgerError> {
+        if let Some(head) = self.store().head().await? {
+            return Err(StoreError::NotEmpty { events: head.sequence }.into());
+        }
+        let mut states: Rebuilt = HashMap::new();
+        let mut batch = Vec::new();
+        let mut touched = Vec::new();
+        let mut imported = 0;
+        let mut line = String::new();
+        let mut line_number = 0_u64;
+        loop {
+            line.clear();
+            let read = input.read_line(&mut line)?;
+            if read > 0 && !line.trim().is_empty() {
+                line_number += 1;
+                let event: RecordedEvent = serde_json::from_str(line.trim()).map_err(|error| StoreError::ImportRejected {
+                    sequence: line_number,
+                    detail: format!("line {line_number} is not a chargeledger event: {error}"),
+                })?;
+                fold_into(&mut states, &event).map_err(|fault| StoreError::ImportRejected {
+                    sequence: event.body.sequence,
+                    detail: fault.to_string(),
+                })?;
+                touched.push((event.body.account.clone(), event.body.stream_id.clone()));
+                batch.push(event);
+            }
+            if batch.len() >= SCAN_PAGE_EVENTS || (read == 0 && !batch.is_empty()) {
+                touched.sort();
+                touched.dedup();
+                let projections = touched
+                    .drain(..)
+                    .filter_map(|key| states.get(&key).map(|state| (key.0, key.1, state.clone())))
+                    .collect();
+                imported += batch.len() as u64;
+                self.store().import(std::mem::take(&mut batch), projections).await?;
+                progress(imported, imported);
+            }
+            if read == 0 {
+                break;
+            }
+        }
+        Ok(imported)
+    }
+
+    /// Fold the whole log, checking the chain and stream versions on the way.
+    async fn rebuild(&self, total: u64, progress: ProgressFn<'_>, events_seen: &mut u64) -> Result<Rebuilt, ScanStop> {
+        let mut verifier = ChainVerifier::from_genesis();
+        let mut states: Rebuilt = HashMap::new();
+        let mut after = 0;
+        loop {
+            let events = self.store().read_all_after(after, SCAN_PAGE_EVENTS).await?;
+            let Some(last) = events.last() else { break };
+            after = last.body.sequence;
+            for event in &events {
+                verifier.check(event).map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
+                fold_into(&mut states, event).map_err(ScanStop::Fault)?;
+                *events_seen += 1;
+            }
+            progress(after, total);
+        }
+        if verifier.last_sequence() != total {
+            return Err(ScanStop::Fault(Fault::Chain(ChainFault::SequenceGap {
+                previous: verifier.last_sequence(),
+                found: total,
+            })));
+        }
+        Ok(states)
+    }
+
+    /// Compare stored projections with rebuilt ones. Collects up to `max_mismatches`, each with
+    /// the correct state when there is one. Returns the number of stored projections seen.
+    async fn compare_projections(
+        &self,
+        mut rebuilt: Rebuilt,
+        mismatches: &mut Vec<(ProjectionMismatch, Option<StoredProjection>)>,
+        max_mismatches: usize,
+    ) -> Result<u64, LedgerError> {
+        let mut seen = 0;
+        let mut after = None;
+        loop {
+            let rows = self.store().read_projections_after(after.clone(), PROJECTION_PAGE).await?;
+            let Some((account, stream_id, _)) = rows.last() else { break };
+            after = Some((account.clone(), stream_id.clone()));
+            for (account, stream_id, stored) in rows {
+                seen += 1;
+                let expected = rebuilt.remove(&(account.clone(), stream_id.clone()));
+                let detail = match &expected {
+                    None => Some("there are no events for it".to_string()),
+                    Some(expected) if expected.version != stored.version => Some(format!(
+                        "it claims version {}, the log has {}",
+                        stored.version, expected.version
+                    )),
+                    Some(expected) if expected.created_sequence != stored.created_sequence => {
+                        Some("its creation order differs".to_string())
+                    }
+                    Some(expected) if expected.projection != stored.projection => {
+                        Some("its state differs".to_string())
+                    }
+                    Some(_) => None,
+                };
+                if let Some(detail) = detail {
+                    mismatches.push((ProjectionMismatch { account, stream_id, detail }, expected));
+                    if mismatches.len() >= max_mismatches {
+                        return Ok(seen);
+                    }
+                }
+            }
+        }
+        for ((account, stream_id), expected) in rebuilt {
+            if mismatches.len() >= max_mismatches {
+                break;
+            }
+            mismatches.push((
+                ProjectionMismatch {
+                    account,
+                    stream_id,
+                    detail: "its projection is missing".into(),
+                },
+                Some(expected),
+            ));
+        }
+        Ok(seen)
+    }
+}
+
+/// Apply one event to the rebuilt state of its stream, checking its stream version.
+fn fold_into(states: &mut Rebuilt, event: &RecordedEvent) -> Result<(), Fault> {
+    let body = &event.body;
+    let key = (body.account.clone(), body.stream_id.clone());
+    let previous = states.remove(&key);
+    let expected = previous.as_ref().map_or(1, |state| state.version + 1);
+    if body.stream_version != expected {
+        return Err(Fault::StreamVersionGap {
+            sequence: body.sequence,
+            account: body.account.clone(),
+            stream_id: body.stream_id.clone(),
+            expected,
+            found: body.stream_version,
+        });
+    }
+    let created_sequence = previous.as_ref().map_or(body.sequence, |state| state.created_sequence);
+    let projection = apply(previous.map(|state| state.projection), &body.payload).map_err(|error: FoldError| {
+        Fault::Unfoldable {
+            sequence: body.sequence,
+            stream_id: body.stream_id.clone(),
+            detail: error.to_string(),
+        }
+    })?;
+    states.insert(
+        key,
+        StoredProjection {
+            version: body.stream_version,
+            created_sequence,
+            projection,
+        },
+    );
+    Ok(())
+}

@@ -49,6 +49,7 @@
 
 pub mod audit;
 pub mod chain;
+pub mod cli;
 pub mod domain;
 pub mod events;
 pub mod ids;

@@ -197,6 +197,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// A channel that always holds the sequence of the newest durable event.
     fn durable_sequence(&self) -> watch::Receiver<u64>;
 
+    /// The accounts that have a stream with this id (one, unless random ids collided).
+    /// For operators' tools that are given an object id alone; requests never use it.
+    async fn accounts_owning(&self, stream_id: &str) -> Result<Vec<String>, StoreError>;
+
     /// Bytes the store occupies on disk.
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
 

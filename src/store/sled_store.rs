@@ -12,6 +12,7 @@
 //! - `projections`: account, stream id → version, creation sequence, `Projection` JSON
 //! - `charges_by_creation`: account, creation sequence → charge id (for newest-first lists)
 //! - `idempotency`: account, key → `IdempotencyRecord` JSON
+//! - `owners`: stream id, account → nothing (which account a charge or customer belongs to, for operators' tools)
 //! - `meta`: `head` → `ChainHead`, `format` → the layout version
 
 use std::collections::{HashMap, HashSet};
@@ -57,6 +58,7 @@ struct Trees {
     projections: sled::Tree,
     charges_by_creation: sled::Tree,
     idempotency: sled::Tree,
+    owners: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -67,6 +69,7 @@ enum TreeName {
     Projections,
     ChargesByCreation,
     Idempotency,
+    Owners,
     Meta,
 }
 
@@ -127,6 +130,7 @@ impl SledStore {
             projections: db.open_tree("projections")?,
             charges_by_creation: db.open_tree("charges_by_creation")?,
             idempotency: db.open_tree("idempotency")?,
+            owners: db.open_tree("owners")?,
             meta: db.open_tree("meta")?,
         };
         let head = match mode {
@@ -399,6 +403,17 @@ impl EventStore for SledStore {
         self.durable_sequence.clone()
     }
 
+    async fn accounts_owning(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut prefix = stream_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut accounts = Vec::new();
+        for entry in self.trees.owners.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            accounts.push(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok(accounts)
+    }
+
     async fn disk_bytes(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
@@ -658,6 +673,9 @@ impl Writer {
             projection: request.projection.clone(),
         };
         writes.push((TreeName::Projections, key.clone(), encode_projection(&stored)));
+        if actual == 0 {
+            writes.push((TreeName::Owners, owner_key(&request.stream_id, &request.account), Vec::new()));
+        }
         if actual == 0 && matches!(request.projection, Projection::Charge(_)) {
             writes.push((
                 TreeName::ChargesByCreation,
@@ -699,6 +717,7 @@ impl Writer {
         }
         for (account, stream_id, stored) in &projections {
             let key = stream_key(account, stream_id);
+            writes.push((TreeName::Owners, owner_key(stream_id, account), Vec::new()));
             if matches!(stored.projection, Projection::Charge(_)) {
                 writes.push((
                     TreeName::ChargesByCreation,
@@ -725,9 +744,10 @@ impl Writer {
             &trees.projections,
             &trees.charges_by_creation,
             &trees.idempotency,
+            &trees.owners,
             &trees.meta,
         )
-            .transaction(|(events, streams, projections, charges, idempotency, meta)| {
+            .transaction(|(events, streams, projections, charges, idempotency, owners, meta)| {
                 for (tree, key, value) in writes {
                     let target = match tree {
                         TreeName::Events => events,
@@ -735,6 +755,7 @@ impl Writer {
                         TreeName::Projections => projections,
                         TreeName::ChargesByCreation => charges,
                         TreeName::Idempotency => idempotency,
+                        TreeName::Owners => owners,
                         TreeName::Meta => meta,
                     };
                     target.insert(key.as_slice(), value.as_slice())?;
@@ -878,6 +899,10 @@ fn stream_key(account: &str, stream_id: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(stream_id.as_bytes());
     key
+}
+
+fn owner_key(stream_id: &str, account: &str) -> Vec<u8> {
+    stream_key(stream_id, account)
 }
 
 fn split_stream_key(key: &[u8]) -> (String, String) {

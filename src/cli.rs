@@ -1,0 +1,248 @@
+//! The `chargeledger` command line: audit timelines, time travel, replay, verify, export and import of a data directory.
+
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::ledger::{Ledger, LedgerError};
+
+/// An event-sourced charge ledger with a full audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "chargeledger", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct DataDirectory {
+    /// The data directory of the ledger.
+    #[arg(long = "data", env = "CHARGELEDGER_DATA", default_value = "./chargeledger-data")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ChargeSelector {
+    /// The charge id (`ch_…`).
+    pub charge: String,
+    /// The account the charge belongs to; needed only if its id exists in several accounts.
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a charge's audit timeline: every version, who made it, and what changed.
+    History {
+        #[command(flatten)]
+        selector: ChargeSelector,
+        #[command(flatten)]
+        data: DataDirectory,
+        /// Print JSON instead of a readable timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a charge as JSON, now or as it was at a version or a moment.
+    Show {
+        #[command(flatten)]
+        selector: ChargeSelector,
+        #[command(flatten)]
+        data: DataDirectory,
+        /// The charge right after its N-th event.
+        #[arg(long, conflicts_with = "as_of")]
+        at_version: Option<u64>,
+        /// The charge as it was at this RFC 3339 moment (e.g. 2026-11-23T10:00:00Z).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Rebuild every projection from the event log and report the ones that were wrong.
+    Replay {
+        #[command(flatten)]
+        data: DataDirectory,
+    },
+    /// Check the hash chain, stream versions and projections; exit 1 naming the first bad record.
+    Verify {
+        #[command(flatten)]
+        data: DataDirectory,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every event to standard output as JSON Lines.
+    Export {
+        #[command(flatten)]
+        data: DataDirectory,
+    },
+    /// Read JSON Lines from standard input into an empty data directory, verifying the chain.
+    Import {
+        #[command(flatten)]
+        data: DataDirectory,
+    },
+}
+
+/// Run a parsed command. Errors are printed for an operator; the exit code says what happened.
+pub async fn run(cli: Cli) -> ExitCode {
+    match run_command(cli.command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
+    match command {
+        Command::History { selector, data, json } => {
+            let ledger = Ledger::open(&data.path).await?;
+            let account = resolve_account(&ledger, &selector).await?;
+            let entries = ledger.history(&account, &selector.charge).await?;
+            let mut output = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut output, &entries).map_err(std::io::Error::other)?;
+                writeln!(output)?;
+            } else {
+                writeln!(output, "{} (account {account}), {} versions", selector.charge, entries.len())?;
+                for entry in &entries {
+                    writeln!(output, "{entry}")?;
+                }
+            }
+            ledger.close().await?;
+        }
+        Command::Show {
+            selector,
+            data,
+            at_version,
+            as_of,
+        } => {
+            let ledger = Ledger::open(&data.path).await?;
+            let account = resolve_account(&ledger, &selector).await?;
+            let charge = match (at_version, as_of) {
+                (Some(version), _) => ledger.charge_at_version(&account, &selector.charge, version).await?,
+                (None, Some(moment)) => {
+                    let moment = OffsetDateTime::parse(&moment, &Rfc3339).map_err(|error| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("--as-of '{moment}' is not an RFC 3339 time such as 2026-11-23T10:00:00Z: {error}"),
+                        )
+                    })?;
+                    ledger.charge_as_of(&account, &selector.charge, moment).await?
+                }
+                (None, None) => ledger.get_charge(&account, &selector.charge).await?,
+            };
+            let mut output = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut output, &charge).map_err(std::io::Error::other)?;
+            writeln!(output)?;
+            ledger.close().await?;
+        }
+        Command::Replay { data } => {
+            let ledger = Ledger::open(&data.path).await?;
+            let bar = progress_bar("replaying");
+            let report = ledger.replay(&|done, total| show_progress(&bar, done, total)).await?;
+            bar.finish_and_clear();
+            for mismatch in &report.mismatches {
+                println!("rebuilt {} (account {}): {}", mismatch.stream_id, mismatch.account, mismatch.detail);
+            }
+            println!(
+                "replayed {} events into {} streams; {} projections were wrong and have been rebuilt",
+                report.events,
+                report.streams,
+                report.mismatches.len()
+            );
+            ledger.close().await?;
+        }
+        Command::Verify { data, json } => {
+            let ledger = Ledger::open_for_verification(&data.path).await?;
+            let bar = progress_bar("verifying");
+            let report = ledger.verify(&|done, total| show_progress(&bar, done, total)).await?;
+            bar.finish_and_clear();
+            ledger.close().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?);
+            }
+            match &report.first_fault {
+                None => {
+                    if !json {
+                        println!(
+                            "sound: {} events, {} streams, {} projections; hash chain, versions and projections all check",
+                            report.events, report.streams, report.projections
+                        );
+                    }
+                }
+                Some(fault) => {
+                    if !json {
+                        println!("CORRUPT after {} good events: {fault}", report.events);
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Command::Export { data } => {
+            let ledger = Ledger::open(&data.path).await?;
+            let bar = progress_bar("exporting");
+            let mut output = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let exported = ledger
+                .export(&mut output, &|done, total| show_progress(&bar, done, total))
+                .await?;
+            bar.finish_and_clear();
+            drop(output);
+            eprintln!("exported {exported} events");
+            ledger.close().await?;
+        }
+        Command::Import { data } => {
+            let ledger = Ledger::open(&data.path).await?;
+            let bar = progress_bar("importing");
+            let mut input = BufReader::with_capacity(1 << 20, std::io::stdin());
+            let imported = ledger
+                .import(&mut input, &|done, _| {
+                    bar.set_position(done);
+                })
+                .await;
+            bar.finish_and_clear();
+            let imported = imported?;
+            ledger.close().await?;
+            eprintln!("imported {imported} events; the hash chain checks");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The account of a charge: as given, or the only account that has it.
+async fn resolve_account(ledger: &Ledger, selector: &ChargeSelector) -> Result<String, LedgerError> {
+    if let Some(account) = &selector.account {
+        return Ok(account.clone());
+    }
+    let accounts = ledger.store().accounts_owning(&selector.charge).await?;
+    match accounts.as_slice() {
+        [account] => Ok(account.clone()),
+        [] => Err(crate::domain::RequestError::NoSuchCharge {
+            id: selector.charge.clone(),
+        }
+        .into()),
+        several => Err(LedgerError::Io(std::io::Error::other(format!(
+            "{} exists in several accounts ({}); name one with --account",
+            selector.charge,
+            several.join(", ")
+        )))),
+    }
+}
+
+/// A progress bar on standard error; indicatif draws nothing when that is not a terminal.
+fn progress_bar(action: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(action.to_string());
+    bar
+}
+
+fn show_progress(bar: &ProgressBar, done: u64, total: u64) {
+    bar.set_length(total.max(done));
+    bar.set_position(done);
+}

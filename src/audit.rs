@@ -37,8 +37,15 @@ pub fn history(events: &[RecordedEvent]) -> Result<Vec<HistoryEntry>, FoldError>
     let mut before = Value::Null;
     let mut entries = Vec::with_capacity(events.len());
     for event in events {
+        let is_creation = state.is_none();
         let next = apply(state, &event.body.payload)?;
         let after = projection_value(&next);
+        let mut changes = diff_objects(&before, &after);
+        if is_creation {
+            // Derived and constant fields (ids, outcome, billing details…) would drown what the
+            // request actually said.
+            changes.retain(|change| is_requested_on_creation(&change.field));
+        }
         entries.push(HistoryEntry {
             version: event.body.stream_version,
             sequence: event.body.sequence,
@@ -46,12 +53,33 @@ pub fn history(events: &[RecordedEvent]) -> Result<Vec<HistoryEntry>, FoldError>
             event_type: event.body.payload.event_type().to_string(),
             recorded_at: event.body.recorded_at,
             request: event.body.request.clone(),
-            changes: diff_objects(&before, &after),
+            changes,
         });
         before = after;
         state = Some(next);
     }
     Ok(entries)
+}
+
+/// The fields a creation request chooses, which are what its history entry shows.
+fn is_requested_on_creation(field: &str) -> bool {
+    const REQUESTED: [&str; 14] = [
+        "amount",
+        "captured",
+        "currency",
+        "customer",
+        "description",
+        "email",
+        "name",
+        "payment_method",
+        "receipt_email",
+        "shipping",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "transfer_group",
+        "freeze_after_capture",
+    ];
+    REQUESTED.contains(&field) || field.starts_with("metadata[")
 }
 
 fn projection_value(projection: &Projection) -> Value {

@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use chargeledger::domain::{Charge, DecisionContext, FreshIds};
+use chargeledger::{CreateCharge, Ledger, RequestMeta};
+
+pub const ACCOUNT: &str = "sk_test_account_one";
+pub const OTHER_ACCOUNT: &str = "sk_test_account_two";
+
+pub fn context() -> DecisionContext {
+    DecisionContext {
+        now_unix: 1_795_000_000,
+        livemode: false,
+        ids: FreshIds {
+            charge: "ch_test000000000000000000001".into(),
+            customer: "cus_test0000000001".into(),
+            payment_method: "card_test00000000000000001".into(),
+            balance_transaction: "txn_test00000000000000001".into(),
+            refund: "re_test000000000000000001".into(),
+        },
+    }
+}
+
+/// A freshly created, captured $20 charge, folded from its creation event.
+pub fn captured_charge() -> Charge {
+    charge_from(CreateCharge::new(2000, "usd").source("tok_visa"))
+}
+
+/// An authorized, uncaptured $20 charge.
+pub fn uncaptured_charge() -> Charge {
+    charge_from(CreateCharge::new(2000, "usd").source("tok_visa").capture(false))
+}
+
+pub fn charge_from(command: CreateCharge) -> Charge {
+    let payload = chargeledger::domain::decide::create_charge(&command, None, &context()).expect("valid creation");
+    match chargeledger::domain::apply(None, &payload).expect("creation folds") {
+        chargeledger::domain::Projection::Charge(charge) => *charge,
+        other => panic!("not a charge: {other:?}"),
+    }
+}
+
+pub async fn open_ledger(directory: &tempfile::TempDir) -> Ledger {
+    Ledger::open(directory.path().join("data")).await.expect("open ledger")
+}
+
+pub async fn create_test_charge(ledger: &Ledger, account: &str) -> Charge {
+    ledger
+        .create_charge(account, CreateCharge::new(2000, "usd").source("tok_visa"), RequestMeta::library())
+        .await
+        .expect("create charge")
+}

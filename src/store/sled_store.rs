@@ -116,11 +116,14 @@ impl SledStore {
         }
         std::fs::create_dir_all(&path)?;
         let db = sled::Config::new().path(&path).open().map_err(|error| match error {
-            sled::Error::Io(io_error) if io_error.kind() == std::io::ErrorKind::WouldBlock => {
-                StoreError::Io(std::io::Error::other(format!(
-                    "{} is already open in another process (sled allows one process per data directory): {io_error}",
-                    path.display()
-                )))
+            sled::Error::Io(io_error) if io_error.to_string().contains("could not acquire lock") => {
+                StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is already open (sled allows one process per data directory): stop the other chargeledger using it, or use another --data directory",
+                        path.display()
+                    ),
+                ))
             }
             other => StoreError::Sled(other),
         })?;

@@ -1,0 +1,167 @@
+//! The hash chain catches an edited, a deleted, an inserted and a reordered event; a damaged store is refused.
+
+mod common;
+
+use std::path::Path;
+
+use chargeledger::chain::ChainFault;
+use chargeledger::{Fault, Ledger, LedgerError, RequestMeta, StoreError, UpdateCharge};
+use common::{ACCOUNT, create_test_charge, open_ledger};
+
+/// A store with 1 charge and 5 updates: events #1 to #6.
+async fn store_with_six_events(directory: &tempfile::TempDir) {
+    let ledger = open_ledger(directory).await;
+    let charge = create_test_charge(&ledger, ACCOUNT).await;
+    for index in 0..5 {
+        ledger
+            .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_set("step", index.to_string()), RequestMeta::library())
+            .await
+            .expect("update");
+    }
+    ledger.close().await.expect("close");
+}
+
+/// Change the raw events tree while no ledger has the directory open.
+fn tamper(path: &Path, change: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(path).expect("raw open");
+    let events = db.open_tree("events").expect("events tree");
+    change(&events);
+    db.flush().expect("flush");
+}
+
+fn key(sequence: u64) -> [u8; 8] {
+    sequence.to_be_bytes()
+}
+
+async fn verify(directory: &tempfile::TempDir) -> Option<Fault> {
+    let ledger = Ledger::open_for_verification(directory.path().join("data")).await.expect("open for verification");
+    let report = ledger.verify(&|_, _| {}).await.expect("verify runs");
+    ledger.close().await.expect("close");
+    report.first_fault
+}
+
+async fn open_refusal(directory: &tempfile::TempDir) -> StoreError {
+    match Ledger::open(directory.path().join("data")).await {
+        Err(LedgerError::Store(error)) => error,
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a damaged store must be refused"),
+    }
+}
+
+#[tokio::test]
+async fn a_sound_store_verifies() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    assert_eq!(verify(&directory).await, None);
+}
+
+#[tokio::test]
+async fn an_edited_event_is_detected_and_named() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        let value = events.get(key(3)).expect("read").expect("event 3");
+        let edited = String::from_utf8(value.to_vec()).expect("utf8").replace("\"step\":\"1\"", "\"step\":\"9\"");
+        assert!(edited.contains("\"step\":\"9\""), "the edit must land");
+        events.insert(key(3), edited.as_bytes()).expect("write");
+    });
+    match verify(&directory).await {
+        Some(Fault::Chain(ChainFault::HashMismatch { sequence: 3, .. })) => {}
+        other => panic!("expected a hash mismatch at #3, got {other:?}"),
+    }
+    let refusal = open_refusal(&directory).await;
+    assert!(refusal.to_string().contains("event #3 was altered"), "{refusal}");
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_detected_and_named() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        events.remove(key(4)).expect("remove");
+    });
+    match verify(&directory).await {
+        Some(Fault::Chain(ChainFault::SequenceGap { previous: 3, found: 5 })) => {}
+        other => panic!("expected a gap after #3, got {other:?}"),
+    }
+    assert!(matches!(open_refusal(&directory).await, StoreError::CorruptChain { .. }));
+}
+
+#[tokio::test]
+async fn a_deleted_newest_event_is_detected() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        events.remove(key(6)).expect("remove");
+    });
+    let refusal = open_refusal(&directory).await;
+    assert!(refusal.to_string().contains("#6"), "{refusal}");
+}
+
+#[tokio::test]
+async fn reordered_events_are_detected() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        // Swap #3 and #4 and renumber them so each sits under a matching key.
+        let three: serde_json::Value = serde_json::from_slice(&events.get(key(3)).expect("read").expect("3")).expect("json");
+        let four: serde_json::Value = serde_json::from_slice(&events.get(key(4)).expect("read").expect("4")).expect("json");
+        let mut moved_four = four.clone();
+        moved_four["body"]["sequence"] = 3.into();
+        let mut moved_three = three.clone();
+        moved_three["body"]["sequence"] = 4.into();
+        events.insert(key(3), serde_json::to_vec(&moved_four).expect("json")).expect("write");
+        events.insert(key(4), serde_json::to_vec(&moved_three).expect("json")).expect("write");
+    });
+    match verify(&directory).await {
+        Some(Fault::Chain(ChainFault::HashMismatch { sequence: 3, .. })) => {}
+        other => panic!("expected the chain to break at #3, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_inserted_event_with_a_recomputed_hash_still_breaks_the_chain() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        // A forger copies #3, changes it, and even recomputes its own hash: the next link breaks.
+        let mut forged: chargeledger::RecordedEvent =
+            serde_json::from_slice(&events.get(key(3)).expect("read").expect("3")).expect("decode");
+        forged.body.request.actor = "forger".into();
+        forged.hash = chargeledger::chain::hash_body(&forged.body);
+        events.insert(key(3), serde_json::to_vec(&forged).expect("json")).expect("write");
+    });
+    match verify(&directory).await {
+        Some(Fault::Chain(ChainFault::BrokenLink { sequence: 4, .. })) => {}
+        other => panic!("expected a broken link at #4, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_projection_is_reported_by_verify_and_fixed_by_replay() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    let path = directory.path().join("data");
+    let charge_id = {
+        let db = sled::open(&path).expect("raw open");
+        let projections = db.open_tree("projections").expect("tree");
+        let (key, value) = projections.iter().next().expect("one").expect("read");
+        let mut edited = value.to_vec();
+        let text = String::from_utf8(edited.split_off(16)).expect("utf8").replace("\"step\":\"4\"", "\"step\":\"forged\"");
+        edited.extend_from_slice(text.as_bytes());
+        projections.insert(&key, edited).expect("write");
+        db.flush().expect("flush");
+        String::from_utf8_lossy(&key).split('\0').nth(1).expect("stream id").to_string()
+    };
+    match verify(&directory).await {
+        Some(Fault::ProjectionMismatch { stream_id, .. }) => assert_eq!(stream_id, charge_id),
+        other => panic!("expected a projection mismatch, got {other:?}"),
+    }
+    let ledger = Ledger::open(&path).await.expect("open: the chain itself is sound");
+    let report = ledger.replay(&|_, _| {}).await.expect("replay");
+    assert_eq!(report.mismatches.len(), 1);
+    assert_eq!(ledger.get_charge(ACCOUNT, &charge_id).await.expect("get").metadata["step"], "4");
+    ledger.close().await.expect("close");
+    drop(ledger);
+    assert_eq!(verify(&directory).await, None);
+}

@@ -5,7 +5,7 @@
 use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temporary = tempfile::tempdir()?;
     let ledger = Ledger::open(temporary.path().join("chargeledger-data")).await?;
     let account = "sk_test_audited_shop";
@@ -13,7 +13,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let charge = ledger
         .create_charge(
             account,
-            CreateCharge::new(4200, "eur").source("tok_mastercard").metadata_set("order_id", "A-17"),
+            CreateCharge::new(4200, "eur")
+                .source("tok_mastercard")
+                .metadata_set("order_id", "A-17"),
             RequestMeta::library().with_source("checkout-service"),
         )
         .await?;
@@ -21,7 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .update_charge(
             account,
             &charge.id,
-            UpdateCharge::new().description("Two tickets").receipt_email("buyer@example.com"),
+            UpdateCharge::new()
+                .description("Two tickets")
+                .receipt_email("buyer@example.com"),
             RequestMeta::library()
                 .with_actor("sk_test_****shop")
                 .with_idempotency_key("support-ticket-88"),
@@ -31,15 +35,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .update_charge(
             account,
             &charge.id,
-            UpdateCharge::new().fraud_user_report("safe").metadata_unset("order_id"),
+            UpdateCharge::new()
+                .fraud_user_report("safe")
+                .metadata_unset("order_id"),
             RequestMeta::library().with_actor("support-desk"),
         )
         .await?;
     // A rejected request leaves no trace in the history:
     let rejected = ledger
-        .update_charge(account, &charge.id, UpdateCharge::new().receipt_email("not-an-email"), RequestMeta::library())
+        .update_charge(
+            account,
+            &charge.id,
+            UpdateCharge::new().receipt_email("not-an-email"),
+            RequestMeta::library(),
+        )
         .await;
-    println!("rejected: {}\n", rejected.err().map(|error| error.to_string()).unwrap_or_default());
+    println!(
+        "rejected: {}\n",
+        rejected
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default()
+    );
 
     println!("history of {}:", charge.id);
     for entry in ledger.history(account, &charge.id).await? {

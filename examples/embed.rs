@@ -1,6 +1,7 @@
 //! Use chargeledger as a local, durable charge ledger inside your own program.
 //!
-//! Run: `cargo run --example embed` (data goes to a temporary directory; pass a path to keep it).
+//! Run: `cargo run --example embed` (data goes to a temporary directory; set `CHARGELEDGER_DATA`
+//! to keep it).
 
 use chargeledger::{
     Address, CaptureCharge, CreateCharge, CreateCustomer, Ledger, ListCharges, RefundCharge,
@@ -8,10 +9,9 @@ use chargeledger::{
 };
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temporary = tempfile::tempdir()?;
-    let data_directory = std::env::args()
-        .nth(1)
+    let data_directory = std::env::var_os("CHARGELEDGER_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| temporary.path().join("chargeledger-data"));
     let ledger = Ledger::open(&data_directory).await?;
@@ -20,7 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let customer = ledger
         .create_customer(
             account,
-            CreateCustomer::new().email("jenny@example.com").name("Jenny Rosen"),
+            CreateCustomer::new()
+                .email("jenny@example.com")
+                .name("Jenny Rosen"),
             RequestMeta::library(),
         )
         .await?;
@@ -36,7 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             RequestMeta::library().with_idempotency_key("order-1001-create"),
         )
         .await?;
-    println!("authorized {} for {} {}", charge.id, charge.amount, charge.currency);
+    println!(
+        "authorized {} for {} {}",
+        charge.id, charge.amount, charge.currency
+    );
 
     let shipping = ShippingInput::new(
         "Jenny Rosen",
@@ -61,16 +66,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     let charge = ledger
-        .capture_charge(account, &charge.id, CaptureCharge::partial(1500), RequestMeta::library())
+        .capture_charge(
+            account,
+            &charge.id,
+            CaptureCharge::partial(1500),
+            RequestMeta::library(),
+        )
         .await?;
     println!(
         "captured {} of {}; {} released",
         charge.amount_captured, charge.amount, charge.amount_refunded
     );
     let refunded = ledger
-        .refund_charge(account, &charge.id, RefundCharge::partial(500), RequestMeta::library())
+        .refund_charge(
+            account,
+            &charge.id,
+            RefundCharge::partial(500),
+            RequestMeta::library(),
+        )
         .await?;
-    println!("refunded {} in {}", refunded.refund.amount, refunded.refund.id);
+    println!(
+        "refunded {} in {}",
+        refunded.refund.amount, refunded.refund.id
+    );
 
     // A retried request with the same idempotency key returns the first result, appending nothing.
     let retried = ledger
@@ -85,9 +103,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     assert_eq!(retried.id, charge.id);
 
-    let page = ledger.list_charges(account, &ListCharges::default()).await?;
+    let page = ledger
+        .list_charges(account, &ListCharges::default())
+        .await?;
     println!("{} charge(s) in the account", page.data.len());
-    println!("{}", serde_json::to_string_pretty(&ledger.get_charge(account, &charge.id).await?)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&ledger.get_charge(account, &charge.id).await?)?
+    );
     ledger.close().await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temporary = tempfile::tempdir()?;
     let ledger = Ledger::open(temporary.path().join("chargeledger-data")).await?;
     let account = "sk_test_debugging";
@@ -13,11 +13,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let charge = ledger
         .create_charge(
             account,
-            CreateCharge::new(999, "usd").source("tok_visa").description("Blue mug"),
+            CreateCharge::new(999, "usd")
+                .source("tok_visa")
+                .description("Blue mug"),
             RequestMeta::library(),
         )
         .await?;
-    for (actor, description) in [("web", "Blue mug, gift wrapped"), ("batch-job", "MUG"), ("web", "Blue mug x2")] {
+    for (actor, description) in [
+        ("web", "Blue mug, gift wrapped"),
+        ("batch-job", "MUG"),
+        ("web", "Blue mug x2"),
+    ] {
         ledger
             .update_charge(
                 account,
@@ -31,7 +37,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Step through every version of the charge.
     let history = ledger.history(account, &charge.id).await?;
     for entry in &history {
-        let at_version = ledger.charge_at_version(account, &charge.id, entry.version).await?;
+        let at_version = ledger
+            .charge_at_version(account, &charge.id, entry.version)
+            .await?;
         println!(
             "version {}: description = {:?}",
             entry.version,
@@ -55,7 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Replay rebuilds every projection from the log and finds nothing to fix.
     let report = ledger.replay(&|_, _| {}).await?;
-    println!("replay: {} events, {} streams, {} mismatches", report.events, report.streams, report.mismatches.len());
+    println!(
+        "replay: {} events, {} streams, {} mismatches",
+        report.events,
+        report.streams,
+        report.mismatches.len()
+    );
     ledger.close().await?;
     Ok(())
 }

@@ -22,7 +22,11 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct DataDirectory {
     /// The data directory of the ledger.
-    #[arg(long = "data", env = "CHARGELEDGER_DATA", default_value = "./chargeledger-data")]
+    #[arg(
+        long = "data",
+        env = "CHARGELEDGER_DATA",
+        default_value = "./chargeledger-data"
+    )]
     pub path: PathBuf,
 }
 
@@ -97,16 +101,26 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
     match command {
-        Command::History { selector, data, json } => {
+        Command::History {
+            selector,
+            data,
+            json,
+        } => {
             let ledger = Ledger::open(&data.path).await?;
             let account = resolve_account(&ledger, &selector).await?;
             let entries = ledger.history(&account, &selector.charge).await?;
             let mut output = std::io::stdout().lock();
             if json {
-                serde_json::to_writer_pretty(&mut output, &entries).map_err(std::io::Error::other)?;
+                serde_json::to_writer_pretty(&mut output, &entries)
+                    .map_err(std::io::Error::other)?;
                 writeln!(output)?;
             } else {
-                writeln!(output, "{} (account {account}), {} versions", selector.charge, entries.len())?;
+                writeln!(
+                    output,
+                    "{} (account {account}), {} versions",
+                    selector.charge,
+                    entries.len()
+                )?;
                 for entry in &entries {
                     writeln!(output, "{entry}")?;
                 }
@@ -122,7 +136,11 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             let ledger = Ledger::open(&data.path).await?;
             let account = resolve_account(&ledger, &selector).await?;
             let charge = match (at_version, as_of) {
-                (Some(version), _) => ledger.charge_at_version(&account, &selector.charge, version).await?,
+                (Some(version), _) => {
+                    ledger
+                        .charge_at_version(&account, &selector.charge, version)
+                        .await?
+                }
                 (None, Some(moment)) => {
                     let moment = OffsetDateTime::parse(&moment, &Rfc3339).map_err(|error| {
                         std::io::Error::new(
@@ -130,7 +148,9 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                             format!("--as-of '{moment}' is not an RFC 3339 time such as 2026-11-23T10:00:00Z: {error}"),
                         )
                     })?;
-                    ledger.charge_as_of(&account, &selector.charge, moment).await?
+                    ledger
+                        .charge_as_of(&account, &selector.charge, moment)
+                        .await?
                 }
                 (None, None) => ledger.get_charge(&account, &selector.charge).await?,
             };
@@ -142,10 +162,15 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
         Command::Replay { data } => {
             let ledger = Ledger::open(&data.path).await?;
             let bar = progress_bar("replaying");
-            let report = ledger.replay(&|done, total| show_progress(&bar, done, total)).await?;
+            let report = ledger
+                .replay(&|done, total| show_progress(&bar, done, total))
+                .await?;
             bar.finish_and_clear();
             for mismatch in &report.mismatches {
-                println!("rebuilt {} (account {}): {}", mismatch.stream_id, mismatch.account, mismatch.detail);
+                println!(
+                    "rebuilt {} (account {}): {}",
+                    mismatch.stream_id, mismatch.account, mismatch.detail
+                );
             }
             println!(
                 "replayed {} events into {} streams; {} projections were wrong and have been rebuilt",
@@ -158,11 +183,16 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
         Command::Verify { data, json } => {
             let ledger = Ledger::open_for_verification(&data.path).await?;
             let bar = progress_bar("verifying");
-            let report = ledger.verify(&|done, total| show_progress(&bar, done, total)).await?;
+            let report = ledger
+                .verify(&|done, total| show_progress(&bar, done, total))
+                .await?;
             bar.finish_and_clear();
             ledger.close().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?
+                );
             }
             match &report.first_fault {
                 None => {
@@ -212,7 +242,10 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
 }
 
 /// The account of a charge: as given, or the only account that has it.
-async fn resolve_account(ledger: &Ledger, selector: &ChargeSelector) -> Result<String, LedgerError> {
+async fn resolve_account(
+    ledger: &Ledger,
+    selector: &ChargeSelector,
+) -> Result<String, LedgerError> {
     if let Some(account) = &selector.account {
         return Ok(account.clone());
     }
@@ -234,9 +267,10 @@ async fn resolve_account(ledger: &Ledger, selector: &ChargeSelector) -> Result<S
 /// A progress bar on standard error; indicatif draws nothing when that is not a terminal.
 fn progress_bar(action: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(action.to_string());
     bar

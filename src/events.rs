@@ -71,6 +71,9 @@ impl RequestMeta {
 /// For `metadata` only the keys that changed are kept: a key in `previous` but not `current` was
 /// removed, one in `current` only was added. That is enough for Stripe's `previous_attributes`
 /// and keeps an event's size independent of how much metadata the charge already carries.
+// Variants differ in size (shipping is large); boxing would cost an allocation per decoded
+// event on the replay path, which matters more than the memory of a value held briefly.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "field", rename_all = "snake_case")]
 pub enum FieldChange {
@@ -142,7 +145,9 @@ impl FieldChange {
             | FieldChange::ReceiptEmail { previous, current }
             | FieldChange::TransferGroup { previous, current }
             | FieldChange::StatementDescriptor { previous, current }
-            | FieldChange::StatementDescriptorSuffix { previous, current } => pair(previous, current),
+            | FieldChange::StatementDescriptorSuffix { previous, current } => {
+                pair(previous, current)
+            }
             FieldChange::Metadata { previous, current } => {
                 // Keys that appear on one side only were added or removed: show them as null.
                 let mut before = serde_json::Map::new();
@@ -226,6 +231,8 @@ pub struct AccountPolicySet {
 }
 
 /// What happened. The tag is the Stripe-style event type.
+// Unboxed for the same reason as `FieldChange`: replay decodes millions of these.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum EventPayload {

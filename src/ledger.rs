@@ -186,7 +186,8 @@ impl Ledger {
 
     /// A ledger over any `EventStore` backend.
     pub fn with_store(store: Arc<dyn EventStore>) -> Self {
-        let stream_locks: Vec<Mutex<()>> = (0..STREAM_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        let stream_locks: Vec<Mutex<()>> =
+            (0..STREAM_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ledger {
             store,
             stream_locks: stream_locks.into(),
@@ -246,7 +247,12 @@ impl Ledger {
         let fingerprint = fingerprint("update_charge", charge_id, &command);
         self.execute(account, charge_id, fingerprint, request, |current| {
             let charge = existing_charge(charge_id, current)?;
-            match domain::decide::update_charge(&charge, &command, referenced_customer.as_ref(), &policy)? {
+            match domain::decide::update_charge(
+                &charge,
+                &command,
+                referenced_customer.as_ref(),
+                &policy,
+            )? {
                 None => Ok(Decision::Unchanged(charge)),
                 Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
             }
@@ -287,10 +293,10 @@ impl Ledger {
         self.execute(account, charge_id, fingerprint, request, |current| {
             let charge = existing_charge(charge_id, current)?;
             let payload = domain::decide::refund_charge(&charge, &command, &context)?;
-            let refund = match &payload {
-                EventPayload::ChargeRefunded(refunded) => refunded.refund.clone(),
-                _ => unreachable!("refund_charge decides only ChargeRefunded"),
+            let EventPayload::ChargeRefunded(refunded) = &payload else {
+                return Err(unexpected_payload(charge_id, &payload, "charge"));
             };
+            let refund = refunded.refund.clone();
             match fold_new_charge(charge_id, Some(charge), payload)? {
                 Decision::Append {
                     payloads,
@@ -329,12 +335,13 @@ impl Ledger {
                 });
             }
             let payload = domain::decide::create_customer(&command, &context)?;
-            let projection = domain::apply(None, &payload).map_err(|source| LedgerError::CorruptStream {
-                stream_id: customer_id.clone(),
-                source,
-            })?;
+            let projection =
+                domain::apply(None, &payload).map_err(|source| LedgerError::CorruptStream {
+                    stream_id: customer_id.clone(),
+                    source,
+                })?;
             let Projection::Customer(customer) = &projection else {
-                unreachable!("a customer.created event folds into a customer")
+                return Err(unexpected_payload(&customer_id, &payload, "customer"));
             };
             Ok(Decision::Append {
                 outcome: customer.clone(),
@@ -403,7 +410,11 @@ impl Ledger {
     }
 
     /// A customer.
-    pub async fn get_customer(&self, account: &str, customer_id: &str) -> Result<Customer, LedgerError> {
+    pub async fn get_customer(
+        &self,
+        account: &str,
+        customer_id: &str,
+    ) -> Result<Customer, LedgerError> {
         check_account(account)?;
         self.find_customer(account, customer_id)
             .await?
@@ -416,17 +427,27 @@ impl Ledger {
     }
 
     /// One page of an account's charges, newest first.
-    pub async fn list_charges(&self, account: &str, query: &ListCharges) -> Result<Page<Charge>, LedgerError> {
+    pub async fn list_charges(
+        &self,
+        account: &str,
+        query: &ListCharges,
+    ) -> Result<Page<Charge>, LedgerError> {
         check_account(account)?;
         let limit = query.limit.clamp(1, 100);
         Ok(self
             .store
-            .list_charges(account, &query.cursor, limit, &|charge| query.matches(charge))
+            .list_charges(account, &query.cursor, limit, &|charge| {
+                query.matches(charge)
+            })
             .await?)
     }
 
     /// A charge's audit trail: every version with its time, request and field-level changes.
-    pub async fn history(&self, account: &str, charge_id: &str) -> Result<Vec<HistoryEntry>, LedgerError> {
+    pub async fn history(
+        &self,
+        account: &str,
+        charge_id: &str,
+    ) -> Result<Vec<HistoryEntry>, LedgerError> {
         let events = self.charge_events(account, charge_id, None).await?;
         audit::history(&events).map_err(|source| LedgerError::CorruptStream {
             stream_id: charge_id.to_string(),
@@ -442,7 +463,10 @@ impl Ledger {
         max_version: Option<u64>,
     ) -> Result<Vec<RecordedEvent>, LedgerError> {
         check_account(account)?;
-        let events = self.store.read_stream(account, charge_id, max_version).await?;
+        let events = self
+            .store
+            .read_stream(account, charge_id, max_version)
+            .await?;
         let is_charge = events
             .first()
             .is_some_and(|event| matches!(event.body.payload, EventPayload::ChargeCreated(_)));
@@ -462,7 +486,9 @@ impl Ledger {
         charge_id: &str,
         version: u64,
     ) -> Result<Charge, LedgerError> {
-        let events = self.charge_events(account, charge_id, Some(version)).await?;
+        let events = self
+            .charge_events(account, charge_id, Some(version))
+            .await?;
         let latest = events.last().map_or(0, |event| event.body.stream_version);
         if version == 0 || latest < version {
             let (_, latest) = self.get_charge_with_version(account, charge_id).await?;
@@ -499,7 +525,11 @@ impl Ledger {
     }
 
     /// Up to `limit` events of the whole log after `after_sequence`, in order.
-    pub async fn events_after(&self, after_sequence: u64, limit: usize) -> Result<Vec<RecordedEvent>, LedgerError> {
+    pub async fn events_after(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LedgerError> {
         Ok(self.store.read_all_after(after_sequence, limit).await?)
     }
 
@@ -514,7 +544,11 @@ impl Ledger {
         Ok(self.store.close().await?)
     }
 
-    async fn find_customer(&self, account: &str, customer_id: &str) -> Result<Option<Customer>, LedgerError> {
+    async fn find_customer(
+        &self,
+        account: &str,
+        customer_id: &str,
+    ) -> Result<Option<Customer>, LedgerError> {
         Ok(match self.store.load(account, customer_id).await? {
             Some(StoredProjection {
                 projection: Projection::Customer(customer),
@@ -574,13 +608,16 @@ impl Ledger {
                     outcome,
                 } => (payloads, projection, outcome),
             };
-            let idempotency = request.idempotency_key.as_ref().map(|key| IdempotencyRecord {
-                key: key.clone(),
-                fingerprint: fingerprint.clone(),
-                outcome: serde_json::to_value(&outcome).unwrap_or_default(),
-                created_at_unix: OffsetDateTime::now_utc().unix_timestamp(),
-                sequence: 0,
-            });
+            let idempotency = request
+                .idempotency_key
+                .as_ref()
+                .map(|key| IdempotencyRecord {
+                    key: key.clone(),
+                    fingerprint: fingerprint.clone(),
+                    outcome: serde_json::to_value(&outcome).unwrap_or_default(),
+                    created_at_unix: OffsetDateTime::now_utc().unix_timestamp(),
+                    sequence: 0,
+                });
             let append = AppendRequest {
                 account: account.to_string(),
                 stream_id: stream_id.to_string(),
@@ -596,10 +633,16 @@ impl Ledger {
                     return Ok(outcome);
                 }
                 Err(StoreError::VersionConflict { .. }) if attempts < MAX_APPEND_ATTEMPTS => {
-                    debug!(stream_id, attempts, "version conflict; deciding again on fresh state");
+                    debug!(
+                        stream_id,
+                        attempts, "version conflict; deciding again on fresh state"
+                    );
                 }
                 Err(StoreError::VersionConflict { .. }) => {
-                    warn!(stream_id, attempts, "giving up after repeated version conflicts");
+                    warn!(
+                        stream_id,
+                        attempts, "giving up after repeated version conflicts"
+                    );
                     return Err(LedgerError::Contention {
                         stream_id: stream_id.to_string(),
                         attempts,
@@ -633,10 +676,14 @@ impl Ledger {
             return Err(LedgerError::IdempotencyKeyReused { key: record.key });
         }
         let mut durable = self.store.durable_sequence();
-        let _ = durable.wait_for(|sequence| *sequence >= record.sequence).await;
-        serde_json::from_value(record.outcome).map_err(|error| LedgerError::CorruptIdempotencyRecord {
-            key: record.key,
-            detail: error.to_string(),
+        let _ = durable
+            .wait_for(|sequence| *sequence >= record.sequence)
+            .await;
+        serde_json::from_value(record.outcome).map_err(|error| {
+            LedgerError::CorruptIdempotencyRecord {
+                key: record.key,
+                detail: error.to_string(),
+            }
         })
     }
 }
@@ -668,7 +715,10 @@ fn account_is_live(account: &str) -> bool {
     account.contains("_live_")
 }
 
-fn existing_charge(charge_id: &str, stored: Option<&StoredProjection>) -> Result<Charge, LedgerError> {
+fn existing_charge(
+    charge_id: &str,
+    stored: Option<&StoredProjection>,
+) -> Result<Charge, LedgerError> {
     match stored.map(|stored| &stored.projection) {
         Some(Projection::Charge(charge)) => Ok((**charge).clone()),
         _ => Err(RequestError::NoSuchCharge {
@@ -683,19 +733,33 @@ fn fold_new_charge(
     charge: Option<Charge>,
     payload: EventPayload,
 ) -> Result<Decision<Charge>, LedgerError> {
-    let projection = domain::apply(charge.map(|charge| Projection::Charge(Box::new(charge))), &payload)
-        .map_err(|source| LedgerError::CorruptStream {
-            stream_id: charge_id.to_string(),
-            source,
-        })?;
+    let projection = domain::apply(
+        charge.map(|charge| Projection::Charge(Box::new(charge))),
+        &payload,
+    )
+    .map_err(|source| LedgerError::CorruptStream {
+        stream_id: charge_id.to_string(),
+        source,
+    })?;
     let Projection::Charge(outcome) = &projection else {
-        unreachable!("charge events fold into a charge")
+        return Err(unexpected_payload(charge_id, &payload, "charge"));
     };
     Ok(Decision::Append {
         outcome: (**outcome).clone(),
         payloads: vec![payload],
         projection,
     })
+}
+
+/// A decision produced an event of the wrong kind: a bug, reported rather than panicked on.
+fn unexpected_payload(stream_id: &str, payload: &EventPayload, stream_kind: &'static str) -> LedgerError {
+    LedgerError::CorruptStream {
+        stream_id: stream_id.to_string(),
+        source: FoldError::WrongStream {
+            event_type: payload.event_type(),
+            stream_kind,
+        },
+    }
 }
 
 fn fold_charge(charge_id: &str, events: &[RecordedEvent]) -> Result<Charge, LedgerError> {

@@ -100,7 +100,9 @@ enum ScanStop {
 impl From<StoreError> for ScanStop {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::CorruptRecord { location, detail, .. } => ScanStop::Fault(Fault::Unreadable { location, detail }),
+            StoreError::CorruptRecord {
+                location, detail, ..
+            } => ScanStop::Fault(Fault::Unreadable { location, detail }),
             StoreError::CorruptChain { fault, .. } => ScanStop::Fault(Fault::Chain(fault)),
             other => ScanStop::Failed(other.into()),
         }
@@ -128,12 +130,18 @@ impl Ledger {
         };
         report.streams = rebuilt.len() as u64;
         let mut mismatches = Vec::new();
-        report.projections = self.compare_projections(rebuilt, &mut mismatches, 1).await?;
-        report.first_fault = mismatches.into_iter().next().map(|(mismatch, _)| Fault::ProjectionMismatch {
-            account: mismatch.account,
-            stream_id: mismatch.stream_id,
-            detail: mismatch.detail,
-        });
+        report.projections = self
+            .compare_projections(rebuilt, &mut mismatches, 1)
+            .await?;
+        report.first_fault =
+            mismatches
+                .into_iter()
+                .next()
+                .map(|(mismatch, _)| Fault::ProjectionMismatch {
+                    account: mismatch.account,
+                    stream_id: mismatch.stream_id,
+                    detail: mismatch.detail,
+                });
         Ok(report)
     }
 
@@ -153,12 +161,17 @@ impl Ledger {
         };
         let streams = rebuilt.len() as u64;
         let mut found = Vec::new();
-        self.compare_projections(rebuilt, &mut found, usize::MAX).await?;
+        self.compare_projections(rebuilt, &mut found, usize::MAX)
+            .await?;
         let mut mismatches = Vec::with_capacity(found.len());
         let mut corrections = Vec::new();
         for (mismatch, correct) in found {
             if let Some(correct) = correct {
-                corrections.push((mismatch.account.clone(), mismatch.stream_id.clone(), correct));
+                corrections.push((
+                    mismatch.account.clone(),
+                    mismatch.stream_id.clone(),
+                    correct,
+                ));
             }
             mismatches.push(mismatch);
         }
@@ -173,7 +186,11 @@ impl Ledger {
     }
 
     /// Write every event as one JSON line, in log order. Returns the number written.
-    pub async fn export(&self, output: &mut (dyn Write + Send), progress: ProgressFn<'_>) -> Result<u64, LedgerError> {
+    pub async fn export(
+        &self,
+        output: &mut (dyn Write + Send),
+        progress: ProgressFn<'_>,
+    ) -> Result<u64, LedgerError> {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
         let mut after = 0;
         loop {
@@ -192,9 +209,16 @@ impl Ledger {
 
     /// Load an export (JSON Lines) into an empty store, verifying the chain as it goes and
     /// rebuilding projections. Returns the number of events imported.
-    pub async fn import(&self, input: &mut (dyn BufRead + Send), progress: ProgressFn<'_>) -> Result<u64, LedgerError> {
+    pub async fn import(
+        &self,
+        input: &mut (dyn BufRead + Send),
+        progress: ProgressFn<'_>,
+    ) -> Result<u64, LedgerError> {
         if let Some(head) = self.store().head().await? {
-            return Err(StoreError::NotEmpty { events: head.sequence }.into());
+            return Err(StoreError::NotEmpty {
+                events: head.sequence,
+            }
+            .into());
         }
         let mut states: Rebuilt = HashMap::new();
         let mut batch = Vec::new();
@@ -207,9 +231,11 @@ impl Ledger {
             let read = input.read_line(&mut line)?;
             if read > 0 && !line.trim().is_empty() {
                 line_number += 1;
-                let event: RecordedEvent = serde_json::from_str(line.trim()).map_err(|error| StoreError::ImportRejected {
-                    sequence: line_number,
-                    detail: format!("line {line_number} is not a chargeledger event: {error}"),
+                let event: RecordedEvent = serde_json::from_str(line.trim()).map_err(|error| {
+                    StoreError::ImportRejected {
+                        sequence: line_number,
+                        detail: format!("line {line_number} is not a chargeledger event: {error}"),
+                    }
                 })?;
                 fold_into(&mut states, &event).map_err(|fault| StoreError::ImportRejected {
                     sequence: event.body.sequence,
@@ -226,7 +252,9 @@ impl Ledger {
                     .filter_map(|key| states.get(&key).map(|state| (key.0, key.1, state.clone())))
                     .collect();
                 imported += batch.len() as u64;
-                self.store().import(std::mem::take(&mut batch), projections).await?;
+                self.store()
+                    .import(std::mem::take(&mut batch), projections)
+                    .await?;
                 progress(imported, imported);
             }
             if read == 0 {
@@ -237,7 +265,12 @@ impl Ledger {
     }
 
     /// Fold the whole log, checking the chain and stream versions on the way.
-    async fn rebuild(&self, total: u64, progress: ProgressFn<'_>, events_seen: &mut u64) -> Result<Rebuilt, ScanStop> {
+    async fn rebuild(
+        &self,
+        total: u64,
+        progress: ProgressFn<'_>,
+        events_seen: &mut u64,
+    ) -> Result<Rebuilt, ScanStop> {
         let mut verifier = ChainVerifier::from_genesis();
         let mut states: Rebuilt = HashMap::new();
         let mut after = 0;
@@ -246,7 +279,9 @@ impl Ledger {
             let Some(last) = events.last() else { break };
             after = last.body.sequence;
             for event in &events {
-                verifier.check(event).map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
+                verifier
+                    .check(event)
+                    .map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
                 fold_into(&mut states, event).map_err(ScanStop::Fault)?;
                 *events_seen += 1;
             }
@@ -272,8 +307,13 @@ impl Ledger {
         let mut seen = 0;
         let mut after = None;
         loop {
-            let rows = self.store().read_projections_after(after.clone(), PROJECTION_PAGE).await?;
-            let Some((account, stream_id, _)) = rows.last() else { break };
+            let rows = self
+                .store()
+                .read_projections_after(after.clone(), PROJECTION_PAGE)
+                .await?;
+            let Some((account, stream_id, _)) = rows.last() else {
+                break;
+            };
             after = Some((account.clone(), stream_id.clone()));
             for (account, stream_id, stored) in rows {
                 seen += 1;
@@ -293,7 +333,14 @@ impl Ledger {
                     Some(_) => None,
                 };
                 if let Some(detail) = detail {
-                    mismatches.push((ProjectionMismatch { account, stream_id, detail }, expected));
+                    mismatches.push((
+                        ProjectionMismatch {
+                            account,
+                            stream_id,
+                            detail,
+                        },
+                        expected,
+                    ));
                     if mismatches.len() >= max_mismatches {
                         return Ok(seen);
                     }
@@ -332,14 +379,16 @@ fn fold_into(states: &mut Rebuilt, event: &RecordedEvent) -> Result<(), Fault> {
             found: body.stream_version,
         });
     }
-    let created_sequence = previous.as_ref().map_or(body.sequence, |state| state.created_sequence);
-    let projection = apply(previous.map(|state| state.projection), &body.payload).map_err(|error: FoldError| {
-        Fault::Unfoldable {
+    let created_sequence = previous
+        .as_ref()
+        .map_or(body.sequence, |state| state.created_sequence);
+    let projection = apply(previous.map(|state| state.projection), &body.payload).map_err(
+        |error: FoldError| Fault::Unfoldable {
             sequence: body.sequence,
             stream_id: body.stream_id.clone(),
             detail: error.to_string(),
-        }
-    })?;
+        },
+    )?;
     states.insert(
         key,
         StoredProjection {

@@ -46,7 +46,11 @@ impl Subscription {
                 self.after_sequence = event.body.sequence;
                 return Some(Ok(event));
             }
-            match self.store.read_all_after(self.after_sequence, PAGE_EVENTS).await {
+            match self
+                .store
+                .read_all_after(self.after_sequence, PAGE_EVENTS)
+                .await
+            {
                 Ok(events) if !events.is_empty() => {
                     self.buffered.extend(events);
                     continue;

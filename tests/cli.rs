@@ -25,15 +25,31 @@ async fn store(directory: &tempfile::TempDir) -> (PathBuf, String) {
     let path = directory.path().join("data");
     let ledger = Ledger::open(&path).await.expect("open");
     let charge = ledger
-        .create_charge(ACCOUNT, CreateCharge::new(1500, "usd").source("tok_visa").description("first"), RequestMeta::library())
+        .create_charge(
+            ACCOUNT,
+            CreateCharge::new(1500, "usd")
+                .source("tok_visa")
+                .description("first"),
+            RequestMeta::library(),
+        )
         .await
         .expect("create");
     ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().description("second"), RequestMeta::library().with_actor("sk_test_****abcd"))
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().description("second"),
+            RequestMeta::library().with_actor("sk_test_****abcd"),
+        )
         .await
         .expect("update");
     ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_set("order", "42"), RequestMeta::library().with_idempotency_key("key-7"))
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().metadata_set("order", "42"),
+            RequestMeta::library().with_idempotency_key("key-7"),
+        )
         .await
         .expect("update");
     ledger.close().await.expect("close");
@@ -51,11 +67,23 @@ async fn history_prints_a_readable_timeline_and_json() {
     let output = chargeledger(&["history", &charge_id, "--data", data(&path)]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let timeline = text(&output.stdout);
-    assert!(timeline.starts_with(&format!("{charge_id} (account {ACCOUNT}), 3 versions")), "{timeline}");
-    assert!(timeline.contains("charge.updated by sk_test_****abcd"), "{timeline}");
-    assert!(timeline.contains("    description: \"first\" -> \"second\""), "{timeline}");
+    assert!(
+        timeline.starts_with(&format!("{charge_id} (account {ACCOUNT}), 3 versions")),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("charge.updated by sk_test_****abcd"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("    description: \"first\" -> \"second\""),
+        "{timeline}"
+    );
     assert!(timeline.contains("idempotency key key-7"), "{timeline}");
-    assert!(timeline.contains("    metadata[order]: null -> \"42\""), "{timeline}");
+    assert!(
+        timeline.contains("    metadata[order]: null -> \"42\""),
+        "{timeline}"
+    );
 
     let output = chargeledger(&["history", &charge_id, "--data", data(&path), "--json"]);
     let entries: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
@@ -67,18 +95,46 @@ async fn history_prints_a_readable_timeline_and_json() {
 async fn show_travels_to_a_version_or_a_moment() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (path, charge_id) = store(&directory).await;
-    let output = chargeledger(&["show", &charge_id, "--data", data(&path), "--at-version", "1"]);
+    let output = chargeledger(&[
+        "show",
+        &charge_id,
+        "--data",
+        data(&path),
+        "--at-version",
+        "1",
+    ]);
     let charge: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(charge["description"], "first");
-    let output = chargeledger(&["show", &charge_id, "--data", data(&path), "--as-of", "2999-01-01T00:00:00Z"]);
+    let output = chargeledger(&[
+        "show",
+        &charge_id,
+        "--data",
+        data(&path),
+        "--as-of",
+        "2999-01-01T00:00:00Z",
+    ]);
     let charge: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(charge["metadata"]["order"], "42");
-    let output = chargeledger(&["show", &charge_id, "--data", data(&path), "--as-of", "yesterday"]);
+    let output = chargeledger(&[
+        "show",
+        &charge_id,
+        "--data",
+        data(&path),
+        "--as-of",
+        "yesterday",
+    ]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("--as-of 'yesterday' is not an RFC 3339 time"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("--as-of 'yesterday' is not an RFC 3339 time"),
+        "{}",
+        text(&output.stderr)
+    );
     let output = chargeledger(&["show", "ch_missing", "--data", data(&path)]);
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(text(&output.stderr).trim(), "error: No such charge: 'ch_missing'");
+    assert_eq!(
+        text(&output.stderr).trim(),
+        "error: No such charge: 'ch_missing'"
+    );
 }
 
 #[tokio::test]
@@ -87,22 +143,36 @@ async fn verify_exits_zero_when_sound_and_one_naming_the_first_bad_record() {
     let (path, _) = store(&directory).await;
     let output = chargeledger(&["verify", "--data", data(&path)]);
     assert_eq!(output.status.code(), Some(0));
-    assert!(text(&output.stdout).starts_with("sound: 3 events"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).starts_with("sound: 3 events"),
+        "{}",
+        text(&output.stdout)
+    );
 
     {
         let db = sled::open(&path).expect("raw open");
         let events = db.open_tree("events").expect("tree");
         let value = events.get(2u64.to_be_bytes()).expect("read").expect("#2");
         let edited = text(&value).replace("second", "SECOND");
-        events.insert(2u64.to_be_bytes(), edited.as_bytes()).expect("write");
+        events
+            .insert(2u64.to_be_bytes(), edited.as_bytes())
+            .expect("write");
         db.flush().expect("flush");
     }
     let output = chargeledger(&["verify", "--data", data(&path)]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stdout).starts_with("CORRUPT after 1 good events: event #2 was altered"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).starts_with("CORRUPT after 1 good events: event #2 was altered"),
+        "{}",
+        text(&output.stdout)
+    );
     let output = chargeledger(&["history", "ch_any", "--data", data(&path)]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("is corrupt"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("is corrupt"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[tokio::test]
@@ -123,7 +193,12 @@ async fn export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target
             .spawn()
             .expect("spawn");
         use std::io::Write;
-        child.stdin.take().expect("stdin").write_all(&export.stdout).expect("write");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&export.stdout)
+            .expect("write");
         child.wait_with_output().expect("wait")
     };
     let output = import(&copy);
@@ -132,11 +207,20 @@ async fn export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target
     let original = chargeledger(&["show", &charge_id, "--data", data(&path)]);
     let imported = chargeledger(&["show", &charge_id, "--data", data(&copy)]);
     assert_eq!(original.stdout, imported.stdout);
-    assert_eq!(chargeledger(&["verify", "--data", data(&copy)]).status.code(), Some(0));
+    assert_eq!(
+        chargeledger(&["verify", "--data", data(&copy)])
+            .status
+            .code(),
+        Some(0)
+    );
 
     let again = import(&copy);
     assert_eq!(again.status.code(), Some(2));
-    assert!(text(&again.stderr).contains("already holds 3 events"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already holds 3 events"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[tokio::test]
@@ -152,10 +236,19 @@ async fn import_rejects_a_tampered_export() {
         .spawn()
         .expect("spawn");
     use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(tampered.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(tampered.as_bytes())
+        .expect("write");
     let output = child.wait_with_output().expect("wait");
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("cannot import event #1: event #1 was altered"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("cannot import event #1: event #1 was altered"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[tokio::test]

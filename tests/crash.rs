@@ -23,15 +23,25 @@ fn crash_child_writes_until_killed() {
     let Ok(directory) = std::env::var(CHILD_DIRECTORY) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async move {
-        let ledger = Ledger::open(&directory).await.expect("child opens the store");
+        let ledger = Ledger::open(&directory)
+            .await
+            .expect("child opens the store");
         let mut tasks = Vec::new();
         for writer in 0..WRITERS {
             let ledger = ledger.clone();
             tasks.push(tokio::spawn(async move {
                 let charge = ledger
-                    .create_charge(ACCOUNT, CreateCharge::new(2000, "usd").source("tok_visa"), RequestMeta::library())
+                    .create_charge(
+                        ACCOUNT,
+                        CreateCharge::new(2000, "usd").source("tok_visa"),
+                        RequestMeta::library(),
+                    )
                     .await
                     .expect("create");
                 println!("charge {writer} {}", charge.id);
@@ -67,15 +77,34 @@ async fn acknowledged_writes_survive_sigkill() {
     let path = directory.path().join("data");
     for round in 0..rounds {
         let acknowledged = run_child_and_kill(&path, 150 + 97 * round);
-        assert!(!acknowledged.is_empty(), "the child acknowledged writes before it was killed");
+        assert!(
+            !acknowledged.is_empty(),
+            "the child acknowledged writes before it was killed"
+        );
 
-        let ledger = Ledger::open(&path).await.expect("the store reopens after SIGKILL");
+        let ledger = Ledger::open(&path)
+            .await
+            .expect("the store reopens after SIGKILL");
         for (charge_id, last_acknowledged) in &acknowledged {
-            let (charge, version) = ledger.get_charge_with_version(ACCOUNT, charge_id).await.expect("acknowledged charge exists");
+            let (charge, version) = ledger
+                .get_charge_with_version(ACCOUNT, charge_id)
+                .await
+                .expect("acknowledged charge exists");
             if let Some(counter) = last_acknowledged {
-                let stored: u64 = charge.description.as_deref().unwrap_or("0").parse().expect("a counter");
-                assert!(stored >= *counter, "round {round}: {charge_id} acknowledged {counter} but holds {stored}");
-                assert!(version > counter + 1, "round {round}: {charge_id} is at version {version}, below its acknowledgements");
+                let stored: u64 = charge
+                    .description
+                    .as_deref()
+                    .unwrap_or("0")
+                    .parse()
+                    .expect("a counter");
+                assert!(
+                    stored >= *counter,
+                    "round {round}: {charge_id} acknowledged {counter} but holds {stored}"
+                );
+                assert!(
+                    version > counter + 1,
+                    "round {round}: {charge_id} is at version {version}, below its acknowledgements"
+                );
             }
         }
         let report = ledger.verify(&|_, _| {}).await.expect("verify");
@@ -88,7 +117,13 @@ async fn acknowledged_writes_survive_sigkill() {
 /// created charge with its last acknowledged counter.
 fn run_child_and_kill(path: &std::path::Path, kill_after: usize) -> HashMap<String, Option<u64>> {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "crash_child_writes_until_killed", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_writes_until_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIRECTORY, path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

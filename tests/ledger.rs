@@ -13,7 +13,12 @@ use common::{ACCOUNT, OTHER_ACCOUNT, create_test_charge, open_ledger};
 use time::OffsetDateTime;
 
 async fn head(ledger: &Ledger) -> u64 {
-    ledger.store().head().await.expect("head").map_or(0, |head| head.sequence)
+    ledger
+        .store()
+        .head()
+        .await
+        .expect("head")
+        .map_or(0, |head| head.sequence)
 }
 
 #[tokio::test]
@@ -22,7 +27,12 @@ async fn charges_and_their_history_survive_a_reopen() {
     let ledger = open_ledger(&directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     let updated = ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_set("shipping", "express"), RequestMeta::library())
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().metadata_set("shipping", "express"),
+            RequestMeta::library(),
+        )
         .await
         .expect("update");
     ledger.close().await.expect("close");
@@ -32,7 +42,10 @@ async fn charges_and_their_history_survive_a_reopen() {
     let loaded = reopened.get_charge(ACCOUNT, &charge.id).await.expect("get");
     assert_eq!(loaded, updated);
     assert_eq!(loaded.metadata["shipping"], "express");
-    let history = reopened.history(ACCOUNT, &charge.id).await.expect("history");
+    let history = reopened
+        .history(ACCOUNT, &charge.id)
+        .await
+        .expect("history");
     assert_eq!(history.len(), 2);
     assert_eq!(history[1].event_type, "charge.updated");
     assert_eq!(history[1].changes[0].field, "metadata[shipping]");
@@ -50,14 +63,26 @@ async fn a_rejected_update_appends_nothing_and_changes_nothing() {
         .update_charge(
             ACCOUNT,
             &charge.id,
-            UpdateCharge::new().description("fine").receipt_email("broken"),
+            UpdateCharge::new()
+                .description("fine")
+                .receipt_email("broken"),
             RequestMeta::library(),
         )
         .await
         .expect_err("invalid email");
-    assert!(matches!(error, LedgerError::Request(RequestError::InvalidEmail { .. })));
+    assert!(matches!(
+        error,
+        LedgerError::Request(RequestError::InvalidEmail { .. })
+    ));
     assert_eq!(head(&ledger).await, before);
-    assert_eq!(ledger.get_charge(ACCOUNT, &charge.id).await.expect("get").description, None);
+    assert_eq!(
+        ledger
+            .get_charge(ACCOUNT, &charge.id)
+            .await
+            .expect("get")
+            .description,
+        None
+    );
 }
 
 #[tokio::test]
@@ -67,7 +92,12 @@ async fn an_update_that_changes_nothing_appends_nothing() {
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     let before = head(&ledger).await;
     let same = ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_unset("absent"), RequestMeta::library())
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().metadata_unset("absent"),
+            RequestMeta::library(),
+        )
         .await
         .expect("no-op update");
     assert_eq!(same, charge);
@@ -79,15 +109,32 @@ async fn metadata_merges_unsets_one_key_and_unsets_all() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
-    let update = |command: UpdateCharge| ledger.update_charge(ACCOUNT, &charge.id, command, RequestMeta::library());
-    update(UpdateCharge::new().metadata_set("a", "1").metadata_set("b", "2")).await.expect("set");
-    let merged = update(UpdateCharge::new().metadata_set("c", "3")).await.expect("merge");
+    let update = |command: UpdateCharge| {
+        ledger.update_charge(ACCOUNT, &charge.id, command, RequestMeta::library())
+    };
+    update(
+        UpdateCharge::new()
+            .metadata_set("a", "1")
+            .metadata_set("b", "2"),
+    )
+    .await
+    .expect("set");
+    let merged = update(UpdateCharge::new().metadata_set("c", "3"))
+        .await
+        .expect("merge");
     assert_eq!(merged.metadata.len(), 3);
-    let one_gone = update(UpdateCharge::new().metadata_unset("a")).await.expect("unset one");
+    let one_gone = update(UpdateCharge::new().metadata_unset("a"))
+        .await
+        .expect("unset one");
     assert_eq!(one_gone.metadata.keys().collect::<Vec<_>>(), ["b", "c"]);
-    let all_gone = update(UpdateCharge::new().metadata_unset_all()).await.expect("unset all");
+    let all_gone = update(UpdateCharge::new().metadata_unset_all())
+        .await
+        .expect("unset all");
     assert!(all_gone.metadata.is_empty());
-    assert_eq!(serde_json::to_value(&all_gone).expect("json")["metadata"], serde_json::json!({}));
+    assert_eq!(
+        serde_json::to_value(&all_gone).expect("json")["metadata"],
+        serde_json::json!({})
+    );
 }
 
 #[tokio::test]
@@ -96,28 +143,68 @@ async fn accounts_never_see_each_others_objects() {
     let ledger = open_ledger(&directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     let customer = ledger
-        .create_customer(ACCOUNT, CreateCustomer::new().email("a@example.com"), RequestMeta::library())
+        .create_customer(
+            ACCOUNT,
+            CreateCustomer::new().email("a@example.com"),
+            RequestMeta::library(),
+        )
         .await
         .expect("customer");
 
-    let error = ledger.get_charge(OTHER_ACCOUNT, &charge.id).await.expect_err("isolated");
-    assert_eq!(error.to_string(), format!("No such charge: '{}'", charge.id));
     let error = ledger
-        .update_charge(OTHER_ACCOUNT, &charge.id, UpdateCharge::new().description("x"), RequestMeta::library())
+        .get_charge(OTHER_ACCOUNT, &charge.id)
+        .await
+        .expect_err("isolated");
+    assert_eq!(
+        error.to_string(),
+        format!("No such charge: '{}'", charge.id)
+    );
+    let error = ledger
+        .update_charge(
+            OTHER_ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().description("x"),
+            RequestMeta::library(),
+        )
         .await
         .expect_err("isolated update");
-    assert!(matches!(error, LedgerError::Request(RequestError::NoSuchCharge { .. })));
+    assert!(matches!(
+        error,
+        LedgerError::Request(RequestError::NoSuchCharge { .. })
+    ));
     assert!(ledger.history(OTHER_ACCOUNT, &charge.id).await.is_err());
-    assert!(ledger.get_customer(OTHER_ACCOUNT, &customer.id).await.is_err());
+    assert!(
+        ledger
+            .get_customer(OTHER_ACCOUNT, &customer.id)
+            .await
+            .is_err()
+    );
     // Another account's customer cannot be attached to a charge either.
     let own = create_test_charge(&ledger, OTHER_ACCOUNT).await;
     let error = ledger
-        .update_charge(OTHER_ACCOUNT, &own.id, UpdateCharge::new().customer(&customer.id), RequestMeta::library())
+        .update_charge(
+            OTHER_ACCOUNT,
+            &own.id,
+            UpdateCharge::new().customer(&customer.id),
+            RequestMeta::library(),
+        )
         .await
         .expect_err("foreign customer");
-    assert!(matches!(error, LedgerError::Request(RequestError::NoSuchCustomer { .. })));
-    let page = ledger.list_charges(OTHER_ACCOUNT, &ListCharges::default()).await.expect("list");
-    assert_eq!(page.data.iter().map(|charge| &charge.id).collect::<Vec<_>>(), [&own.id]);
+    assert!(matches!(
+        error,
+        LedgerError::Request(RequestError::NoSuchCustomer { .. })
+    ));
+    let page = ledger
+        .list_charges(OTHER_ACCOUNT, &ListCharges::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        page.data
+            .iter()
+            .map(|charge| &charge.id)
+            .collect::<Vec<_>>(),
+        [&own.id]
+    );
 }
 
 #[tokio::test]
@@ -127,19 +214,35 @@ async fn an_idempotency_key_never_applies_twice() {
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     let request = RequestMeta::library().with_idempotency_key("retry-me");
     let command = UpdateCharge::new().metadata_set("attempt", "1");
-    let first = ledger.update_charge(ACCOUNT, &charge.id, command.clone(), request.clone()).await.expect("first");
+    let first = ledger
+        .update_charge(ACCOUNT, &charge.id, command.clone(), request.clone())
+        .await
+        .expect("first");
     let after_first = head(&ledger).await;
     // A concurrent change in between: the retry must still answer the first result.
     ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().description("later"), RequestMeta::library())
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().description("later"),
+            RequestMeta::library(),
+        )
         .await
         .expect("other update");
-    let retried = ledger.update_charge(ACCOUNT, &charge.id, command, request.clone()).await.expect("retry");
+    let retried = ledger
+        .update_charge(ACCOUNT, &charge.id, command, request.clone())
+        .await
+        .expect("retry");
     assert_eq!(retried, first);
     assert_eq!(head(&ledger).await, after_first + 1);
 
     let error = ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_set("attempt", "2"), request)
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().metadata_set("attempt", "2"),
+            request,
+        )
         .await
         .expect_err("other parameters");
     assert_eq!(
@@ -149,7 +252,12 @@ async fn an_idempotency_key_never_applies_twice() {
     // Keys are scoped per account.
     let other = create_test_charge(&ledger, OTHER_ACCOUNT).await;
     ledger
-        .update_charge(OTHER_ACCOUNT, &other.id, UpdateCharge::new().metadata_set("attempt", "1"), RequestMeta::library().with_idempotency_key("retry-me"))
+        .update_charge(
+            OTHER_ACCOUNT,
+            &other.id,
+            UpdateCharge::new().metadata_set("attempt", "1"),
+            RequestMeta::library().with_idempotency_key("retry-me"),
+        )
         .await
         .expect("same key, other account");
 }
@@ -178,7 +286,10 @@ async fn concurrent_creations_with_one_idempotency_key_create_one_charge() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every retry must return the same charge");
-    let page = ledger.list_charges(ACCOUNT, &ListCharges::default()).await.expect("list");
+    let page = ledger
+        .list_charges(ACCOUNT, &ListCharges::default())
+        .await
+        .expect("list");
     assert_eq!(page.data.len(), 1);
     assert_eq!(head(&ledger).await, 1);
 }
@@ -190,11 +301,21 @@ async fn a_validation_failure_does_not_consume_the_idempotency_key() {
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     let request = RequestMeta::library().with_idempotency_key("fix-and-retry");
     ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().receipt_email("bad"), request.clone())
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().receipt_email("bad"),
+            request.clone(),
+        )
         .await
         .expect_err("invalid");
     let fixed = ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().receipt_email("good@example.com"), request)
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().receipt_email("good@example.com"),
+            request,
+        )
         .await
         .expect("the corrected request is new");
     assert_eq!(fixed.receipt_email.as_deref(), Some("good@example.com"));
@@ -206,21 +327,45 @@ async fn freeze_after_capture_is_per_account_and_audited() {
     let ledger = open_ledger(&directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     ledger
-        .set_account_policy(ACCOUNT, AccountPolicy { freeze_after_capture: true }, RequestMeta::cli())
+        .set_account_policy(
+            ACCOUNT,
+            AccountPolicy {
+                freeze_after_capture: true,
+            },
+            RequestMeta::cli(),
+        )
         .await
         .expect("policy");
     let error = ledger
-        .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().description("late"), RequestMeta::library())
+        .update_charge(
+            ACCOUNT,
+            &charge.id,
+            UpdateCharge::new().description("late"),
+            RequestMeta::library(),
+        )
         .await
         .expect_err("frozen");
-    assert!(matches!(error, LedgerError::Request(RequestError::ChargeFrozenAfterCapture { .. })));
+    assert!(matches!(
+        error,
+        LedgerError::Request(RequestError::ChargeFrozenAfterCapture { .. })
+    ));
     let other = create_test_charge(&ledger, OTHER_ACCOUNT).await;
     ledger
-        .update_charge(OTHER_ACCOUNT, &other.id, UpdateCharge::new().description("fine"), RequestMeta::library())
+        .update_charge(
+            OTHER_ACCOUNT,
+            &other.id,
+            UpdateCharge::new().description("fine"),
+            RequestMeta::library(),
+        )
         .await
         .expect("other account keeps the default");
     let policy_events = ledger.events_after(0, 100).await.expect("events");
-    assert!(policy_events.iter().any(|event| event.body.payload.event_type() == "account.policy_set" && event.body.request.actor == "cli"));
+    assert!(
+        policy_events.iter().any(
+            |event| event.body.payload.event_type() == "account.policy_set"
+                && event.body.request.actor == "cli"
+        )
+    );
 }
 
 #[tokio::test]
@@ -228,35 +373,72 @@ async fn capture_and_refund_move_the_amounts_like_stripe() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
     let charge = ledger
-        .create_charge(ACCOUNT, CreateCharge::new(1000, "usd").source("tok_amex").capture(false), RequestMeta::library())
+        .create_charge(
+            ACCOUNT,
+            CreateCharge::new(1000, "usd")
+                .source("tok_amex")
+                .capture(false),
+            RequestMeta::library(),
+        )
         .await
         .expect("authorize");
     assert!(!charge.captured);
     assert_eq!(charge.amount_captured, 0);
     let captured = ledger
-        .capture_charge(ACCOUNT, &charge.id, CaptureCharge::partial(600), RequestMeta::library())
+        .capture_charge(
+            ACCOUNT,
+            &charge.id,
+            CaptureCharge::partial(600),
+            RequestMeta::library(),
+        )
         .await
         .expect("capture");
     assert!(captured.captured);
-    assert_eq!((captured.amount_captured, captured.amount_refunded), (600, 400));
+    assert_eq!(
+        (captured.amount_captured, captured.amount_refunded),
+        (600, 400)
+    );
     let error = ledger
-        .capture_charge(ACCOUNT, &charge.id, CaptureCharge::full(), RequestMeta::library())
+        .capture_charge(
+            ACCOUNT,
+            &charge.id,
+            CaptureCharge::full(),
+            RequestMeta::library(),
+        )
         .await
         .expect_err("twice");
-    assert_eq!(error.to_string(), format!("Charge {} has already been captured.", charge.id));
+    assert_eq!(
+        error.to_string(),
+        format!("Charge {} has already been captured.", charge.id)
+    );
     let refunded = ledger
-        .refund_charge(ACCOUNT, &charge.id, RefundCharge::partial(250), RequestMeta::library())
+        .refund_charge(
+            ACCOUNT,
+            &charge.id,
+            RefundCharge::partial(250),
+            RequestMeta::library(),
+        )
         .await
         .expect("refund");
     assert_eq!(refunded.charge.amount_refunded, 650);
     assert!(!refunded.charge.refunded);
     assert_eq!(refunded.charge.refunds.data[0].id, refunded.refund.id);
     ledger
-        .refund_charge(ACCOUNT, &charge.id, RefundCharge::partial(351), RequestMeta::library())
+        .refund_charge(
+            ACCOUNT,
+            &charge.id,
+            RefundCharge::partial(351),
+            RequestMeta::library(),
+        )
         .await
         .expect_err("more than captured");
     let rest = ledger
-        .refund_charge(ACCOUNT, &charge.id, RefundCharge::full(), RequestMeta::library())
+        .refund_charge(
+            ACCOUNT,
+            &charge.id,
+            RefundCharge::full(),
+            RequestMeta::library(),
+        )
         .await
         .expect("rest");
     assert_eq!(rest.refund.amount, 350);
@@ -273,22 +455,53 @@ async fn time_travel_by_version_and_by_moment() {
     for description in ["one", "two", "three"] {
         tokio::time::sleep(Duration::from_millis(5)).await;
         ledger
-            .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().description(description), RequestMeta::library())
+            .update_charge(
+                ACCOUNT,
+                &charge.id,
+                UpdateCharge::new().description(description),
+                RequestMeta::library(),
+            )
             .await
             .expect("update");
         moments.push(OffsetDateTime::now_utc());
     }
-    for (version, expected) in [(1, None), (2, Some("one")), (3, Some("two")), (4, Some("three"))] {
-        let at = ledger.charge_at_version(ACCOUNT, &charge.id, version).await.expect("at version");
+    for (version, expected) in [
+        (1, None),
+        (2, Some("one")),
+        (3, Some("two")),
+        (4, Some("three")),
+    ] {
+        let at = ledger
+            .charge_at_version(ACCOUNT, &charge.id, version)
+            .await
+            .expect("at version");
         assert_eq!(at.description.as_deref(), expected, "version {version}");
-        let as_of = ledger.charge_as_of(ACCOUNT, &charge.id, moments[version as usize - 1]).await.expect("as of");
-        assert_eq!(as_of.description.as_deref(), expected, "moment after version {version}");
+        let as_of = ledger
+            .charge_as_of(ACCOUNT, &charge.id, moments[version as usize - 1])
+            .await
+            .expect("as of");
+        assert_eq!(
+            as_of.description.as_deref(),
+            expected,
+            "moment after version {version}"
+        );
     }
-    let error = ledger.charge_at_version(ACCOUNT, &charge.id, 5).await.expect_err("future version");
-    assert_eq!(error.to_string(), format!("charge {} has no version 5; its latest version is 4", charge.id));
+    let error = ledger
+        .charge_at_version(ACCOUNT, &charge.id, 5)
+        .await
+        .expect_err("future version");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "charge {} has no version 5; its latest version is 4",
+            charge.id
+        )
+    );
     let before_creation = OffsetDateTime::now_utc() - time::Duration::hours(1);
     assert!(matches!(
-        ledger.charge_as_of(ACCOUNT, &charge.id, before_creation).await,
+        ledger
+            .charge_as_of(ACCOUNT, &charge.id, before_creation)
+            .await,
         Err(LedgerError::NotYetCreated { .. })
     ));
 }
@@ -297,38 +510,104 @@ async fn time_travel_by_version_and_by_moment() {
 async fn charges_list_newest_first_with_cursors_and_filters() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
-    let customer = ledger.create_customer(ACCOUNT, CreateCustomer::new(), RequestMeta::library()).await.expect("customer");
+    let customer = ledger
+        .create_customer(ACCOUNT, CreateCustomer::new(), RequestMeta::library())
+        .await
+        .expect("customer");
     let mut created = Vec::new();
     for index in 0..7 {
         let mut command = CreateCharge::new(1000 + index, "usd").source("tok_visa");
         if index % 2 == 0 {
             command = command.customer(&customer.id);
         }
-        created.push(ledger.create_charge(ACCOUNT, command, RequestMeta::library()).await.expect("create").id);
+        created.push(
+            ledger
+                .create_charge(ACCOUNT, command, RequestMeta::library())
+                .await
+                .expect("create")
+                .id,
+        );
     }
     let newest_first: Vec<String> = created.iter().rev().cloned().collect();
-    let first_page = ledger.list_charges(ACCOUNT, &ListCharges { limit: 3, ..ListCharges::default() }).await.expect("page 1");
-    assert_eq!(first_page.data.iter().map(|charge| charge.id.clone()).collect::<Vec<_>>(), newest_first[..3]);
+    let first_page = ledger
+        .list_charges(
+            ACCOUNT,
+            &ListCharges {
+                limit: 3,
+                ..ListCharges::default()
+            },
+        )
+        .await
+        .expect("page 1");
+    assert_eq!(
+        first_page
+            .data
+            .iter()
+            .map(|charge| charge.id.clone())
+            .collect::<Vec<_>>(),
+        newest_first[..3]
+    );
     assert!(first_page.has_more);
     let second_page = ledger
-        .list_charges(ACCOUNT, &ListCharges { limit: 3, cursor: PageCursor::StartingAfter(newest_first[2].clone()), ..ListCharges::default() })
+        .list_charges(
+            ACCOUNT,
+            &ListCharges {
+                limit: 3,
+                cursor: PageCursor::StartingAfter(newest_first[2].clone()),
+                ..ListCharges::default()
+            },
+        )
         .await
         .expect("page 2");
-    assert_eq!(second_page.data.iter().map(|charge| charge.id.clone()).collect::<Vec<_>>(), newest_first[3..6]);
+    assert_eq!(
+        second_page
+            .data
+            .iter()
+            .map(|charge| charge.id.clone())
+            .collect::<Vec<_>>(),
+        newest_first[3..6]
+    );
     let last_page = ledger
-        .list_charges(ACCOUNT, &ListCharges { limit: 3, cursor: PageCursor::StartingAfter(newest_first[5].clone()), ..ListCharges::default() })
+        .list_charges(
+            ACCOUNT,
+            &ListCharges {
+                limit: 3,
+                cursor: PageCursor::StartingAfter(newest_first[5].clone()),
+                ..ListCharges::default()
+            },
+        )
         .await
         .expect("page 3");
     assert_eq!(last_page.data.len(), 1);
     assert!(!last_page.has_more);
     let back = ledger
-        .list_charges(ACCOUNT, &ListCharges { limit: 2, cursor: PageCursor::EndingBefore(newest_first[3].clone()), ..ListCharges::default() })
+        .list_charges(
+            ACCOUNT,
+            &ListCharges {
+                limit: 2,
+                cursor: PageCursor::EndingBefore(newest_first[3].clone()),
+                ..ListCharges::default()
+            },
+        )
         .await
         .expect("ending before");
-    assert_eq!(back.data.iter().map(|charge| charge.id.clone()).collect::<Vec<_>>(), newest_first[1..3]);
+    assert_eq!(
+        back.data
+            .iter()
+            .map(|charge| charge.id.clone())
+            .collect::<Vec<_>>(),
+        newest_first[1..3]
+    );
     assert!(back.has_more);
     let for_customer = ledger
-        .list_charges(ACCOUNT, &ListCharges { limit: 100, customer: Some(customer.id.clone()), ..ListCharges::default() })
+        .list_charges(
+            ACCOUNT,
+            &ListCharges {
+                limit: 100,
+                customer: Some(customer.id.clone()),
+                ..ListCharges::default()
+            },
+        )
         .await
         .expect("by customer");
     assert_eq!(for_customer.data.len(), 4);
@@ -341,7 +620,12 @@ async fn subscribe_catches_up_then_follows_without_gaps_or_repeats() {
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     for index in 0..5 {
         ledger
-            .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_set("i", index.to_string()), RequestMeta::library())
+            .update_charge(
+                ACCOUNT,
+                &charge.id,
+                UpdateCharge::new().metadata_set("i", index.to_string()),
+                RequestMeta::library(),
+            )
             .await
             .expect("update");
     }
@@ -352,7 +636,12 @@ async fn subscribe_catches_up_then_follows_without_gaps_or_repeats() {
         tokio::spawn(async move {
             for index in 5..40 {
                 ledger
-                    .update_charge(ACCOUNT, &charge_id, UpdateCharge::new().metadata_set("i", index.to_string()), RequestMeta::library())
+                    .update_charge(
+                        ACCOUNT,
+                        &charge_id,
+                        UpdateCharge::new().metadata_set("i", index.to_string()),
+                        RequestMeta::library(),
+                    )
                     .await
                     .expect("live update");
             }
@@ -370,7 +659,12 @@ async fn subscribe_catches_up_then_follows_without_gaps_or_repeats() {
     writer.await.expect("writer");
     assert_eq!(sequences, (3..=41).collect::<Vec<u64>>());
     let feed = ledger.events_after(39, 10).await.expect("feed");
-    assert_eq!(feed.iter().map(|event| event.body.sequence).collect::<Vec<_>>(), [40, 41]);
+    assert_eq!(
+        feed.iter()
+            .map(|event| event.body.sequence)
+            .collect::<Vec<_>>(),
+        [40, 41]
+    );
 }
 
 #[tokio::test]
@@ -387,7 +681,10 @@ async fn invalid_account_names_are_refused() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
     for account in ["", "with\0nul", &"a".repeat(256)] {
-        let error = ledger.get_charge(account, "ch_x").await.expect_err("bad account");
+        let error = ledger
+            .get_charge(account, "ch_x")
+            .await
+            .expect_err("bad account");
         assert!(matches!(error, LedgerError::InvalidAccount { .. }));
     }
 }

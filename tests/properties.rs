@@ -4,7 +4,10 @@
 mod common;
 
 use chargeledger::domain::{Projection, fold};
-use chargeledger::{Address, CaptureCharge, Charge, CreateCharge, Ledger, RefundCharge, RequestMeta, ShippingInput, UpdateCharge};
+use chargeledger::{
+    Address, CaptureCharge, Charge, CreateCharge, Ledger, RefundCharge, RequestMeta, ShippingInput,
+    UpdateCharge,
+};
 use common::ACCOUNT;
 use proptest::prelude::*;
 
@@ -30,7 +33,8 @@ fn operation() -> impl Strategy<Value = Operation> {
         "[a-z ]{0,8}".prop_map(Operation::Description),
         any::<bool>().prop_map(Operation::ReceiptEmail),
         proptest::option::of(any::<bool>()).prop_map(Operation::Shipping),
-        prop::sample::select(vec!["", "safe", "fraudulent", "unsure"]).prop_map(Operation::FraudReport),
+        prop::sample::select(vec!["", "safe", "fraudulent", "unsure"])
+            .prop_map(Operation::FraudReport),
         prop::sample::select(vec!["", "group_a", "group_b"]).prop_map(Operation::TransferGroup),
         proptest::option::of(-10..3000i64).prop_map(Operation::Capture),
         proptest::option::of(-10..3000i64).prop_map(Operation::Refund),
@@ -38,14 +42,25 @@ fn operation() -> impl Strategy<Value = Operation> {
 }
 
 async fn perform(ledger: &Ledger, charge_id: &str, operation: &Operation) -> Option<Charge> {
-    let update = |command: UpdateCharge| ledger.update_charge(ACCOUNT, charge_id, command, RequestMeta::library());
+    let update = |command: UpdateCharge| {
+        ledger.update_charge(ACCOUNT, charge_id, command, RequestMeta::library())
+    };
     let outcome = match operation {
-        Operation::SetMetadata(key, value) => update(UpdateCharge::new().metadata_set(format!("key{key}"), value.clone())).await,
-        Operation::UnsetMetadata(key) => update(UpdateCharge::new().metadata_unset(format!("key{key}"))).await,
+        Operation::SetMetadata(key, value) => {
+            update(UpdateCharge::new().metadata_set(format!("key{key}"), value.clone())).await
+        }
+        Operation::UnsetMetadata(key) => {
+            update(UpdateCharge::new().metadata_unset(format!("key{key}"))).await
+        }
         Operation::UnsetAllMetadata => update(UpdateCharge::new().metadata_unset_all()).await,
         Operation::Description(text) => update(UpdateCharge::new().description(text.clone())).await,
         Operation::ReceiptEmail(valid) => {
-            update(UpdateCharge::new().receipt_email(if *valid { "buyer@example.com" } else { "buyer" })).await
+            update(UpdateCharge::new().receipt_email(if *valid {
+                "buyer@example.com"
+            } else {
+                "buyer"
+            }))
+            .await
         }
         Operation::Shipping(None) => update(UpdateCharge::new().shipping_unset()).await,
         Operation::Shipping(Some(valid)) => {
@@ -56,14 +71,18 @@ async fn perform(ledger: &Ledger, charge_id: &str, operation: &Operation) -> Opt
             };
             update(UpdateCharge::new().shipping(ShippingInput::new("Jenny", address))).await
         }
-        Operation::FraudReport(report) => update(UpdateCharge::new().fraud_user_report(*report)).await,
+        Operation::FraudReport(report) => {
+            update(UpdateCharge::new().fraud_user_report(*report)).await
+        }
         Operation::TransferGroup(group) => update(UpdateCharge::new().transfer_group(*group)).await,
         Operation::Capture(amount) => {
             let command = CaptureCharge {
                 amount: *amount,
                 ..CaptureCharge::default()
             };
-            ledger.capture_charge(ACCOUNT, charge_id, command, RequestMeta::library()).await
+            ledger
+                .capture_charge(ACCOUNT, charge_id, command, RequestMeta::library())
+                .await
         }
         Operation::Refund(amount) => {
             let command = RefundCharge {
@@ -80,13 +99,26 @@ async fn perform(ledger: &Ledger, charge_id: &str, operation: &Operation) -> Opt
 }
 
 async fn check_consistency(ledger: &Ledger, charge_id: &str, states_by_version: &[Charge]) {
-    let (current, version) = ledger.get_charge_with_version(ACCOUNT, charge_id).await.expect("get");
+    let (current, version) = ledger
+        .get_charge_with_version(ACCOUNT, charge_id)
+        .await
+        .expect("get");
     assert_eq!(version as usize, states_by_version.len());
-    let events = ledger.charge_events(ACCOUNT, charge_id, None).await.expect("events");
+    let events = ledger
+        .charge_events(ACCOUNT, charge_id, None)
+        .await
+        .expect("events");
     let folded = fold(events.iter().map(|event| &event.body.payload)).expect("fold");
-    assert_eq!(folded, Some(Projection::Charge(Box::new(current.clone()))), "projection == fold of events");
+    assert_eq!(
+        folded,
+        Some(Projection::Charge(Box::new(current.clone()))),
+        "projection == fold of events"
+    );
     for (index, expected) in states_by_version.iter().enumerate() {
-        let at = ledger.charge_at_version(ACCOUNT, charge_id, index as u64 + 1).await.expect("at version");
+        let at = ledger
+            .charge_at_version(ACCOUNT, charge_id, index as u64 + 1)
+            .await
+            .expect("at version");
         assert_eq!(&at, expected, "charge_at_version({})", index + 1);
     }
     assert_eq!(states_by_version.last(), Some(&current));

@@ -12,7 +12,11 @@ fn version_1_events_round_trip_byte_for_byte() {
     for line in V1_LOG.lines() {
         let event: RecordedEvent = serde_json::from_str(line).expect("a v1 event decodes");
         assert_eq!(event.body.schema_version, 1);
-        assert_eq!(serde_json::to_string(&event).expect("encode"), line, "re-encoding changed the bytes");
+        assert_eq!(
+            serde_json::to_string(&event).expect("encode"),
+            line,
+            "re-encoding changed the bytes"
+        );
     }
 }
 
@@ -21,16 +25,26 @@ fn version_1_chain_still_verifies() {
     let mut verifier = ChainVerifier::from_genesis();
     for line in V1_LOG.lines() {
         let event: RecordedEvent = serde_json::from_str(line).expect("decode");
-        verifier.check(&event).expect("the stored hashes still match");
+        verifier
+            .check(&event)
+            .expect("the stored hashes still match");
     }
     assert!(verifier.last_sequence() >= 4);
 }
 
 #[test]
 fn version_1_events_fold_to_the_recorded_charge() {
-    let events: Vec<RecordedEvent> = V1_LOG.lines().map(|line| serde_json::from_str(line).expect("decode")).collect();
-    let charge_events: Vec<_> = events.iter().filter(|event| event.body.stream_id.starts_with("ch_")).collect();
-    let Some(Projection::Charge(charge)) = fold(charge_events.iter().map(|event| &event.body.payload)).expect("fold") else {
+    let events: Vec<RecordedEvent> = V1_LOG
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("decode"))
+        .collect();
+    let charge_events: Vec<_> = events
+        .iter()
+        .filter(|event| event.body.stream_id.starts_with("ch_"))
+        .collect();
+    let Some(Projection::Charge(charge)) =
+        fold(charge_events.iter().map(|event| &event.body.payload)).expect("fold")
+    else {
         panic!("the fixture holds a charge");
     };
     let expected: serde_json::Value =

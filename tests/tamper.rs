@@ -14,7 +14,12 @@ async fn store_with_six_events(directory: &tempfile::TempDir) {
     let charge = create_test_charge(&ledger, ACCOUNT).await;
     for index in 0..5 {
         ledger
-            .update_charge(ACCOUNT, &charge.id, UpdateCharge::new().metadata_set("step", index.to_string()), RequestMeta::library())
+            .update_charge(
+                ACCOUNT,
+                &charge.id,
+                UpdateCharge::new().metadata_set("step", index.to_string()),
+                RequestMeta::library(),
+            )
             .await
             .expect("update");
     }
@@ -34,7 +39,9 @@ fn key(sequence: u64) -> [u8; 8] {
 }
 
 async fn verify(directory: &tempfile::TempDir) -> Option<Fault> {
-    let ledger = Ledger::open_for_verification(directory.path().join("data")).await.expect("open for verification");
+    let ledger = Ledger::open_for_verification(directory.path().join("data"))
+        .await
+        .expect("open for verification");
     let report = ledger.verify(&|_, _| {}).await.expect("verify runs");
     ledger.close().await.expect("close");
     report.first_fault
@@ -61,7 +68,9 @@ async fn an_edited_event_is_detected_and_named() {
     store_with_six_events(&directory).await;
     tamper(&directory.path().join("data"), |events| {
         let value = events.get(key(3)).expect("read").expect("event 3");
-        let edited = String::from_utf8(value.to_vec()).expect("utf8").replace("\"step\":\"1\"", "\"step\":\"9\"");
+        let edited = String::from_utf8(value.to_vec())
+            .expect("utf8")
+            .replace("\"step\":\"1\"", "\"step\":\"9\"");
         assert!(edited.contains("\"step\":\"9\""), "the edit must land");
         events.insert(key(3), edited.as_bytes()).expect("write");
     });
@@ -70,7 +79,10 @@ async fn an_edited_event_is_detected_and_named() {
         other => panic!("expected a hash mismatch at #3, got {other:?}"),
     }
     let refusal = open_refusal(&directory).await;
-    assert!(refusal.to_string().contains("event #3 was altered"), "{refusal}");
+    assert!(
+        refusal.to_string().contains("event #3 was altered"),
+        "{refusal}"
+    );
 }
 
 #[tokio::test]
@@ -81,10 +93,16 @@ async fn a_deleted_event_is_detected_and_named() {
         events.remove(key(4)).expect("remove");
     });
     match verify(&directory).await {
-        Some(Fault::Chain(ChainFault::SequenceGap { previous: 3, found: 5 })) => {}
+        Some(Fault::Chain(ChainFault::SequenceGap {
+            previous: 3,
+            found: 5,
+        })) => {}
         other => panic!("expected a gap after #3, got {other:?}"),
     }
-    assert!(matches!(open_refusal(&directory).await, StoreError::CorruptChain { .. }));
+    assert!(matches!(
+        open_refusal(&directory).await,
+        StoreError::CorruptChain { .. }
+    ));
 }
 
 #[tokio::test]
@@ -104,14 +122,20 @@ async fn reordered_events_are_detected() {
     store_with_six_events(&directory).await;
     tamper(&directory.path().join("data"), |events| {
         // Swap #3 and #4 and renumber them so each sits under a matching key.
-        let three: serde_json::Value = serde_json::from_slice(&events.get(key(3)).expect("read").expect("3")).expect("json");
-        let four: serde_json::Value = serde_json::from_slice(&events.get(key(4)).expect("read").expect("4")).expect("json");
+        let three: serde_json::Value =
+            serde_json::from_slice(&events.get(key(3)).expect("read").expect("3")).expect("json");
+        let four: serde_json::Value =
+            serde_json::from_slice(&events.get(key(4)).expect("read").expect("4")).expect("json");
         let mut moved_four = four.clone();
         moved_four["body"]["sequence"] = 3.into();
         let mut moved_three = three.clone();
         moved_three["body"]["sequence"] = 4.into();
-        events.insert(key(3), serde_json::to_vec(&moved_four).expect("json")).expect("write");
-        events.insert(key(4), serde_json::to_vec(&moved_three).expect("json")).expect("write");
+        events
+            .insert(key(3), serde_json::to_vec(&moved_four).expect("json"))
+            .expect("write");
+        events
+            .insert(key(4), serde_json::to_vec(&moved_three).expect("json"))
+            .expect("write");
     });
     match verify(&directory).await {
         Some(Fault::Chain(ChainFault::HashMismatch { sequence: 3, .. })) => {}
@@ -129,7 +153,9 @@ async fn an_inserted_event_with_a_recomputed_hash_still_breaks_the_chain() {
             serde_json::from_slice(&events.get(key(3)).expect("read").expect("3")).expect("decode");
         forged.body.request.actor = "forger".into();
         forged.hash = chargeledger::chain::hash_body(&forged.body);
-        events.insert(key(3), serde_json::to_vec(&forged).expect("json")).expect("write");
+        events
+            .insert(key(3), serde_json::to_vec(&forged).expect("json"))
+            .expect("write");
     });
     match verify(&directory).await {
         Some(Fault::Chain(ChainFault::BrokenLink { sequence: 4, .. })) => {}
@@ -147,20 +173,35 @@ async fn a_wrong_projection_is_reported_by_verify_and_fixed_by_replay() {
         let projections = db.open_tree("projections").expect("tree");
         let (key, value) = projections.iter().next().expect("one").expect("read");
         let mut edited = value.to_vec();
-        let text = String::from_utf8(edited.split_off(16)).expect("utf8").replace("\"step\":\"4\"", "\"step\":\"forged\"");
+        let text = String::from_utf8(edited.split_off(16))
+            .expect("utf8")
+            .replace("\"step\":\"4\"", "\"step\":\"forged\"");
         edited.extend_from_slice(text.as_bytes());
         projections.insert(&key, edited).expect("write");
         db.flush().expect("flush");
-        String::from_utf8_lossy(&key).split('\0').nth(1).expect("stream id").to_string()
+        String::from_utf8_lossy(&key)
+            .split('\0')
+            .nth(1)
+            .expect("stream id")
+            .to_string()
     };
     match verify(&directory).await {
         Some(Fault::ProjectionMismatch { stream_id, .. }) => assert_eq!(stream_id, charge_id),
         other => panic!("expected a projection mismatch, got {other:?}"),
     }
-    let ledger = Ledger::open(&path).await.expect("open: the chain itself is sound");
+    let ledger = Ledger::open(&path)
+        .await
+        .expect("open: the chain itself is sound");
     let report = ledger.replay(&|_, _| {}).await.expect("replay");
     assert_eq!(report.mismatches.len(), 1);
-    assert_eq!(ledger.get_charge(ACCOUNT, &charge_id).await.expect("get").metadata["step"], "4");
+    assert_eq!(
+        ledger
+            .get_charge(ACCOUNT, &charge_id)
+            .await
+            .expect("get")
+            .metadata["step"],
+        "4"
+    );
     ledger.close().await.expect("close");
     drop(ledger);
     assert_eq!(verify(&directory).await, None);

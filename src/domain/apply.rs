@@ -58,9 +58,9 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
         (Some(_), EventPayload::ChargeCreated(_) | EventPayload::CustomerCreated(_)) => {
             Err(FoldError::StreamAlreadyStarted { event_type })
         }
-        (Some(Projection::Charge(charge)), _) => {
-            Ok(Projection::Charge(Box::new(apply_to_charge(*charge, payload)?)))
-        }
+        (Some(Projection::Charge(charge)), _) => Ok(Projection::Charge(Box::new(apply_to_charge(
+            *charge, payload,
+        )?))),
         (Some(other), _) => Err(FoldError::WrongStream {
             event_type,
             stream_kind: other.kind_name(),

@@ -54,6 +54,8 @@ impl ShippingInput {
 }
 
 /// What an update does to `shipping`.
+// One per request and short-lived: not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum ShippingUpdate {
     /// Replace the whole shipping object.
@@ -113,8 +115,10 @@ impl CreateCharge {
     }
 
     pub fn metadata_set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata
-            .push(MetadataEdit::Set(key.into(), serde_json::Value::String(value.into())));
+        self.metadata.push(MetadataEdit::Set(
+            key.into(),
+            serde_json::Value::String(value.into()),
+        ));
         self
     }
 
@@ -175,8 +179,10 @@ impl UpdateCharge {
     }
 
     pub fn metadata_set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata
-            .push(MetadataEdit::Set(key.into(), serde_json::Value::String(value.into())));
+        self.metadata.push(MetadataEdit::Set(
+            key.into(),
+            serde_json::Value::String(value.into()),
+        ));
         self
     }
 
@@ -294,8 +300,10 @@ impl CreateCustomer {
     }
 
     pub fn metadata_set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata
-            .push(MetadataEdit::Set(key.into(), serde_json::Value::String(value.into())));
+        self.metadata.push(MetadataEdit::Set(
+            key.into(),
+            serde_json::Value::String(value.into()),
+        ));
         self
     }
 }

@@ -69,7 +69,10 @@ pub fn create_charge(
     };
     for (param, value) in [
         ("statement_descriptor", &command.statement_descriptor),
-        ("statement_descriptor_suffix", &command.statement_descriptor_suffix),
+        (
+            "statement_descriptor_suffix",
+            &command.statement_descriptor_suffix,
+        ),
     ] {
         if let Some(value) = value {
             check_statement_descriptor(param, value)?;
@@ -86,7 +89,10 @@ pub fn create_charge(
         None => None,
     };
     // A customer without an explicit source pays with its default card: a test Visa.
-    let source = command.source.clone().unwrap_or_else(|| "tok_visa".to_string());
+    let source = command
+        .source
+        .clone()
+        .unwrap_or_else(|| "tok_visa".to_string());
     let card = validation::test_card(&source, context.now_unix)?;
     Ok(EventPayload::ChargeCreated(ChargeCreated {
         charge_id: context.ids.charge.clone(),
@@ -99,12 +105,17 @@ pub fn create_charge(
         source,
         payment_method: context.ids.payment_method.clone(),
         card,
-        balance_transaction: command.capture.then(|| context.ids.balance_transaction.clone()),
+        balance_transaction: command
+            .capture
+            .then(|| context.ids.balance_transaction.clone()),
         description: command.description.as_deref().and_then(empty_as_none),
         metadata,
         receipt_email,
         shipping,
-        statement_descriptor: command.statement_descriptor.as_deref().and_then(empty_as_none),
+        statement_descriptor: command
+            .statement_descriptor
+            .as_deref()
+            .and_then(empty_as_none),
         statement_descriptor_suffix: command
             .statement_descriptor_suffix
             .as_deref()
@@ -129,11 +140,17 @@ pub fn update_charge(
         check_length("description", description, DESCRIPTION_MAX_CHARS)?;
     }
     check_metadata_edits(&command.metadata)?;
-    if let Some(email) = command.receipt_email.as_deref().filter(|email| !email.is_empty()) {
+    if let Some(email) = command
+        .receipt_email
+        .as_deref()
+        .filter(|email| !email.is_empty())
+    {
         check_email("receipt_email", email)?;
     }
     let shipping = match &command.shipping {
-        Some(ShippingUpdate::Set(input)) => Some(Some(validation::validate_shipping("shipping", input)?)),
+        Some(ShippingUpdate::Set(input)) => {
+            Some(Some(validation::validate_shipping("shipping", input)?))
+        }
         Some(ShippingUpdate::Unset) => Some(None),
         None => None,
     };
@@ -189,9 +206,12 @@ pub fn update_charge(
         }
     }
     if let Some(description) = &command.description {
-        push_if_changed(&mut changes, &charge.description, empty_as_none(description), |previous, current| {
-            FieldChange::Description { previous, current }
-        });
+        push_if_changed(
+            &mut changes,
+            &charge.description,
+            empty_as_none(description),
+            |previous, current| FieldChange::Description { previous, current },
+        );
     }
     if !command.metadata.is_empty() {
         let merged = fold_metadata_edits(&charge.metadata, &command.metadata);
@@ -201,28 +221,37 @@ pub fn update_charge(
         }
     }
     if let Some(email) = &command.receipt_email {
-        push_if_changed(&mut changes, &charge.receipt_email, empty_as_none(email), |previous, current| {
-            FieldChange::ReceiptEmail { previous, current }
-        });
+        push_if_changed(
+            &mut changes,
+            &charge.receipt_email,
+            empty_as_none(email),
+            |previous, current| FieldChange::ReceiptEmail { previous, current },
+        );
     }
     if let Some(shipping) = shipping {
-        push_if_changed(&mut changes, &charge.shipping, shipping, |previous, current| {
-            FieldChange::Shipping { previous, current }
-        });
+        push_if_changed(
+            &mut changes,
+            &charge.shipping,
+            shipping,
+            |previous, current| FieldChange::Shipping { previous, current },
+        );
     }
     if let Some(user_report) = fraud_user_report {
         let current = FraudDetails {
             stripe_report: charge.fraud_details.stripe_report.clone(),
             user_report,
         };
-        push_if_changed(&mut changes, &charge.fraud_details, current, |previous, current| {
-            FieldChange::FraudDetails { previous, current }
-        });
+        push_if_changed(
+            &mut changes,
+            &charge.fraud_details,
+            current,
+            |previous, current| FieldChange::FraudDetails { previous, current },
+        );
     }
-    if let Some(group) = &command.transfer_group {
-        if let Some(change) = transfer_group_change(charge, group)? {
-            changes.push(change);
-        }
+    if let Some(group) = &command.transfer_group
+        && let Some(change) = transfer_group_change(charge, group)?
+    {
+        changes.push(change);
     }
     if changes.is_empty() {
         return Ok(None);
@@ -243,12 +272,19 @@ pub fn capture_charge(
             param: "amount".into(),
         });
     }
-    if let Some(email) = command.receipt_email.as_deref().filter(|email| !email.is_empty()) {
+    if let Some(email) = command
+        .receipt_email
+        .as_deref()
+        .filter(|email| !email.is_empty())
+    {
         check_email("receipt_email", email)?;
     }
     for (param, value) in [
         ("statement_descriptor", &command.statement_descriptor),
-        ("statement_descriptor_suffix", &command.statement_descriptor_suffix),
+        (
+            "statement_descriptor_suffix",
+            &command.statement_descriptor_suffix,
+        ),
     ] {
         if let Some(value) = value {
             check_statement_descriptor(param, value)?;
@@ -276,9 +312,12 @@ pub fn capture_charge(
     }
     let mut changes = Vec::new();
     if let Some(email) = &command.receipt_email {
-        push_if_changed(&mut changes, &charge.receipt_email, empty_as_none(email), |previous, current| {
-            FieldChange::ReceiptEmail { previous, current }
-        });
+        push_if_changed(
+            &mut changes,
+            &charge.receipt_email,
+            empty_as_none(email),
+            |previous, current| FieldChange::ReceiptEmail { previous, current },
+        );
     }
     if let Some(descriptor) = &command.statement_descriptor {
         push_if_changed(
@@ -296,10 +335,10 @@ pub fn capture_charge(
             |previous, current| FieldChange::StatementDescriptorSuffix { previous, current },
         );
     }
-    if let Some(group) = &command.transfer_group {
-        if let Some(change) = transfer_group_change(charge, group)? {
-            changes.push(change);
-        }
+    if let Some(group) = &command.transfer_group
+        && let Some(change) = transfer_group_change(charge, group)?
+    {
+        changes.push(change);
     }
     let remainder = charge.amount - amount_captured;
     let released_remainder = (remainder > 0).then(|| Refund {
@@ -337,7 +376,10 @@ pub fn refund_charge(
         });
     }
     if let Some(reason) = &command.reason
-        && !matches!(reason.as_str(), "duplicate" | "fraudulent" | "requested_by_customer")
+        && !matches!(
+            reason.as_str(),
+            "duplicate" | "fraudulent" | "requested_by_customer"
+        )
     {
         return Err(RequestError::InvalidEnum {
             param: "reason".into(),
@@ -418,7 +460,10 @@ pub fn create_customer(
 }
 
 /// `transfer_group` may only be provided while it is unset; repeating the current value is a no-op.
-fn transfer_group_change(charge: &Charge, group: &str) -> Result<Option<FieldChange>, RequestError> {
+fn transfer_group_change(
+    charge: &Charge,
+    group: &str,
+) -> Result<Option<FieldChange>, RequestError> {
     match &charge.transfer_group {
         Some(existing) if existing == group => Ok(None),
         Some(existing) => Err(RequestError::TransferGroupAlreadySet {

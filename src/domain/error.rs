@@ -67,10 +67,14 @@ pub enum RequestError {
         allowed: String,
     },
 
-    #[error("Country '{value}' is unknown. Try using a 2-character alphanumeric country code instead, such as 'US', 'EG', or 'GB'. A full list of country codes is available at https://stripe.com/docs/api/country_specs")]
+    #[error(
+        "Country '{value}' is unknown. Try using a 2-character alphanumeric country code instead, such as 'US', 'EG', or 'GB'. A full list of country codes is available at https://stripe.com/docs/api/country_specs"
+    )]
     InvalidCountry { param: String, value: String },
 
-    #[error("Invalid currency: {value}. Stripe currently supports these currencies: usd, eur, gbp, jpy and the other ISO 4217 codes.")]
+    #[error(
+        "Invalid currency: {value}. Stripe currently supports these currencies: usd, eur, gbp, jpy and the other ISO 4217 codes."
+    )]
     InvalidCurrency { value: String },
 
     #[error("Invalid integer: {value}")]
@@ -182,19 +186,27 @@ impl RequestError {
         use RequestError::*;
         Some(match self {
             MissingParam { .. } | MissingSourceOrCustomer => "parameter_missing",
-            StringTooLong { .. } | StatementDescriptorTooLong { .. } => "string_length_exceeds_maximum",
+            StringTooLong { .. } | StatementDescriptorTooLong { .. } => {
+                "string_length_exceeds_maximum"
+            }
             InvalidEmail { .. } => "email_invalid",
-            InvalidEnum { .. } | InvalidCountry { .. } | InvalidCurrency { .. } => "parameter_invalid_string",
+            InvalidEnum { .. } | InvalidCountry { .. } | InvalidCurrency { .. } => {
+                "parameter_invalid_string"
+            }
             InvalidInteger { .. } => "parameter_invalid_integer",
             AmountNotPositive { .. } => "parameter_invalid_integer",
             AmountTooSmall { .. } => "amount_too_small",
-            AmountTooLarge | CaptureAmountTooLarge { .. } | RefundAmountTooLarge { .. } => "amount_too_large",
+            AmountTooLarge | CaptureAmountTooLarge { .. } | RefundAmountTooLarge { .. } => {
+                "amount_too_large"
+            }
             NoSuchCharge { .. } | NoSuchCustomer { .. } | NoSuchToken { .. } => "resource_missing",
             CardDeclined { .. } => "card_declined",
             ChargeAlreadyCaptured { .. } => "charge_already_captured",
             ChargeAlreadyRefunded { .. } => "charge_already_refunded",
             ChargeFrozenAfterCapture { .. } => "charge_frozen_after_capture",
-            CustomerAlreadySet { .. } | TransferGroupAlreadySet { .. } => "parameter_invalid_string",
+            CustomerAlreadySet { .. } | TransferGroupAlreadySet { .. } => {
+                "parameter_invalid_string"
+            }
             PartialRefundOfUncapturedCharge { .. } => "charge_not_captured",
             MetadataKeyTooLong { .. }
             | MetadataValueTooLong { .. }

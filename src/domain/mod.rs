@@ -9,8 +9,8 @@ pub mod validation;
 
 pub use apply::{FoldError, Projection, apply, fold};
 pub use charge::{
-    Address, BillingDetails, Card, Charge, ChargeStatus, Customer, FraudDetails, Metadata,
-    Outcome, PaymentMethodDetails, Refund, RefundList, Shipping,
+    Address, BillingDetails, Card, Charge, ChargeStatus, Customer, FraudDetails, Metadata, Outcome,
+    PaymentMethodDetails, Refund, RefundList, Shipping,
 };
 pub use commands::{
     AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, MetadataEdit, RefundCharge,

@@ -199,7 +199,9 @@ impl SledStore {
         {
             let jobs = self.jobs.lock().map_err(|_| StoreError::Closed)?;
             let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(make_job(reply)).map_err(|_| StoreError::Closed)?;
+            sender
+                .send(make_job(reply))
+                .map_err(|_| StoreError::Closed)?;
         }
         response.await.map_err(|_| StoreError::Closed)?
     }
@@ -224,13 +226,20 @@ impl SledStore {
     fn decode_projection(&self, key: &[u8], value: &[u8]) -> Result<StoredProjection, StoreError> {
         decode_projection(value).map_err(|detail| {
             self.corrupt(
-                format!("projection {}", String::from_utf8_lossy(key).replace('\0', "/")),
+                format!(
+                    "projection {}",
+                    String::from_utf8_lossy(key).replace('\0', "/")
+                ),
                 detail,
             )
         })
     }
 
-    fn load_sync(&self, account: &str, stream_id: &str) -> Result<Option<StoredProjection>, StoreError> {
+    fn load_sync(
+        &self,
+        account: &str,
+        stream_id: &str,
+    ) -> Result<Option<StoredProjection>, StoreError> {
         let key = stream_key(account, stream_id);
         match self.trees.projections.get(&key)? {
             Some(value) => Ok(Some(self.decode_projection(&key, &value)?)),
@@ -242,10 +251,15 @@ impl SledStore {
 #[async_trait]
 impl EventStore for SledStore {
     async fn append(&self, request: AppendRequest) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.submit(|reply| Job::Append(Box::new(request), reply)).await
+        self.submit(|reply| Job::Append(Box::new(request), reply))
+            .await
     }
 
-    async fn load(&self, account: &str, stream_id: &str) -> Result<Option<StoredProjection>, StoreError> {
+    async fn load(
+        &self,
+        account: &str,
+        stream_id: &str,
+    ) -> Result<Option<StoredProjection>, StoreError> {
         self.load_sync(account, stream_id)
     }
 
@@ -281,7 +295,11 @@ impl EventStore for SledStore {
         Ok(events)
     }
 
-    async fn read_all_after(&self, after_sequence: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all_after(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let durable = self.durable_limit();
         if after_sequence >= durable {
             return Ok(Vec::new());
@@ -312,23 +330,48 @@ impl EventStore for SledStore {
         };
         let cursor_sequence = |charge_id: &str| -> Result<u64, StoreError> {
             // An unknown cursor lists nothing, like a cursor past the end.
-            Ok(self.load_sync(account, charge_id)?.map_or(0, |stored| stored.created_sequence))
+            Ok(self
+                .load_sync(account, charge_id)?
+                .map_or(0, |stored| stored.created_sequence))
         };
-        let (entries, newest_first): (Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>, bool) =
-            match cursor {
-                PageCursor::Newest => (Box::new(self.trees.charges_by_creation.scan_prefix(&prefix).rev()), true),
-                PageCursor::StartingAfter(charge_id) => {
-                    let sequence = cursor_sequence(charge_id)?;
-                    (Box::new(self.trees.charges_by_creation.range(key_at(0)..key_at(sequence)).rev()), true)
+        let (entries, newest_first): (
+            Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>,
+            bool,
+        ) = match cursor {
+            PageCursor::Newest => (
+                Box::new(self.trees.charges_by_creation.scan_prefix(&prefix).rev()),
+                true,
+            ),
+            PageCursor::StartingAfter(charge_id) => {
+                let sequence = cursor_sequence(charge_id)?;
+                (
+                    Box::new(
+                        self.trees
+                            .charges_by_creation
+                            .range(key_at(0)..key_at(sequence))
+                            .rev(),
+                    ),
+                    true,
+                )
+            }
+            PageCursor::EndingBefore(charge_id) => {
+                let sequence = cursor_sequence(charge_id)?;
+                if sequence == 0 {
+                    return Ok(Page {
+                        data: Vec::new(),
+                        has_more: false,
+                    });
                 }
-                PageCursor::EndingBefore(charge_id) => {
-                    let sequence = cursor_sequence(charge_id)?;
-                    if sequence == 0 {
-                        return Ok(Page { data: Vec::new(), has_more: false });
-                    }
-                    (Box::new(self.trees.charges_by_creation.range(key_at(sequence + 1)..key_at(u64::MAX))), false)
-                }
-            };
+                (
+                    Box::new(
+                        self.trees
+                            .charges_by_creation
+                            .range(key_at(sequence + 1)..key_at(u64::MAX)),
+                    ),
+                    false,
+                )
+            }
+        };
         let mut data = Vec::new();
         for entry in entries {
             let (_, charge_id) = entry?;
@@ -353,7 +396,11 @@ impl EventStore for SledStore {
         Ok(Page { data, has_more })
     }
 
-    async fn idempotency_record(&self, account: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency_record(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let record_key = stream_key(account, key);
         match self.trees.idempotency.get(&record_key)? {
             Some(value) => serde_json::from_slice(&value)
@@ -387,11 +434,17 @@ impl EventStore for SledStore {
     }
 
     async fn put_projections(&self, projections: ProjectionRows) -> Result<(), StoreError> {
-        self.submit(|reply| Job::PutProjections(projections, reply)).await
+        self.submit(|reply| Job::PutProjections(projections, reply))
+            .await
     }
 
-    async fn import(&self, events: Vec<RecordedEvent>, projections: ProjectionRows) -> Result<(), StoreError> {
-        self.submit(|reply| Job::Import(events, projections, reply)).await
+    async fn import(
+        &self,
+        events: Vec<RecordedEvent>,
+        projections: ProjectionRows,
+    ) -> Result<(), StoreError> {
+        self.submit(|reply| Job::Import(events, projections, reply))
+            .await
     }
 
     async fn head(&self) -> Result<Option<ChainHead>, StoreError> {
@@ -512,7 +565,11 @@ impl Writer {
                 Job::PutProjections(projections, reply) => {
                     for (account, stream_id, stored) in projections {
                         let key = stream_key(&account, &stream_id);
-                        staged.writes.push((TreeName::Projections, key, encode_projection(&stored)));
+                        staged.writes.push((
+                            TreeName::Projections,
+                            key,
+                            encode_projection(&stored),
+                        ));
                     }
                     accepted.push(Accepted::Done(reply));
                 }
@@ -523,7 +580,9 @@ impl Writer {
         }
         if head.sequence != self.head.sequence {
             let head_json = serde_json::to_vec(&head).unwrap_or_default();
-            staged.writes.push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
+            staged
+                .writes
+                .push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
         }
         if let Err(error) = self.commit(&staged.writes) {
             // The transaction applied nothing: refuse this batch, keep serving.
@@ -579,7 +638,9 @@ impl Writer {
     }
 
     fn make_durable(&mut self) -> Result<(), String> {
-        self.db.flush().map_err(|error| format!("sled flush failed: {error}"))?;
+        self.db
+            .flush()
+            .map_err(|error| format!("sled flush failed: {error}"))?;
         self.sync
             .sync()
             .map_err(|error| format!("fdatasync of {}/db failed: {error}", self.path))
@@ -591,10 +652,15 @@ impl Writer {
             return Ok(Some(*state));
         }
         match self.trees.projections.get(key)? {
-            Some(value) if value.len() >= 16 => Ok(Some((read_u64(&value, 0), read_u64(&value, 8)))),
+            Some(value) if value.len() >= 16 => {
+                Ok(Some((read_u64(&value, 0), read_u64(&value, 8))))
+            }
             Some(_) => Err(StoreError::CorruptRecord {
                 path: self.path.clone(),
-                location: format!("projection {}", String::from_utf8_lossy(key).replace('\0', "/")),
+                location: format!(
+                    "projection {}",
+                    String::from_utf8_lossy(key).replace('\0', "/")
+                ),
                 detail: "the record is shorter than its header".into(),
             }),
             None => Ok(None),
@@ -618,27 +684,28 @@ impl Writer {
                 actual,
             });
         }
-        let idempotency_key = match &request.idempotency {
-            Some(record) => {
-                let record_key = stream_key(&request.account, &record.key);
-                if staged.idempotency_keys.contains(&record_key) {
-                    return Err(StoreError::IdempotencyKeyInFlight {
-                        key: record.key.clone(),
-                    });
+        let idempotency_key =
+            match &request.idempotency {
+                Some(record) => {
+                    let record_key = stream_key(&request.account, &record.key);
+                    if staged.idempotency_keys.contains(&record_key) {
+                        return Err(StoreError::IdempotencyKeyInFlight {
+                            key: record.key.clone(),
+                        });
+                    }
+                    if let Some(existing) = self.trees.idempotency.get(&record_key)? {
+                        let existing: IdempotencyRecord = serde_json::from_slice(&existing)
+                            .map_err(|error| StoreError::CorruptRecord {
+                                path: self.path.clone(),
+                                location: format!("idempotency record {}", record.key),
+                                detail: error.to_string(),
+                            })?;
+                        return Err(StoreError::IdempotencyKeyTaken(Box::new(existing)));
+                    }
+                    Some(record_key)
                 }
-                if let Some(existing) = self.trees.idempotency.get(&record_key)? {
-                    let existing: IdempotencyRecord =
-                        serde_json::from_slice(&existing).map_err(|error| StoreError::CorruptRecord {
-                            path: self.path.clone(),
-                            location: format!("idempotency record {}", record.key),
-                            detail: error.to_string(),
-                        })?;
-                    return Err(StoreError::IdempotencyKeyTaken(Box::new(existing)));
-                }
-                Some(record_key)
-            }
-            None => None,
-        };
+                None => None,
+            };
         let created_sequence = state.map_or(head.sequence + 1, |(_, created)| created);
         let mut events = Vec::with_capacity(request.payloads.len());
         let mut writes = Vec::with_capacity(request.payloads.len() * 2 + 3);
@@ -663,11 +730,19 @@ impl Writer {
                 sequence: event.body.sequence,
                 hash: event.hash.clone(),
             };
-            writes.push((TreeName::Events, chain.sequence.to_be_bytes().to_vec(), encode_json(&event)));
+            writes.push((
+                TreeName::Events,
+                chain.sequence.to_be_bytes().to_vec(),
+                encode_json(&event),
+            ));
             let mut index_key = key.clone();
             index_key.push(0);
             index_key.extend_from_slice(&version.to_be_bytes());
-            writes.push((TreeName::Streams, index_key, chain.sequence.to_be_bytes().to_vec()));
+            writes.push((
+                TreeName::Streams,
+                index_key,
+                chain.sequence.to_be_bytes().to_vec(),
+            ));
             events.push(event);
         }
         let stored = StoredProjection {
@@ -675,9 +750,17 @@ impl Writer {
             created_sequence,
             projection: request.projection.clone(),
         };
-        writes.push((TreeName::Projections, key.clone(), encode_projection(&stored)));
+        writes.push((
+            TreeName::Projections,
+            key.clone(),
+            encode_projection(&stored),
+        ));
         if actual == 0 {
-            writes.push((TreeName::Owners, owner_key(&request.stream_id, &request.account), Vec::new()));
+            writes.push((
+                TreeName::Owners,
+                owner_key(&request.stream_id, &request.account),
+                Vec::new(),
+            ));
         }
         if actual == 0 && matches!(request.projection, Projection::Charge(_)) {
             writes.push((
@@ -689,7 +772,11 @@ impl Writer {
         if let (Some(record_key), Some(record)) = (idempotency_key, &request.idempotency) {
             let mut record = record.clone();
             record.sequence = chain.sequence;
-            writes.push((TreeName::Idempotency, record_key.clone(), encode_json(&record)));
+            writes.push((
+                TreeName::Idempotency,
+                record_key.clone(),
+                encode_json(&record),
+            ));
             staged.idempotency_keys.insert(record_key);
         }
         staged.streams.insert(key, (version, created_sequence));
@@ -708,15 +795,25 @@ impl Writer {
         let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
         let mut writes = Vec::with_capacity(events.len() * 2 + projections.len() * 2);
         for event in &events {
-            verifier.check(event).map_err(|fault| StoreError::ImportRejected {
-                sequence: event.body.sequence,
-                detail: fault.to_string(),
-            })?;
-            writes.push((TreeName::Events, event.body.sequence.to_be_bytes().to_vec(), encode_json(event)));
+            verifier
+                .check(event)
+                .map_err(|fault| StoreError::ImportRejected {
+                    sequence: event.body.sequence,
+                    detail: fault.to_string(),
+                })?;
+            writes.push((
+                TreeName::Events,
+                event.body.sequence.to_be_bytes().to_vec(),
+                encode_json(event),
+            ));
             let mut index_key = stream_key(&event.body.account, &event.body.stream_id);
             index_key.push(0);
             index_key.extend_from_slice(&event.body.stream_version.to_be_bytes());
-            writes.push((TreeName::Streams, index_key, event.body.sequence.to_be_bytes().to_vec()));
+            writes.push((
+                TreeName::Streams,
+                index_key,
+                event.body.sequence.to_be_bytes().to_vec(),
+            ));
         }
         for (account, stream_id, stored) in &projections {
             let key = stream_key(account, stream_id);
@@ -728,8 +825,14 @@ impl Writer {
                     stream_id.as_bytes().to_vec(),
                 ));
             }
-            writes.push((TreeName::Projections, key.clone(), encode_projection(stored)));
-            staged.streams.insert(key, (stored.version, stored.created_sequence));
+            writes.push((
+                TreeName::Projections,
+                key.clone(),
+                encode_projection(stored),
+            ));
+            staged
+                .streams
+                .insert(key, (stored.version, stored.created_sequence));
         }
         staged.writes.extend(writes);
         *head = ChainHead {
@@ -750,21 +853,23 @@ impl Writer {
             &trees.owners,
             &trees.meta,
         )
-            .transaction(|(events, streams, projections, charges, idempotency, owners, meta)| {
-                for (tree, key, value) in writes {
-                    let target = match tree {
-                        TreeName::Events => events,
-                        TreeName::Streams => streams,
-                        TreeName::Projections => projections,
-                        TreeName::ChargesByCreation => charges,
-                        TreeName::Idempotency => idempotency,
-                        TreeName::Owners => owners,
-                        TreeName::Meta => meta,
-                    };
-                    target.insert(key.as_slice(), value.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
+            .transaction(
+                |(events, streams, projections, charges, idempotency, owners, meta)| {
+                    for (tree, key, value) in writes {
+                        let target = match tree {
+                            TreeName::Events => events,
+                            TreeName::Streams => streams,
+                            TreeName::Projections => projections,
+                            TreeName::ChargesByCreation => charges,
+                            TreeName::Idempotency => idempotency,
+                            TreeName::Owners => owners,
+                            TreeName::Meta => meta,
+                        };
+                        target.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
         outcome.map_err(|error| match error {
             TransactionError::Storage(error) => error.to_string(),
             TransactionError::Abort(()) => "the transaction was aborted".to_string(),
@@ -817,7 +922,8 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
     }
     let head: Option<ChainHead> = match trees.meta.get(HEAD_KEY)? {
         Some(value) => Some(
-            serde_json::from_slice(&value).map_err(|error| corrupt("meta/head", error.to_string()))?,
+            serde_json::from_slice(&value)
+                .map_err(|error| corrupt("meta/head", error.to_string()))?,
         ),
         None => None,
     };
@@ -827,13 +933,19 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
         (None, Some((key, _))) => {
             return Err(corrupt(
                 "meta/head",
-                format!("events exist up to #{} but no chain head is recorded", read_u64(&key, 0)),
+                format!(
+                    "events exist up to #{} but no chain head is recorded",
+                    read_u64(&key, 0)
+                ),
             ));
         }
         (Some(head), None) => {
             return Err(corrupt(
                 "events",
-                format!("the chain head names event #{} but the log is empty", head.sequence),
+                format!(
+                    "the chain head names event #{} but the log is empty",
+                    head.sequence
+                ),
             ));
         }
         (Some(head), Some((key, _))) => {
@@ -850,18 +962,24 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
             head
         }
     };
-    let tail_start = head.sequence.saturating_sub(TAIL_CHECKED_ON_OPEN - 1).max(1);
+    let tail_start = head
+        .sequence
+        .saturating_sub(TAIL_CHECKED_ON_OPEN - 1)
+        .max(1);
     let mut verifier = if tail_start == 1 {
         ChainVerifier::from_genesis()
     } else {
         let before_key = (tail_start - 1).to_be_bytes();
-        let before = trees.events.get(before_key)?.ok_or_else(|| StoreError::CorruptChain {
-            path: path_text.clone(),
-            fault: ChainFault::SequenceGap {
-                previous: tail_start.saturating_sub(2),
-                found: tail_start,
-            },
-        })?;
+        let before = trees
+            .events
+            .get(before_key)?
+            .ok_or_else(|| StoreError::CorruptChain {
+                path: path_text.clone(),
+                fault: ChainFault::SequenceGap {
+                    previous: tail_start.saturating_sub(2),
+                    found: tail_start,
+                },
+            })?;
         let before: RecordedEvent = serde_json::from_slice(&before)
             .map_err(|error| corrupt(&format!("event #{}", tail_start - 1), error.to_string()))?;
         ChainVerifier::after(before.body.sequence, before.hash)
@@ -911,7 +1029,8 @@ fn owner_key(stream_id: &str, account: &str) -> Vec<u8> {
 fn split_stream_key(key: &[u8]) -> (String, String) {
     let separator = key.iter().position(|byte| *byte == 0).unwrap_or(key.len());
     let account = String::from_utf8_lossy(&key[..separator]).into_owned();
-    let stream_id = String::from_utf8_lossy(key.get(separator + 1..).unwrap_or_default()).into_owned();
+    let stream_id =
+        String::from_utf8_lossy(key.get(separator + 1..).unwrap_or_default()).into_owned();
     (account, stream_id)
 }
 

@@ -28,11 +28,16 @@ pub fn captured_charge() -> Charge {
 
 /// An authorized, uncaptured $20 charge.
 pub fn uncaptured_charge() -> Charge {
-    charge_from(CreateCharge::new(2000, "usd").source("tok_visa").capture(false))
+    charge_from(
+        CreateCharge::new(2000, "usd")
+            .source("tok_visa")
+            .capture(false),
+    )
 }
 
 pub fn charge_from(command: CreateCharge) -> Charge {
-    let payload = chargeledger::domain::decide::create_charge(&command, None, &context()).expect("valid creation");
+    let payload = chargeledger::domain::decide::create_charge(&command, None, &context())
+        .expect("valid creation");
     match chargeledger::domain::apply(None, &payload).expect("creation folds") {
         chargeledger::domain::Projection::Charge(charge) => *charge,
         other => panic!("not a charge: {other:?}"),
@@ -40,12 +45,18 @@ pub fn charge_from(command: CreateCharge) -> Charge {
 }
 
 pub async fn open_ledger(directory: &tempfile::TempDir) -> Ledger {
-    Ledger::open(directory.path().join("data")).await.expect("open ledger")
+    Ledger::open(directory.path().join("data"))
+        .await
+        .expect("open ledger")
 }
 
 pub async fn create_test_charge(ledger: &Ledger, account: &str) -> Charge {
     ledger
-        .create_charge(account, CreateCharge::new(2000, "usd").source("tok_visa"), RequestMeta::library())
+        .create_charge(
+            account,
+            CreateCharge::new(2000, "usd").source("tok_visa"),
+            RequestMeta::library(),
+        )
         .await
         .expect("create charge")
 }

@@ -752,7 +752,11 @@ fn fold_new_charge(
 }
 
 /// A decision produced an event of the wrong kind: a bug, reported rather than panicked on.
-fn unexpected_payload(stream_id: &str, payload: &EventPayload, stream_kind: &'static str) -> LedgerError {
+fn unexpected_payload(
+    stream_id: &str,
+    payload: &EventPayload,
+    stream_kind: &'static str,
+) -> LedgerError {
     LedgerError::CorruptStream {
         stream_id: stream_id.to_string(),
         source: FoldError::WrongStream {

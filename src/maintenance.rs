@@ -192,19 +192,15 @@ impl Ledger {
         progress: ProgressFn<'_>,
     ) -> Result<u64, LedgerError> {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
-        let mut after = 0;
-        loop {
-            let events = self.store().read_all_after(after, SCAN_PAGE_EVENTS).await?;
-            let Some(last) = events.last() else { break };
-            after = last.body.sequence;
-            for event in &events {
+        let written = self
+            .scan_log(total, progress, |event| -> Result<(), LedgerError> {
                 serde_json::to_writer(&mut *output, event).map_err(std::io::Error::other)?;
                 output.write_all(b"\n")?;
-            }
-            progress(after, total);
-        }
+                Ok(())
+            })
+            .await?;
         output.flush()?;
-        Ok(after)
+        Ok(written)
     }
 
     /// Load an export (JSON Lines) into an empty store, verifying the chain as it goes and
@@ -264,6 +260,28 @@ impl Ledger {
         Ok(imported)
     }
 
+    /// Visit every durable event in log order, a page at a time. Returns how many were visited.
+    async fn scan_log<E: From<StoreError>>(
+        &self,
+        total: u64,
+        progress: ProgressFn<'_>,
+        mut visit: impl FnMut(&RecordedEvent) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut after = 0;
+        let mut visited = 0;
+        loop {
+            let events = self.store().read_all_after(after, SCAN_PAGE_EVENTS).await?;
+            let Some(last) = events.last() else { break };
+            after = last.body.sequence;
+            for event in &events {
+                visit(event)?;
+                visited += 1;
+            }
+            progress(after, total);
+        }
+        Ok(visited)
+    }
+
     /// Fold the whole log, checking the chain and stream versions on the way.
     async fn rebuild(
         &self,
@@ -273,20 +291,16 @@ impl Ledger {
     ) -> Result<Rebuilt, ScanStop> {
         let mut verifier = ChainVerifier::from_genesis();
         let mut states: Rebuilt = HashMap::new();
-        let mut after = 0;
-        loop {
-            let events = self.store().read_all_after(after, SCAN_PAGE_EVENTS).await?;
-            let Some(last) = events.last() else { break };
-            after = last.body.sequence;
-            for event in &events {
-                verifier
-                    .check(event)
-                    .map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
-                fold_into(&mut states, event).map_err(ScanStop::Fault)?;
-                *events_seen += 1;
-            }
-            progress(after, total);
-        }
+        // Counted as they pass, so a report that stops at a fault says how many were good.
+        self.scan_log(total, progress, |event| -> Result<(), ScanStop> {
+            verifier
+                .check(event)
+                .map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
+            fold_into(&mut states, event).map_err(ScanStop::Fault)?;
+            *events_seen += 1;
+            Ok(())
+        })
+        .await?;
         if verifier.last_sequence() != total {
             return Err(ScanStop::Fault(Fault::Chain(ChainFault::SequenceGap {
                 previous: verifier.last_sequence(),

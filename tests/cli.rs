@@ -16,6 +16,25 @@ fn chargeledger(arguments: &[&str]) -> Output {
         .expect("run chargeledger")
 }
 
+fn chargeledger_with_input(arguments: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+        .args(arguments)
+        .env_remove("CHARGELEDGER_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chargeledger");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -185,21 +204,7 @@ async fn export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target
 
     let copy = directory.path().join("copy");
     let import = |target: &Path| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
-            .args(["import", "--data", data(target)])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(&export.stdout)
-            .expect("write");
-        child.wait_with_output().expect("wait")
+        chargeledger_with_input(&["import", "--data", data(target)], &export.stdout)
     };
     let output = import(&copy);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -229,20 +234,10 @@ async fn import_rejects_a_tampered_export() {
     let (path, _) = store(&directory).await;
     let export = chargeledger(&["export", "--data", data(&path)]);
     let tampered = text(&export.stdout).replace("\"first\"", "\"FIRST\"");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
-        .args(["import", "--data", data(&directory.path().join("copy"))])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(tampered.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
+    let output = chargeledger_with_input(
+        &["import", "--data", data(&directory.path().join("copy"))],
+        tampered.as_bytes(),
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(
         text(&output.stderr).contains("cannot import event #1: event #1 was altered"),

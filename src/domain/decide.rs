@@ -67,17 +67,10 @@ pub fn create_charge(
         Some(input) => Some(validation::validate_shipping("shipping", input)?),
         None => None,
     };
-    for (param, value) in [
-        ("statement_descriptor", &command.statement_descriptor),
-        (
-            "statement_descriptor_suffix",
-            &command.statement_descriptor_suffix,
-        ),
-    ] {
-        if let Some(value) = value {
-            check_statement_descriptor(param, value)?;
-        }
-    }
+    check_statement_descriptors(
+        &command.statement_descriptor,
+        &command.statement_descriptor_suffix,
+    )?;
     if let Some(group) = &command.transfer_group {
         check_length("transfer_group", group, DEFAULT_MAX_CHARS)?;
     }
@@ -205,14 +198,12 @@ pub fn update_charge(
             }
         }
     }
-    if let Some(description) = &command.description {
-        push_if_changed(
-            &mut changes,
-            &charge.description,
-            empty_as_none(description),
-            |previous, current| FieldChange::Description { previous, current },
-        );
-    }
+    push_text_change(
+        &mut changes,
+        &charge.description,
+        &command.description,
+        |previous, current| FieldChange::Description { previous, current },
+    );
     if !command.metadata.is_empty() {
         let merged = fold_metadata_edits(&charge.metadata, &command.metadata);
         check_metadata_size(&merged)?;
@@ -220,14 +211,12 @@ pub fn update_charge(
             changes.push(change);
         }
     }
-    if let Some(email) = &command.receipt_email {
-        push_if_changed(
-            &mut changes,
-            &charge.receipt_email,
-            empty_as_none(email),
-            |previous, current| FieldChange::ReceiptEmail { previous, current },
-        );
-    }
+    push_text_change(
+        &mut changes,
+        &charge.receipt_email,
+        &command.receipt_email,
+        |previous, current| FieldChange::ReceiptEmail { previous, current },
+    );
     if let Some(shipping) = shipping {
         push_if_changed(
             &mut changes,
@@ -279,17 +268,10 @@ pub fn capture_charge(
     {
         check_email("receipt_email", email)?;
     }
-    for (param, value) in [
-        ("statement_descriptor", &command.statement_descriptor),
-        (
-            "statement_descriptor_suffix",
-            &command.statement_descriptor_suffix,
-        ),
-    ] {
-        if let Some(value) = value {
-            check_statement_descriptor(param, value)?;
-        }
-    }
+    check_statement_descriptors(
+        &command.statement_descriptor,
+        &command.statement_descriptor_suffix,
+    )?;
     if let Some(group) = &command.transfer_group {
         check_length("transfer_group", group, DEFAULT_MAX_CHARS)?;
     }
@@ -311,30 +293,24 @@ pub fn capture_charge(
         });
     }
     let mut changes = Vec::new();
-    if let Some(email) = &command.receipt_email {
-        push_if_changed(
-            &mut changes,
-            &charge.receipt_email,
-            empty_as_none(email),
-            |previous, current| FieldChange::ReceiptEmail { previous, current },
-        );
-    }
-    if let Some(descriptor) = &command.statement_descriptor {
-        push_if_changed(
-            &mut changes,
-            &charge.statement_descriptor,
-            empty_as_none(descriptor),
-            |previous, current| FieldChange::StatementDescriptor { previous, current },
-        );
-    }
-    if let Some(suffix) = &command.statement_descriptor_suffix {
-        push_if_changed(
-            &mut changes,
-            &charge.statement_descriptor_suffix,
-            empty_as_none(suffix),
-            |previous, current| FieldChange::StatementDescriptorSuffix { previous, current },
-        );
-    }
+    push_text_change(
+        &mut changes,
+        &charge.receipt_email,
+        &command.receipt_email,
+        |previous, current| FieldChange::ReceiptEmail { previous, current },
+    );
+    push_text_change(
+        &mut changes,
+        &charge.statement_descriptor,
+        &command.statement_descriptor,
+        |previous, current| FieldChange::StatementDescriptor { previous, current },
+    );
+    push_text_change(
+        &mut changes,
+        &charge.statement_descriptor_suffix,
+        &command.statement_descriptor_suffix,
+        |previous, current| FieldChange::StatementDescriptorSuffix { previous, current },
+    );
     if let Some(group) = &command.transfer_group
         && let Some(change) = transfer_group_change(charge, group)?
     {
@@ -475,6 +451,34 @@ fn transfer_group_change(
             previous: None,
             current: Some(group.to_string()),
         })),
+    }
+}
+
+/// Both statement descriptors are limited to 22 characters.
+fn check_statement_descriptors(
+    descriptor: &Option<String>,
+    suffix: &Option<String>,
+) -> Result<(), RequestError> {
+    for (param, value) in [
+        ("statement_descriptor", descriptor),
+        ("statement_descriptor_suffix", suffix),
+    ] {
+        if let Some(value) = value {
+            check_statement_descriptor(param, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Record a requested optional text field (`""` unsets it) if it differs from the current value.
+fn push_text_change(
+    changes: &mut Vec<FieldChange>,
+    current: &Option<String>,
+    requested: &Option<String>,
+    make_change: impl FnOnce(Option<String>, Option<String>) -> FieldChange,
+) {
+    if let Some(requested) = requested {
+        push_if_changed(changes, current, empty_as_none(requested), make_change);
     }
 }
 

@@ -35,6 +35,16 @@ fn chargeledger_with_input(arguments: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// The command failed with exit code 2 (an error) and said `message` on standard error.
+fn assert_failed_with(output: &Output, message: &str) {
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(message),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -142,12 +152,7 @@ async fn show_travels_to_a_version_or_a_moment() {
         "--as-of",
         "yesterday",
     ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("--as-of 'yesterday' is not an RFC 3339 time"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_failed_with(&output, "--as-of 'yesterday' is not an RFC 3339 time");
     let output = chargeledger(&["show", "ch_missing", "--data", data(&path)]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -186,12 +191,7 @@ async fn verify_exits_zero_when_sound_and_one_naming_the_first_bad_record() {
         text(&output.stdout)
     );
     let output = chargeledger(&["history", "ch_any", "--data", data(&path)]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("is corrupt"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_failed_with(&output, "is corrupt");
 }
 
 #[tokio::test]
@@ -220,12 +220,7 @@ async fn export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target
     );
 
     let again = import(&copy);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(
-        text(&again.stderr).contains("already holds 3 events"),
-        "{}",
-        text(&again.stderr)
-    );
+    assert_failed_with(&again, "already holds 3 events");
 }
 
 #[tokio::test]
@@ -238,12 +233,7 @@ async fn import_rejects_a_tampered_export() {
         &["import", "--data", data(&directory.path().join("copy"))],
         tampered.as_bytes(),
     );
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("cannot import event #1: event #1 was altered"),
-        "{}",
-        text(&output.stderr)
-    );
+    assert_failed_with(&output, "cannot import event #1: event #1 was altered");
 }
 
 #[tokio::test]

@@ -130,38 +130,6 @@ impl FieldChange {
             FieldChange::StatementDescriptorSuffix { .. } => "statement_descriptor_suffix",
         }
     }
-
-    /// The values before and after, as JSON, for diffs and `previous_attributes`.
-    pub fn values(&self) -> (serde_json::Value, serde_json::Value) {
-        fn pair<T: Serialize>(previous: &T, current: &T) -> (serde_json::Value, serde_json::Value) {
-            (
-                serde_json::to_value(previous).unwrap_or(serde_json::Value::Null),
-                serde_json::to_value(current).unwrap_or(serde_json::Value::Null),
-            )
-        }
-        match self {
-            FieldChange::Customer { previous, current }
-            | FieldChange::Description { previous, current }
-            | FieldChange::ReceiptEmail { previous, current }
-            | FieldChange::TransferGroup { previous, current }
-            | FieldChange::StatementDescriptor { previous, current }
-            | FieldChange::StatementDescriptorSuffix { previous, current } => {
-                pair(previous, current)
-            }
-            FieldChange::Metadata { previous, current } => {
-                // Keys that appear on one side only were added or removed: show them as null.
-                let mut before = serde_json::Map::new();
-                let mut after = serde_json::Map::new();
-                for key in previous.keys().chain(current.keys()) {
-                    before.insert(key.clone(), previous.get(key).cloned().unwrap_or_default());
-                    after.insert(key.clone(), current.get(key).cloned().unwrap_or_default());
-                }
-                (before.into(), after.into())
-            }
-            FieldChange::Shipping { previous, current } => pair(previous, current),
-            FieldChange::FraudDetails { previous, current } => pair(previous, current),
-        }
-    }
 }
 
 /// A charge came into being (authorized, and captured unless `captured` is false).

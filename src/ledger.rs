@@ -211,21 +211,26 @@ impl Ledger {
             Some(id) => self.find_customer(account, id).await?,
             None => None,
         };
-        let context = self.decision_context(account).await?;
+        let context = decision_context(account);
         let charge_id = context.ids.charge.clone();
-        let fingerprint = fingerprint("create_charge", "", &command);
-        self.execute(account, &charge_id, fingerprint, request, |current| {
-            if current.is_some() {
-                // A freshly drawn id collided with an existing charge: vanishingly rare, and
-                // refusing is safer than overwriting. The caller may retry.
-                return Err(LedgerError::Contention {
-                    stream_id: charge_id.clone(),
-                    attempts: 1,
-                });
-            }
-            let payload = domain::decide::create_charge(&command, customer.as_ref(), &context)?;
-            fold_new_charge(&charge_id, None, payload)
-        })
+        self.execute(
+            account,
+            &charge_id,
+            || fingerprint("create_charge", "", &command),
+            request,
+            |current| {
+                if current.is_some() {
+                    // A freshly drawn id collided with an existing charge: vanishingly rare, and
+                    // refusing is safer than overwriting. The caller may retry.
+                    return Err(LedgerError::Contention {
+                        stream_id: charge_id.clone(),
+                        attempts: 1,
+                    });
+                }
+                let payload = domain::decide::create_charge(&command, customer.as_ref(), &context)?;
+                fold_new_charge(&charge_id, None, payload)
+            },
+        )
         .await
     }
 
@@ -244,19 +249,24 @@ impl Ledger {
             None => None,
         };
         let policy = self.account_policy(account).await?;
-        let fingerprint = fingerprint("update_charge", charge_id, &command);
-        self.execute(account, charge_id, fingerprint, request, |current| {
-            let charge = existing_charge(charge_id, current)?;
-            match domain::decide::update_charge(
-                &charge,
-                &command,
-                referenced_customer.as_ref(),
-                &policy,
-            )? {
-                None => Ok(Decision::Unchanged(charge)),
-                Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
-            }
-        })
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("update_charge", charge_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                match domain::decide::update_charge(
+                    &charge,
+                    &command,
+                    referenced_customer.as_ref(),
+                    &policy,
+                )? {
+                    None => Ok(Decision::Unchanged(charge)),
+                    Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
+                }
+            },
+        )
         .await
     }
 
@@ -269,13 +279,18 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Charge, LedgerError> {
         check_account(account)?;
-        let context = self.decision_context(account).await?;
-        let fingerprint = fingerprint("capture_charge", charge_id, &command);
-        self.execute(account, charge_id, fingerprint, request, |current| {
-            let charge = existing_charge(charge_id, current)?;
-            let payload = domain::decide::capture_charge(&charge, &command, &context)?;
-            fold_new_charge(charge_id, Some(charge), payload)
-        })
+        let context = decision_context(account);
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("capture_charge", charge_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                let payload = domain::decide::capture_charge(&charge, &command, &context)?;
+                fold_new_charge(charge_id, Some(charge), payload)
+            },
+        )
         .await
     }
 
@@ -288,31 +303,38 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Refunded, LedgerError> {
         check_account(account)?;
-        let context = self.decision_context(account).await?;
-        let fingerprint = fingerprint("refund_charge", charge_id, &command);
-        self.execute(account, charge_id, fingerprint, request, |current| {
-            let charge = existing_charge(charge_id, current)?;
-            let payload = domain::decide::refund_charge(&charge, &command, &context)?;
-            let EventPayload::ChargeRefunded(refunded) = &payload else {
-                return Err(unexpected_payload(charge_id, &payload, "charge"));
-            };
-            let refund = refunded.refund.clone();
-            match fold_new_charge(charge_id, Some(charge), payload)? {
-                Decision::Append {
-                    payloads,
-                    projection,
-                    outcome,
-                } => Ok(Decision::Append {
-                    payloads,
-                    projection,
-                    outcome: Refunded {
-                        refund,
-                        charge: outcome,
-                    },
-                }),
-                Decision::Unchanged(charge) => Ok(Decision::Unchanged(Refunded { refund, charge })),
-            }
-        })
+        let context = decision_context(account);
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("refund_charge", charge_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                let payload = domain::decide::refund_charge(&charge, &command, &context)?;
+                let EventPayload::ChargeRefunded(refunded) = &payload else {
+                    return Err(unexpected_payload(charge_id, &payload, "charge"));
+                };
+                let refund = refunded.refund.clone();
+                match fold_new_charge(charge_id, Some(charge), payload)? {
+                    Decision::Append {
+                        payloads,
+                        projection,
+                        outcome,
+                    } => Ok(Decision::Append {
+                        payloads,
+                        projection,
+                        outcome: Refunded {
+                            refund,
+                            charge: outcome,
+                        },
+                    }),
+                    Decision::Unchanged(charge) => {
+                        Ok(Decision::Unchanged(Refunded { refund, charge }))
+                    }
+                }
+            },
+        )
         .await
     }
 
@@ -324,31 +346,36 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Customer, LedgerError> {
         check_account(account)?;
-        let context = self.decision_context(account).await?;
+        let context = decision_context(account);
         let customer_id = context.ids.customer.clone();
-        let fingerprint = fingerprint("create_customer", "", &command);
-        self.execute(account, &customer_id, fingerprint, request, |current| {
-            if current.is_some() {
-                return Err(LedgerError::Contention {
-                    stream_id: customer_id.clone(),
-                    attempts: 1,
-                });
-            }
-            let payload = domain::decide::create_customer(&command, &context)?;
-            let projection =
-                domain::apply(None, &payload).map_err(|source| LedgerError::CorruptStream {
-                    stream_id: customer_id.clone(),
-                    source,
-                })?;
-            let Projection::Customer(customer) = &projection else {
-                return Err(unexpected_payload(&customer_id, &payload, "customer"));
-            };
-            Ok(Decision::Append {
-                outcome: customer.clone(),
-                payloads: vec![payload],
-                projection,
-            })
-        })
+        self.execute(
+            account,
+            &customer_id,
+            || fingerprint("create_customer", "", &command),
+            request,
+            |current| {
+                if current.is_some() {
+                    return Err(LedgerError::Contention {
+                        stream_id: customer_id.clone(),
+                        attempts: 1,
+                    });
+                }
+                let payload = domain::decide::create_customer(&command, &context)?;
+                let projection =
+                    domain::apply(None, &payload).map_err(|source| LedgerError::CorruptStream {
+                        stream_id: customer_id.clone(),
+                        source,
+                    })?;
+                let Projection::Customer(customer) = &projection else {
+                    return Err(unexpected_payload(&customer_id, &payload, "customer"));
+                };
+                Ok(Decision::Append {
+                    outcome: customer.clone(),
+                    payloads: vec![payload],
+                    projection,
+                })
+            },
+        )
         .await
     }
 
@@ -360,21 +387,26 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<AccountPolicy, LedgerError> {
         check_account(account)?;
-        let fingerprint = fingerprint("set_account_policy", "", &policy);
-        self.execute(account, POLICY_STREAM, fingerprint, request, |current| {
-            let existing = match current.map(|stored| &stored.projection) {
-                Some(Projection::AccountPolicy(existing)) => *existing,
-                _ => AccountPolicy::default(),
-            };
-            if current.is_some() && existing == policy {
-                return Ok(Decision::Unchanged(policy));
-            }
-            Ok(Decision::Append {
-                payloads: vec![EventPayload::AccountPolicySet(AccountPolicySet { policy })],
-                projection: Projection::AccountPolicy(policy),
-                outcome: policy,
-            })
-        })
+        self.execute(
+            account,
+            POLICY_STREAM,
+            || fingerprint("set_account_policy", "", &policy),
+            request,
+            |current| {
+                let existing = match current.map(|stored| &stored.projection) {
+                    Some(Projection::AccountPolicy(existing)) => *existing,
+                    _ => AccountPolicy::default(),
+                };
+                if current.is_some() && existing == policy {
+                    return Ok(Decision::Unchanged(policy));
+                }
+                Ok(Decision::Append {
+                    payloads: vec![EventPayload::AccountPolicySet(AccountPolicySet { policy })],
+                    projection: Projection::AccountPolicy(policy),
+                    outcome: policy,
+                })
+            },
+        )
         .await
     }
 
@@ -558,14 +590,6 @@ impl Ledger {
         })
     }
 
-    async fn decision_context(&self, account: &str) -> Result<DecisionContext, LedgerError> {
-        Ok(DecisionContext {
-            now_unix: OffsetDateTime::now_utc().unix_timestamp(),
-            livemode: account_is_live(account),
-            ids: ids::fresh_ids(),
-        })
-    }
-
     fn stream_lock(&self, account: &str, stream_id: &str) -> &Mutex<()> {
         let mut hasher = DefaultHasher::new();
         (account, stream_id).hash(&mut hasher);
@@ -578,20 +602,23 @@ impl Ledger {
         &self,
         account: &str,
         stream_id: &str,
-        fingerprint: String,
+        fingerprint: impl FnOnce() -> String,
         request: RequestMeta,
         mut decide: impl FnMut(Option<&StoredProjection>) -> Result<Decision<T>, LedgerError>,
     ) -> Result<T, LedgerError>
     where
         T: Serialize + DeserializeOwned,
     {
+        // Hashing the parameters costs a serialization: only requests with a key pay it.
+        let fingerprint = request.idempotency_key.as_ref().map(|_| fingerprint());
+        let fingerprint = fingerprint.as_deref().unwrap_or_default();
         if let Some(key) = &request.idempotency_key {
             let length_chars = key.chars().count();
             if length_chars > IDEMPOTENCY_KEY_MAX_CHARS {
                 return Err(LedgerError::IdempotencyKeyTooLong { length_chars });
             }
             if let Some(record) = self.store.idempotency_record(account, key).await? {
-                return self.replay_idempotent(record, &fingerprint).await;
+                return self.replay_idempotent(record, fingerprint).await;
             }
         }
         let _serialized = self.stream_lock(account, stream_id).lock().await;
@@ -613,7 +640,7 @@ impl Ledger {
                 .as_ref()
                 .map(|key| IdempotencyRecord {
                     key: key.clone(),
-                    fingerprint: fingerprint.clone(),
+                    fingerprint: fingerprint.to_string(),
                     outcome: serde_json::to_value(&outcome).unwrap_or_default(),
                     created_at_unix: OffsetDateTime::now_utc().unix_timestamp(),
                     sequence: 0,
@@ -649,7 +676,7 @@ impl Ledger {
                     });
                 }
                 Err(StoreError::IdempotencyKeyTaken(record)) => {
-                    return self.replay_idempotent(*record, &fingerprint).await;
+                    return self.replay_idempotent(*record, fingerprint).await;
                 }
                 Err(StoreError::IdempotencyKeyInFlight { key }) => {
                     // Another request with this key is in the same commit; wait for its result.
@@ -658,7 +685,7 @@ impl Ledger {
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     if let Some(record) = self.store.idempotency_record(account, &key).await? {
-                        return self.replay_idempotent(record, &fingerprint).await;
+                        return self.replay_idempotent(record, fingerprint).await;
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -697,6 +724,15 @@ fn fingerprint(operation: &str, target: &str, parameters: &impl Serialize) -> St
     hasher.update([0]);
     hasher.update(serde_json::to_vec(parameters).unwrap_or_default());
     hex::encode(hasher.finalize())
+}
+
+/// The request time, fresh ids, and the account's mode: what `decide` may not look up itself.
+fn decision_context(account: &str) -> DecisionContext {
+    DecisionContext {
+        now_unix: OffsetDateTime::now_utc().unix_timestamp(),
+        livemode: account_is_live(account),
+        ids: ids::fresh_ids(),
+    }
 }
 
 /// Account names are keys in storage and labels in logs: printable, 1 to 255 characters.

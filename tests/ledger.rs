@@ -618,17 +618,7 @@ async fn subscribe_catches_up_then_follows_without_gaps_or_repeats() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
-    for index in 0..5 {
-        ledger
-            .update_charge(
-                ACCOUNT,
-                &charge.id,
-                UpdateCharge::new().metadata_set("i", index.to_string()),
-                RequestMeta::library(),
-            )
-            .await
-            .expect("update");
-    }
+    common::update_metadata_repeatedly(&ledger, &charge.id, "i", 5).await;
     let mut subscription = ledger.subscribe(2);
     let writer = {
         let ledger = ledger.clone();

@@ -5,24 +5,14 @@ mod common;
 use std::path::Path;
 
 use chargeledger::chain::ChainFault;
-use chargeledger::{Fault, Ledger, LedgerError, RequestMeta, StoreError, UpdateCharge};
+use chargeledger::{Fault, Ledger, LedgerError, StoreError};
 use common::{ACCOUNT, create_test_charge, open_ledger};
 
 /// A store with 1 charge and 5 updates: events #1 to #6.
 async fn store_with_six_events(directory: &tempfile::TempDir) {
     let ledger = open_ledger(directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
-    for index in 0..5 {
-        ledger
-            .update_charge(
-                ACCOUNT,
-                &charge.id,
-                UpdateCharge::new().metadata_set("step", index.to_string()),
-                RequestMeta::library(),
-            )
-            .await
-            .expect("update");
-    }
+    common::update_metadata_repeatedly(&ledger, &charge.id, "step", 5).await;
     ledger.close().await.expect("close");
 }
 

@@ -516,6 +516,23 @@ enum Accepted {
     Done(Reply<()>),
 }
 
+impl Accepted {
+    fn succeed(self) {
+        // A caller that gave up waiting has dropped its receiver; nothing to tell it.
+        let _ = match self {
+            Accepted::Append(reply, events) => reply.send(Ok(events)).map_err(drop),
+            Accepted::Done(reply) => reply.send(Ok(())).map_err(drop),
+        };
+    }
+
+    fn fail(self, error: StoreError) {
+        let _ = match self {
+            Accepted::Append(reply, _) => reply.send(Err(error)).map_err(drop),
+            Accepted::Done(reply) => reply.send(Err(error)).map_err(drop),
+        };
+    }
+}
+
 impl Writer {
     fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
@@ -588,15 +605,7 @@ impl Writer {
             // The transaction applied nothing: refuse this batch, keep serving.
             error!(%error, "a batch transaction failed; nothing of it was written");
             for reply in accepted {
-                let message = error.to_string();
-                match reply {
-                    Accepted::Append(reply, _) => {
-                        let _ = reply.send(Err(StoreError::Io(std::io::Error::other(message))));
-                    }
-                    Accepted::Done(reply) => {
-                        let _ = reply.send(Err(StoreError::Io(std::io::Error::other(message))));
-                    }
-                }
+                reply.fail(StoreError::Io(std::io::Error::other(error.clone())));
             }
             return;
         }
@@ -606,17 +615,9 @@ impl Writer {
             error!(path = %self.path, %detail, "could not make a batch durable; refusing further writes");
             let _ = self.poisoned.set(detail.clone());
             for reply in accepted {
-                let poisoned = || StoreError::Poisoned {
+                reply.fail(StoreError::Poisoned {
                     detail: detail.clone(),
-                };
-                match reply {
-                    Accepted::Append(reply, _) => {
-                        let _ = reply.send(Err(poisoned()));
-                    }
-                    Accepted::Done(reply) => {
-                        let _ = reply.send(Err(poisoned()));
-                    }
-                }
+                });
             }
             return;
         }
@@ -626,14 +627,7 @@ impl Writer {
         }
         self.durable_sender.send_replace(head.sequence);
         for reply in accepted {
-            match reply {
-                Accepted::Append(reply, events) => {
-                    let _ = reply.send(Ok(events));
-                }
-                Accepted::Done(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
-            }
+            reply.succeed();
         }
     }
 

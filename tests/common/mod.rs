@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use chargeledger::domain::{Charge, DecisionContext, FreshIds};
-use chargeledger::{CreateCharge, Ledger, RequestMeta};
+use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
 
 pub const ACCOUNT: &str = "sk_test_account_one";
 pub const OTHER_ACCOUNT: &str = "sk_test_account_two";
@@ -59,4 +59,24 @@ pub async fn create_test_charge(ledger: &Ledger, account: &str) -> Charge {
         )
         .await
         .expect("create charge")
+}
+
+/// Set metadata `key` to 0, 1, … `updates - 1` on a charge, one update each.
+pub async fn update_metadata_repeatedly(
+    ledger: &Ledger,
+    charge_id: &str,
+    key: &str,
+    updates: usize,
+) {
+    for index in 0..updates {
+        ledger
+            .update_charge(
+                ACCOUNT,
+                charge_id,
+                UpdateCharge::new().metadata_set(key, index.to_string()),
+                RequestMeta::library(),
+            )
+            .await
+            .expect("update");
+    }
 }

@@ -474,6 +474,64 @@ impl Ledger {
             .await?)
     }
 
+    /// One page of an account's customers, newest first.
+    pub async fn list_customers(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+    ) -> Result<Page<Customer>, LedgerError> {
+        check_account(account)?;
+        Ok(self
+            .store
+            .list_customers(account, cursor, limit.clamp(1, 100))
+            .await?)
+    }
+
+    /// One page of an account's events, newest first, keeping those `filter` accepts.
+    pub async fn list_events(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
+    ) -> Result<Page<RecordedEvent>, LedgerError> {
+        check_account(account)?;
+        Ok(self
+            .store
+            .list_events(account, cursor, limit.clamp(1, 100), filter)
+            .await?)
+    }
+
+    /// One of an account's events by its `evt_…` id; `None` if the account has no such event.
+    pub async fn event(
+        &self,
+        account: &str,
+        event_id: &str,
+    ) -> Result<Option<RecordedEvent>, LedgerError> {
+        check_account(account)?;
+        Ok(self.store.event(account, event_id).await?)
+    }
+
+    /// Forget idempotency keys first used more than `retention` ago; returns how many.
+    pub async fn purge_idempotency_keys(&self, retention: Duration) -> Result<usize, LedgerError> {
+        let retention_seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_sub(retention_seconds);
+        Ok(self.store.purge_idempotency(cutoff).await?)
+    }
+
+    /// Whether a first response is stored for this account's idempotency key.
+    pub async fn has_idempotency_record(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> Result<bool, LedgerError> {
+        check_account(account)?;
+        Ok(self.store.idempotency_record(account, key).await?.is_some())
+    }
+
     /// A charge's audit trail: every version with its time, request and field-level changes.
     pub async fn history(
         &self,

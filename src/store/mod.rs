@@ -13,7 +13,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::chain::ChainFault;
-use crate::domain::{Charge, Projection};
+use crate::domain::{Charge, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 
 pub use sled_store::SledStore;
@@ -63,7 +63,7 @@ pub struct AppendRequest {
     pub idempotency: Option<IdempotencyRecord>,
 }
 
-/// Where to start a page of charges, newest first.
+/// Where to start a page of a list (charges, customers, events), newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum PageCursor {
     #[default]
@@ -164,6 +164,31 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Page<Charge>, StoreError>;
 
     /// The first response recorded for an idempotency key, if any.
+    /// One page of an account's customers, newest first.
+    async fn list_customers(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+    ) -> Result<Page<Customer>, StoreError>;
+
+    /// One page of an account's durable events, newest first, keeping those `filter` accepts.
+    /// Cursors are event ids.
+    async fn list_events(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
+    ) -> Result<Page<RecordedEvent>, StoreError>;
+
+    /// One durable event of an account, by its `evt_…` id.
+    async fn event(&self, account: &str, event_id: &str)
+    -> Result<Option<RecordedEvent>, StoreError>;
+
+    /// Remove idempotency records created before `created_before_unix`; returns how many.
+    async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError>;
+
     async fn idempotency_record(
         &self,
         account: &str,

@@ -11,6 +11,9 @@
 //! - `streams`: account, stream id, version → sequence
 //! - `projections`: account, stream id → version, creation sequence, `Projection` JSON
 //! - `charges_by_creation`: account, creation sequence → charge id (for newest-first lists)
+//! - `customers_by_creation`: account, creation sequence → customer id
+//! - `account_events`: account, sequence → event id (an account's events, newest first)
+//! - `event_ids`: account, event id → sequence (`GET /v1/events/{id}`, event cursors)
 //! - `idempotency`: account, key → `IdempotencyRecord` JSON
 //! - `owners`: stream id, account → nothing (which account a charge or customer belongs to, for operators' tools)
 //! - `meta`: `head` → `ChainHead`, `format` → the layout version
@@ -28,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
 use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, seal};
-use crate::domain::{Charge, Projection};
+use crate::domain::{Charge, Customer, Projection};
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, RecordedEvent};
 use crate::ids;
 use crate::store::durability::DurableSync;
@@ -38,7 +41,9 @@ use crate::store::{
 };
 
 const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_VALUE: &[u8] = b"chargeledger-sled-1";
+const FORMAT_VALUE: &[u8] = b"chargeledger-sled-2";
+/// The layout before per-account event and customer indexes; `open` adds them.
+const FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES: &[u8] = b"chargeledger-sled-1";
 const HEAD_KEY: &[u8] = b"head";
 /// How many of the newest events `open` re-verifies before serving.
 const TAIL_CHECKED_ON_OPEN: u64 = 1024;
@@ -57,6 +62,9 @@ struct Trees {
     streams: sled::Tree,
     projections: sled::Tree,
     charges_by_creation: sled::Tree,
+    customers_by_creation: sled::Tree,
+    account_events: sled::Tree,
+    event_ids: sled::Tree,
     idempotency: sled::Tree,
     owners: sled::Tree,
     meta: sled::Tree,
@@ -68,6 +76,9 @@ enum TreeName {
     Streams,
     Projections,
     ChargesByCreation,
+    CustomersByCreation,
+    AccountEvents,
+    EventIds,
     Idempotency,
     Owners,
     Meta,
@@ -80,6 +91,8 @@ enum Job {
     Append(Box<AppendRequest>, Reply<Vec<RecordedEvent>>),
     Import(Vec<RecordedEvent>, ProjectionRows, Reply<()>),
     PutProjections(ProjectionRows, Reply<()>),
+    /// Remove idempotency records created before this unix time.
+    PurgeIdempotency(i64, Reply<usize>),
 }
 
 /// A sled-backed `EventStore`. Only one process may open a data directory at a time.
@@ -132,6 +145,9 @@ impl SledStore {
             streams: db.open_tree("streams")?,
             projections: db.open_tree("projections")?,
             charges_by_creation: db.open_tree("charges_by_creation")?,
+            customers_by_creation: db.open_tree("customers_by_creation")?,
+            account_events: db.open_tree("account_events")?,
+            event_ids: db.open_tree("event_ids")?,
             idempotency: db.open_tree("idempotency")?,
             owners: db.open_tree("owners")?,
             meta: db.open_tree("meta")?,
@@ -140,11 +156,19 @@ impl SledStore {
             OpenMode::CheckHead => check_format_and_head(&path, &trees)?,
             OpenMode::SkipHeadCheck => last_stored_event(&trees),
         };
-        if trees.meta.get(FORMAT_KEY)?.is_none() {
+        let format = trees.meta.get(FORMAT_KEY)?;
+        let needs_account_indexes =
+            format.as_deref() == Some(FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES);
+        if needs_account_indexes && mode == OpenMode::CheckHead {
+            add_account_indexes(&trees)?;
+            info!(path = %path.display(), "added per-account event and customer indexes (layout 1 to 2)");
+        }
+        if format.is_none() || (needs_account_indexes && mode == OpenMode::CheckHead) {
             trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
         }
-        let sync = DurableSync::open(&path)?;
+        let mut sync = DurableSync::open(&path)?;
+        sync.sync()?;
         info!(
             path = %path.display(),
             events = head.as_ref().map_or(0, |head| head.sequence),
@@ -235,6 +259,83 @@ impl SledStore {
         })
     }
 
+    /// A page of the charges or customers listed in a creation index, newest first.
+    fn page_of_streams<T>(
+        &self,
+        index: &sled::Tree,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        select: impl Fn(Projection) -> Option<T>,
+    ) -> Result<Page<T>, StoreError> {
+        let cursor_sequence = |stream_id: &str| -> Result<u64, StoreError> {
+            Ok(self
+                .load_sync(account, stream_id)?
+                .map_or(0, |stored| stored.created_sequence))
+        };
+        self.page_in_index(index, account, cursor, limit, cursor_sequence, |_, value| {
+            let stream_id = String::from_utf8_lossy(value);
+            Ok(self
+                .load_sync(account, &stream_id)?
+                .and_then(|stored| select(stored.projection)))
+        })
+    }
+
+    /// Walk an index keyed `account 0x00 sequence` from the cursor and keep up to `limit` items
+    /// that `load` accepts; newest first. A cursor that names nothing known lists nothing, like
+    /// a cursor past the end.
+    fn page_in_index<T>(
+        &self,
+        index: &sled::Tree,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        cursor_sequence: impl Fn(&str) -> Result<u64, StoreError>,
+        mut load: impl FnMut(u64, &[u8]) -> Result<Option<T>, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let key_at = |sequence: u64| creation_key(account, sequence);
+        let (entries, newest_first): (
+            Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>,
+            bool,
+        ) = match cursor {
+            PageCursor::Newest => (Box::new(index.range(key_at(0)..=key_at(u64::MAX)).rev()), true),
+            PageCursor::StartingAfter(id) => {
+                let sequence = cursor_sequence(id)?;
+                (Box::new(index.range(key_at(0)..key_at(sequence)).rev()), true)
+            }
+            PageCursor::EndingBefore(id) => {
+                let sequence = cursor_sequence(id)?;
+                if sequence == 0 {
+                    return Ok(Page {
+                        data: Vec::new(),
+                        has_more: false,
+                    });
+                }
+                (
+                    Box::new(index.range(key_at(sequence + 1)..=key_at(u64::MAX))),
+                    false,
+                )
+            }
+        };
+        let mut data = Vec::new();
+        for entry in entries {
+            let (key, value) = entry?;
+            let sequence = read_u64(&key, key.len().saturating_sub(8));
+            if let Some(item) = load(sequence, &value)? {
+                data.push(item);
+                if data.len() > limit {
+                    break;
+                }
+            }
+        }
+        let has_more = data.len() > limit;
+        data.truncate(limit);
+        if !newest_first {
+            data.reverse();
+        }
+        Ok(Page { data, has_more })
+    }
+
     fn load_sync(
         &self,
         account: &str,
@@ -321,79 +422,93 @@ impl EventStore for SledStore {
         limit: usize,
         filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
     ) -> Result<Page<Charge>, StoreError> {
-        let mut prefix = account.as_bytes().to_vec();
-        prefix.push(0);
-        let key_at = |sequence: u64| {
-            let mut key = prefix.clone();
-            key.extend_from_slice(&sequence.to_be_bytes());
-            key
-        };
-        let cursor_sequence = |charge_id: &str| -> Result<u64, StoreError> {
-            // An unknown cursor lists nothing, like a cursor past the end.
+        self.page_of_streams(
+            &self.trees.charges_by_creation,
+            account,
+            cursor,
+            limit,
+            |projection| match projection {
+                Projection::Charge(charge) if filter(&charge) => Some(*charge),
+                _ => None,
+            },
+        )
+    }
+
+    async fn list_customers(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+    ) -> Result<Page<Customer>, StoreError> {
+        self.page_of_streams(
+            &self.trees.customers_by_creation,
+            account,
+            cursor,
+            limit,
+            |projection| match projection {
+                Projection::Customer(customer) => Some(customer),
+                _ => None,
+            },
+        )
+    }
+
+    async fn list_events(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
+    ) -> Result<Page<RecordedEvent>, StoreError> {
+        let durable = self.durable_limit();
+        let cursor_sequence = |event_id: &str| -> Result<u64, StoreError> {
             Ok(self
-                .load_sync(account, charge_id)?
-                .map_or(0, |stored| stored.created_sequence))
+                .trees
+                .event_ids
+                .get(stream_key(account, event_id))?
+                .map_or(0, |value| read_u64(&value, 0)))
         };
-        let (entries, newest_first): (
-            Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>,
-            bool,
-        ) = match cursor {
-            PageCursor::Newest => (
-                Box::new(self.trees.charges_by_creation.scan_prefix(&prefix).rev()),
-                true,
-            ),
-            PageCursor::StartingAfter(charge_id) => {
-                let sequence = cursor_sequence(charge_id)?;
-                (
-                    Box::new(
-                        self.trees
-                            .charges_by_creation
-                            .range(key_at(0)..key_at(sequence))
-                            .rev(),
-                    ),
-                    true,
-                )
-            }
-            PageCursor::EndingBefore(charge_id) => {
-                let sequence = cursor_sequence(charge_id)?;
-                if sequence == 0 {
-                    return Ok(Page {
-                        data: Vec::new(),
-                        has_more: false,
-                    });
+        self.page_in_index(
+            &self.trees.account_events,
+            account,
+            cursor,
+            limit,
+            cursor_sequence,
+            |sequence, _| {
+                if sequence > durable {
+                    return Ok(None);
                 }
-                (
-                    Box::new(
-                        self.trees
-                            .charges_by_creation
-                            .range(key_at(sequence + 1)..key_at(u64::MAX)),
-                    ),
-                    false,
-                )
-            }
+                let key = sequence.to_be_bytes();
+                let Some(value) = self.trees.events.get(key)? else {
+                    return Ok(None);
+                };
+                let event = self.decode_event(&key, &value)?;
+                Ok(filter(&event).then_some(event))
+            },
+        )
+    }
+
+    async fn event(
+        &self,
+        account: &str,
+        event_id: &str,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        let Some(sequence) = self.trees.event_ids.get(stream_key(account, event_id))? else {
+            return Ok(None);
         };
-        let mut data = Vec::new();
-        for entry in entries {
-            let (_, charge_id) = entry?;
-            let charge_id = String::from_utf8_lossy(&charge_id).into_owned();
-            let Some(stored) = self.load_sync(account, &charge_id)? else {
-                continue;
-            };
-            if let Projection::Charge(charge) = stored.projection
-                && filter(&charge)
-            {
-                data.push(*charge);
-                if data.len() > limit {
-                    break;
-                }
-            }
+        let sequence = read_u64(&sequence, 0);
+        if sequence > self.durable_limit() {
+            return Ok(None);
         }
-        let has_more = data.len() > limit;
-        data.truncate(limit);
-        if !newest_first {
-            data.reverse();
+        let key = sequence.to_be_bytes();
+        match self.trees.events.get(key)? {
+            Some(value) => Ok(Some(self.decode_event(&key, &value)?)),
+            None => Ok(None),
         }
-        Ok(Page { data, has_more })
+    }
+
+    async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError> {
+        self.submit(|reply| Job::PurgeIdempotency(created_before_unix, reply))
+            .await
     }
 
     async fn idempotency_record(
@@ -549,6 +664,48 @@ impl Writer {
     }
 
     fn process(&mut self, batch: Vec<Job>) {
+        let (purges, writes): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| matches!(job, Job::PurgeIdempotency(..)));
+        self.process_writes(writes);
+        for job in purges {
+            if let Job::PurgeIdempotency(created_before_unix, reply) = job {
+                let _ = reply.send(self.purge_idempotency(created_before_unix));
+            }
+        }
+    }
+
+    /// Remove expired idempotency records. Run by the writer, so that no append can be checking
+    /// a key while its record is removed.
+    fn purge_idempotency(&mut self, created_before_unix: i64) -> Result<usize, StoreError> {
+        if let Some(detail) = self.poisoned.get() {
+            return Err(StoreError::Poisoned {
+                detail: detail.clone(),
+            });
+        }
+        let mut removed = 0;
+        for entry in self.trees.idempotency.iter() {
+            let (key, value) = entry?;
+            // A record that cannot be read is kept for `verify` to report, not silently dropped.
+            let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&value) else {
+                continue;
+            };
+            if record.created_at_unix < created_before_unix {
+                self.trees.idempotency.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.make_durable().map_err(|detail| {
+                error!(path = %self.path, %detail, "could not make a purge durable; refusing further writes");
+                let _ = self.poisoned.set(detail.clone());
+                StoreError::Poisoned { detail }
+            })?;
+        }
+        Ok(removed)
+    }
+
+    fn process_writes(&mut self, batch: Vec<Job>) {
         if let Some(detail) = self.poisoned.get() {
             for job in batch {
                 reply_error(job, || StoreError::Poisoned {
@@ -589,6 +746,10 @@ impl Writer {
                         ));
                     }
                     accepted.push(Accepted::Done(reply));
+                }
+                Job::PurgeIdempotency(_, reply) => {
+                    // `process` runs purges after the batch; one arriving here is a bug.
+                    let _ = reply.send(Err(StoreError::Closed));
                 }
             }
         }
@@ -737,6 +898,7 @@ impl Writer {
                 index_key,
                 chain.sequence.to_be_bytes().to_vec(),
             ));
+            writes.extend(account_event_writes(&event));
             events.push(event);
         }
         let stored = StoredProjection {
@@ -756,11 +918,12 @@ impl Writer {
                 Vec::new(),
             ));
         }
-        if actual == 0 && matches!(request.projection, Projection::Charge(_)) {
-            writes.push((
-                TreeName::ChargesByCreation,
-                creation_key(&request.account, created_sequence),
-                request.stream_id.as_bytes().to_vec(),
+        if actual == 0 {
+            writes.extend(creation_write(
+                &request.account,
+                &request.stream_id,
+                created_sequence,
+                &request.projection,
             ));
         }
         if let (Some(record_key), Some(record)) = (idempotency_key, &request.idempotency) {
@@ -808,17 +971,17 @@ impl Writer {
                 index_key,
                 event.body.sequence.to_be_bytes().to_vec(),
             ));
+            writes.extend(account_event_writes(event));
         }
         for (account, stream_id, stored) in &projections {
             let key = stream_key(account, stream_id);
             writes.push((TreeName::Owners, owner_key(stream_id, account), Vec::new()));
-            if matches!(stored.projection, Projection::Charge(_)) {
-                writes.push((
-                    TreeName::ChargesByCreation,
-                    creation_key(account, stored.created_sequence),
-                    stream_id.as_bytes().to_vec(),
-                ));
-            }
+            writes.extend(creation_write(
+                account,
+                stream_id,
+                stored.created_sequence,
+                &stored.projection,
+            ));
             writes.push((
                 TreeName::Projections,
                 key.clone(),
@@ -843,18 +1006,35 @@ impl Writer {
             &trees.streams,
             &trees.projections,
             &trees.charges_by_creation,
+            &trees.customers_by_creation,
+            &trees.account_events,
+            &trees.event_ids,
             &trees.idempotency,
             &trees.owners,
             &trees.meta,
         )
             .transaction(
-                |(events, streams, projections, charges, idempotency, owners, meta)| {
+                |(
+                    events,
+                    streams,
+                    projections,
+                    charges,
+                    customers,
+                    account_events,
+                    event_ids,
+                    idempotency,
+                    owners,
+                    meta,
+                )| {
                     for (tree, key, value) in writes {
                         let target = match tree {
                             TreeName::Events => events,
                             TreeName::Streams => streams,
                             TreeName::Projections => projections,
                             TreeName::ChargesByCreation => charges,
+                            TreeName::CustomersByCreation => customers,
+                            TreeName::AccountEvents => account_events,
+                            TreeName::EventIds => event_ids,
                             TreeName::Idempotency => idempotency,
                             TreeName::Owners => owners,
                             TreeName::Meta => meta,
@@ -877,6 +1057,9 @@ fn reply_error(job: Job, make_error: impl Fn() -> StoreError) {
             let _ = reply.send(Err(make_error()));
         }
         Job::Import(_, _, reply) | Job::PutProjections(_, reply) => {
+            let _ = reply.send(Err(make_error()));
+        }
+        Job::PurgeIdempotency(_, reply) => {
             let _ = reply.send(Err(make_error()));
         }
     }
@@ -904,6 +1087,7 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
     };
     if let Some(format) = trees.meta.get(FORMAT_KEY)?
         && format.as_ref() != FORMAT_VALUE
+        && format.as_ref() != FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES
     {
         return Err(corrupt(
             "meta/format",
@@ -1006,6 +1190,79 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
         });
     }
     Ok(Some(head))
+}
+
+/// The per-account index entries of one event: its place in the account's list and its id.
+fn account_event_writes(event: &RecordedEvent) -> [(TreeName, Vec<u8>, Vec<u8>); 2] {
+    let sequence = event.body.sequence;
+    [
+        (
+            TreeName::AccountEvents,
+            creation_key(&event.body.account, sequence),
+            event.body.event_id.as_bytes().to_vec(),
+        ),
+        (
+            TreeName::EventIds,
+            stream_key(&event.body.account, &event.body.event_id),
+            sequence.to_be_bytes().to_vec(),
+        ),
+    ]
+}
+
+/// The newest-first list entry of a new charge or customer.
+fn creation_write(
+    account: &str,
+    stream_id: &str,
+    created_sequence: u64,
+    projection: &Projection,
+) -> Option<(TreeName, Vec<u8>, Vec<u8>)> {
+    let tree = match projection {
+        Projection::Charge(_) => TreeName::ChargesByCreation,
+        Projection::Customer(_) => TreeName::CustomersByCreation,
+        Projection::AccountPolicy(_) => return None,
+    };
+    Some((
+        tree,
+        creation_key(account, created_sequence),
+        stream_id.as_bytes().to_vec(),
+    ))
+}
+
+/// Bring a layout-1 store up to layout 2: index every event by account and id, and every
+/// customer by creation. Idempotent, so an interrupted upgrade is simply run again.
+fn add_account_indexes(trees: &Trees) -> Result<(), StoreError> {
+    for entry in trees.events.iter() {
+        let (key, value) = entry?;
+        let event: RecordedEvent =
+            serde_json::from_slice(&value).map_err(|error| StoreError::CorruptRecord {
+                path: String::new(),
+                location: format!("event #{}", read_u64(&key, 0)),
+                detail: error.to_string(),
+            })?;
+        for (tree, key, value) in account_event_writes(&event) {
+            let target = match tree {
+                TreeName::AccountEvents => &trees.account_events,
+                _ => &trees.event_ids,
+            };
+            target.insert(key, value)?;
+        }
+    }
+    for entry in trees.projections.iter() {
+        let (key, value) = entry?;
+        let stored = decode_projection(&value).map_err(|detail| StoreError::CorruptRecord {
+            path: String::new(),
+            location: format!("projection {}", String::from_utf8_lossy(&key)),
+            detail,
+        })?;
+        if matches!(stored.projection, Projection::Customer(_)) {
+            let (account, stream_id) = split_stream_key(&key);
+            trees.customers_by_creation.insert(
+                creation_key(&account, stored.created_sequence),
+                stream_id.as_bytes(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn stream_key(account: &str, stream_id: &str) -> Vec<u8> {

@@ -1,8 +1,9 @@
-//! The `chargeledger` command line: audit timelines, time travel, replay, verify, export and import of a data directory.
+//! The `chargeledger` command line: the server, audit timelines, time travel, replay, verify, export and import of a data directory.
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ledger::{Ledger, LedgerError};
+use crate::server::{BoundServer, ServeOptions, shutdown_signal};
 
 /// An event-sourced charge ledger with a full audit trail.
 #[derive(Debug, Parser)]
@@ -41,6 +43,26 @@ pub struct ChargeSelector {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve Stripe's charge API over HTTP (stripe-mock's port by default), persisting every change.
+    Serve {
+        /// The address to listen on; port 0 picks a free port.
+        #[arg(long = "addr", default_value = "127.0.0.1:12111")]
+        address: std::net::SocketAddr,
+        #[command(flatten)]
+        data: DataDirectory,
+        /// A secret key to accept (sk_test_… or sk_live_…), one account each; repeatable. Its pk_
+        /// twin is accepted for reads. Without any, a test key is generated on first start.
+        #[arg(
+            long = "api-key",
+            env = "CHARGELEDGER_API_KEYS",
+            value_delimiter = ',',
+            hide_env_values = true
+        )]
+        api_keys: Vec<String>,
+        /// How long an idempotency key's first response is kept, in hours (at least 24).
+        #[arg(long, default_value_t = 24)]
+        idempotency_retention_hours: u64,
+    },
     /// Print a charge's audit timeline: every version, who made it, and what changed.
     History {
         #[command(flatten)]
@@ -88,6 +110,25 @@ pub enum Command {
     },
 }
 
+/// Run the server until SIGTERM or Ctrl-C; exit 2 if it cannot start or stops abnormally.
+async fn serve(options: ServeOptions) -> ExitCode {
+    let server = match BoundServer::bind(options).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", server.startup_message());
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Run a parsed command. Errors are printed for an operator; the exit code says what happened.
 pub async fn run(cli: Cli) -> ExitCode {
     match run_command(cli.command).await {
@@ -101,6 +142,22 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
     match command {
+        Command::Serve {
+            address,
+            data,
+            api_keys,
+            idempotency_retention_hours,
+        } => {
+            let options = ServeOptions {
+                address,
+                data_directory: data.path,
+                api_keys,
+                idempotency_retention: Duration::from_secs(
+                    idempotency_retention_hours.saturating_mul(3600),
+                ),
+            };
+            return Ok(serve(options).await);
+        }
         Command::History {
             selector,
             data,

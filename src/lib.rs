@@ -55,6 +55,7 @@ pub mod events;
 pub mod ids;
 pub mod ledger;
 pub mod maintenance;
+pub mod server;
 pub mod store;
 pub mod subscription;
 

@@ -9,11 +9,17 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     // Logs go to standard error so that `export` and `--json` output stay clean. RUST_LOG
     // overrides the default of warnings only.
+    let cli = chargeledger::cli::Cli::parse();
+    // A server's operator wants to see it start and stop; the one-shot commands stay quiet.
+    let default_level = match cli.command {
+        chargeledger::cli::Command::Serve { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    chargeledger::cli::run(chargeledger::cli::Cli::parse()).await
+    chargeledger::cli::run(cli).await
 }

@@ -44,7 +44,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed: errors travel through every `Result` of a request, so they are kept small.
+    pub body: Box<ErrorBody>,
     pub should_retry: Option<bool>,
 }
 
@@ -78,14 +79,14 @@ impl ApiError {
     ) -> Self {
         ApiError {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_type,
                 code: code.map(str::to_string),
                 decline_code: None,
                 message: message.into(),
                 param: param.map(str::to_string),
                 doc_url: code.map(|code| format!("https://stripe.com/docs/error-codes/{code}")),
-            },
+            }),
             should_retry: None,
         }
     }

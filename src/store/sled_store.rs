@@ -86,6 +86,7 @@ enum TreeName {
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 type ProjectionRows = Vec<(String, String, StoredProjection)>;
+type IndexEntries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
 enum Job {
     Append(Box<AppendRequest>, Reply<Vec<RecordedEvent>>),
@@ -294,10 +295,7 @@ impl SledStore {
         mut load: impl FnMut(u64, &[u8]) -> Result<Option<T>, StoreError>,
     ) -> Result<Page<T>, StoreError> {
         let key_at = |sequence: u64| creation_key(account, sequence);
-        let (entries, newest_first): (
-            Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>,
-            bool,
-        ) = match cursor {
+        let (entries, newest_first): (IndexEntries, bool) = match cursor {
             PageCursor::Newest => (Box::new(index.range(key_at(0)..=key_at(u64::MAX)).rev()), true),
             PageCursor::StartingAfter(id) => {
                 let sequence = cursor_sequence(id)?;

@@ -1,0 +1,87 @@
+//! Idempotency-Key handling over HTTP: 409 while a key's first request runs, `Idempotent-Replayed` on retries, and nothing applied twice.
+//!
+//! The ledger already guarantees the essentials: a key's first result is stored in the same
+//! transaction as the events it produced, a retry with the same parameters gets that result
+//! back, and other parameters get `idempotency_error`. What HTTP adds is Stripe's answer to a
+//! retry that arrives while the first request is still running (409 `idempotency_key_in_use`,
+//! which the SDKs retry), and telling the client that a response is a replay.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use crate::ledger::LedgerError;
+use crate::server::Call;
+use crate::server::App;
+use crate::server::error::ApiError;
+
+/// Keys whose first request is running in this process, per account.
+#[derive(Clone, Default)]
+pub struct InFlightKeys {
+    keys: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// Holds a key while its request runs; releases it when dropped, however the request ends.
+struct InFlight {
+    keys: InFlightKeys,
+    entry: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.keys.keys.lock() {
+            keys.remove(&self.entry);
+        }
+    }
+}
+
+impl InFlightKeys {
+    fn claim(&self, account: &str, key: &str) -> Result<InFlight, ApiError> {
+        let entry = (account.to_string(), key.to_string());
+        let mut keys = self
+            .keys
+            .lock()
+            .map_err(|_| ApiError::internal(&"the in-flight key set is poisoned", true))?;
+        if !keys.insert(entry.clone()) {
+            return Err(LedgerError::IdempotencyKeyInUse {
+                key: key.to_string(),
+            }
+            .into());
+        }
+        Ok(InFlight {
+            keys: self.clone(),
+            entry,
+        })
+    }
+}
+
+/// The result of a write, and whether it is the replay of an earlier request's result.
+pub struct Written<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+/// Run a ledger write under the request's idempotency key, if it has one.
+pub async fn write<T>(
+    app: &App,
+    call: &Call,
+    operation: impl Future<Output = Result<T, LedgerError>>,
+) -> Result<Written<T>, ApiError> {
+    let Some(key) = &call.idempotency_key else {
+        return Ok(Written {
+            value: operation.await?,
+            replayed: false,
+        });
+    };
+    let _in_flight = app.in_flight.claim(&call.caller.account, key)?;
+    // With the key held, no other request of this process can store a result for it between
+    // this check and the write: a stored result now means the write below is a replay.
+    let replayed = app
+        .ledger
+        .has_idempotency_record(&call.caller.account, key)
+        .await?;
+    Ok(Written {
+        value: operation.await?,
+        replayed,
+    })
+}

@@ -1,0 +1,325 @@
+//! `chargeledger serve`: the HTTP shell around the ledger, speaking Stripe's charge API so that the official SDKs work unchanged.
+//!
+//! Every request passes one middleware (`authenticate`): it gives the request a `req_…` id,
+//! recognises the API key, refuses publishable keys on writes, and stamps `Request-Id` and
+//! `Stripe-Version` on the response whatever happened. Handlers (`stripe`) read parameters
+//! (`params`), call the `Ledger`, and render Stripe objects (`objects`). Writes with an
+//! `Idempotency-Key` go through `idempotency`.
+
+pub mod auth;
+pub mod error;
+pub mod form;
+pub mod idempotency;
+pub mod objects;
+pub mod params;
+pub mod stripe;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::events::RequestMeta;
+use crate::ledger::{Ledger, LedgerError};
+use crate::server::auth::{Caller, KeyError, KeyKind, KeyRing, KeySource};
+use crate::server::error::ApiError;
+use crate::server::idempotency::InFlightKeys;
+
+/// Request bodies larger than this get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Stripe's guarantee, and the least this server accepts.
+pub const MIN_IDEMPOTENCY_RETENTION_HOURS: u64 = 24;
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub address: SocketAddr,
+    pub data_directory: PathBuf,
+    /// Secret keys (`sk_test_…`, `sk_live_…`); empty: use or generate the data directory's key.
+    pub api_keys: Vec<String>,
+    /// How long an idempotency key's first response is kept (at least 24 hours).
+    pub idempotency_retention: Duration,
+}
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot open the ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "idempotency keys must be kept at least {MIN_IDEMPOTENCY_RETENTION_HOURS} hours, as on Stripe; {hours} was given"
+    )]
+    RetentionTooShort { hours: u64 },
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct App {
+    pub ledger: Ledger,
+    keys: Arc<KeyRing>,
+    pub in_flight: InFlightKeys,
+}
+
+/// Who is calling and how, as the middleware established it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub caller: Caller,
+    pub request_id: String,
+    pub idempotency_key: Option<String>,
+    /// The client's `User-Agent`, recorded as the request's source in the audit trail.
+    pub user_agent: Option<String>,
+}
+
+impl Call {
+    /// The audit record of this request.
+    pub fn request_meta(&self) -> RequestMeta {
+        let mut meta = RequestMeta {
+            request_id: self.request_id.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            actor: self.caller.masked_key.clone(),
+            source: None,
+        };
+        if let Some(agent) = &self.user_agent {
+            meta = meta.with_source(agent.clone());
+        }
+        meta
+    }
+}
+
+/// A server bound to its address, ready to run.
+pub struct BoundServer {
+    listener: TcpListener,
+    app: App,
+    retention: Duration,
+    key_source: KeySource,
+    data_directory: PathBuf,
+}
+
+impl BoundServer {
+    /// Open the ledger, set up the keys and bind the address.
+    pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
+        let retention_hours = options.idempotency_retention.as_secs() / 3600;
+        if retention_hours < MIN_IDEMPOTENCY_RETENTION_HOURS {
+            return Err(ServeError::RetentionTooShort {
+                hours: retention_hours,
+            });
+        }
+        let (keys, key_source) =
+            KeyRing::load_or_generate(&options.api_keys, &options.data_directory)?;
+        let ledger = Ledger::open(&options.data_directory).await?;
+        let listener =
+            TcpListener::bind(options.address)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address: options.address,
+                    source,
+                })?;
+        Ok(BoundServer {
+            listener,
+            app: App {
+                ledger,
+                keys: Arc::new(keys),
+                in_flight: InFlightKeys::default(),
+            },
+            retention: options.idempotency_retention,
+            key_source,
+            data_directory: options.data_directory,
+        })
+    }
+
+    pub fn local_address(&self) -> Result<SocketAddr, std::io::Error> {
+        self.listener.local_addr()
+    }
+
+    /// What to tell the person who started the server: where it listens and which key to use.
+    pub fn startup_message(&self) -> String {
+        let address = self
+            .local_address()
+            .map_or_else(|_| "?".to_string(), |address| address.to_string());
+        let mut lines = vec![format!(
+            "chargeledger listening on http://{address} (data: {})",
+            self.data_directory.display()
+        )];
+        match &self.key_source {
+            KeySource::Generated { secret_key } => {
+                lines.push(format!("Generated a test secret key: {secret_key}"));
+                lines.push(format!(
+                    "It is shown only now; {} keeps only its hash. Its publishable twin is pk_test_{}.",
+                    self.data_directory.join(auth::KEY_FILE_NAME).display(),
+                    secret_key.trim_start_matches("sk_test_")
+                ));
+            }
+            KeySource::Stored | KeySource::Configured => {
+                for (account, masked_key) in self.app.keys.accounts() {
+                    lines.push(format!("Accepting {masked_key} (account {account})"));
+                }
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// Serve until `shutdown` completes, then finish in-flight requests and close the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let ledger = self.app.ledger.clone();
+        let purger = tokio::spawn(purge_idempotency_keys(ledger.clone(), self.retention));
+        let router = router(self.app);
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        purger.abort();
+        info!("stopped accepting requests; closing the store");
+        let closed = ledger.close().await;
+        served?;
+        closed?;
+        info!("store closed cleanly");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => info!("Ctrl-C received; finishing in-flight requests"),
+        () = terminate => info!("SIGTERM received; finishing in-flight requests"),
+    }
+}
+
+/// Forget idempotency keys older than the retention, hourly.
+async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
+    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        match ledger.purge_idempotency_keys(retention).await {
+            Ok(0) => {}
+            Ok(removed) => info!(removed, "forgot expired idempotency keys"),
+            Err(error) => warn!(%error, "could not purge expired idempotency keys; will try again in an hour"),
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(app: App) -> Router {
+    stripe::routes()
+        .fallback(unrecognized_url)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), authenticate))
+        .with_state(app)
+}
+
+pub(crate) async fn unrecognized_url(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::unrecognized_url(method.as_str(), uri.path())
+}
+
+/// The key from `Authorization: Bearer <key>` or HTTP Basic with the key as user name.
+fn presented_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
+        return Some(user.to_string());
+    }
+    None
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Request id, authentication, and the headers every response carries.
+async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = crate::ids::request_id();
+    let headers = request.headers();
+    let stripe_version = headers.get("stripe-version").cloned();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = match app.keys.authenticate(presented_key(headers).as_deref()) {
+        Err(failure) => {
+            debug!(%request_id, %method, %path, "refused: no valid API key");
+            ApiError::unauthorized(&failure).into_response()
+        }
+        Ok(caller) if caller.kind == KeyKind::Publishable && method != Method::GET => {
+            ApiError::publishable_key_write().into_response()
+        }
+        Ok(caller) => {
+            let idempotency_key = (method == Method::POST)
+                .then(|| header_text(headers, "idempotency-key"))
+                .flatten()
+                .filter(|key| !key.is_empty());
+            let call = Call {
+                request_id: request_id.clone(),
+                idempotency_key,
+                user_agent: header_text(headers, "user-agent"),
+                caller,
+            };
+            request.extensions_mut().insert(call);
+            next.run(request).await
+        }
+    };
+    let response_headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response_headers.insert("request-id", value);
+    }
+    if let Some(version) = stripe_version {
+        response_headers.insert("stripe-version", version);
+    }
+    debug!(
+        %request_id,
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "answered"
+    );
+    response
+}

@@ -127,12 +127,7 @@ impl KeyRing {
                         detail: error.to_string(),
                     }
                 })?;
-                Ok((
-                    KeyRing {
-                        entries: file.keys,
-                    },
-                    KeySource::Stored,
-                ))
+                Ok((KeyRing { entries: file.keys }, KeySource::Stored))
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let secret_key = crate::ids::random_id("sk_test_", 32);
@@ -304,7 +299,10 @@ mod tests {
 
     #[test]
     fn masks_keep_the_prefix_and_last_four() {
-        assert_eq!(mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"), "sk_test_****p7dc");
+        assert_eq!(
+            mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
+            "sk_test_****p7dc"
+        );
         assert_eq!(mask_key("short"), "****");
         assert_eq!(mask_key("sk_test_ab"), "sk_test_****");
     }

@@ -97,7 +97,11 @@ impl ApiError {
             [one] => format!("Received unknown parameter: {one}"),
             many => format!("Received unknown parameters: {}", many.join(", ")),
         };
-        ApiError::invalid_request(message, names.first().map(String::as_str), Some("parameter_unknown"))
+        ApiError::invalid_request(
+            message,
+            names.first().map(String::as_str),
+            Some("parameter_unknown"),
+        )
     }
 
     /// 404 for a path the API does not have.
@@ -209,15 +213,13 @@ impl From<LedgerError> for ApiError {
             too_long @ LedgerError::IdempotencyKeyTooLong { .. } => {
                 ApiError::invalid_request(too_long.to_string(), None, None)
             }
-            LedgerError::NoSuchVersion { .. } | LedgerError::NotYetCreated { .. } => {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    ErrorType::InvalidRequestError,
-                    failure.to_string(),
-                    Some("version"),
-                    Some("resource_missing"),
-                )
-            }
+            LedgerError::NoSuchVersion { .. } | LedgerError::NotYetCreated { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorType::InvalidRequestError,
+                failure.to_string(),
+                Some("version"),
+                Some("resource_missing"),
+            ),
             LedgerError::Contention { .. } => {
                 let mut api_error = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -245,7 +247,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(Envelope { error: &self.body })).into_response();
+        let mut response =
+            (self.status, axum::Json(Envelope { error: &self.body })).into_response();
         if let Some(should_retry) = self.should_retry {
             response.headers_mut().insert(
                 "stripe-should-retry",

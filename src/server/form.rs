@@ -105,9 +105,7 @@ fn insert(hash: &mut Params, path: &[&str], value: String) -> Result<(), Conflic
     match rest {
         // `a=v`: the last value wins, as in Rack.
         [] => match hash.get(*name) {
-            Some(existing @ (Param::Hash(_) | Param::List(_))) => {
-                Err((existing.shape(), "string"))
-            }
+            Some(existing @ (Param::Hash(_) | Param::List(_))) => Err((existing.shape(), "string")),
             _ => {
                 hash.insert(name.to_string(), Param::Text(value));
                 Ok(())

@@ -11,8 +11,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use crate::ledger::LedgerError;
-use crate::server::Call;
 use crate::server::App;
+use crate::server::Call;
 use crate::server::error::ApiError;
 
 /// Keys whose first request is running in this process, per account.

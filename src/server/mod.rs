@@ -179,7 +179,10 @@ impl BoundServer {
     }
 
     /// Serve until `shutdown` completes, then finish in-flight requests and close the store.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let ledger = self.app.ledger.clone();
         let purger = tokio::spawn(purge_idempotency_keys(ledger.clone(), self.retention));
         let router = router(self.app);
@@ -232,7 +235,9 @@ async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
         match ledger.purge_idempotency_keys(retention).await {
             Ok(0) => {}
             Ok(removed) => info!(removed, "forgot expired idempotency keys"),
-            Err(error) => warn!(%error, "could not purge expired idempotency keys; will try again in an hour"),
+            Err(error) => {
+                warn!(%error, "could not purge expired idempotency keys; will try again in an hour")
+            }
         }
     }
 }
@@ -241,7 +246,10 @@ async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
 pub fn router(app: App) -> Router {
     stripe::routes()
         .fallback(unrecognized_url)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            authenticate,
+        ))
         .with_state(app)
 }
 
@@ -251,7 +259,10 @@ pub(crate) async fn unrecognized_url(method: Method, uri: axum::http::Uri) -> Ap
 
 /// The key from `Authorization: Bearer <key>` or HTTP Basic with the key as user name.
 fn presented_key(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, credentials) = value.trim().split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") {
         return Some(credentials.trim().to_string());
@@ -262,7 +273,9 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
             .decode(credentials.trim())
             .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
-        let user = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
+        let user = decoded
+            .split_once(':')
+            .map_or(decoded.as_str(), |(user, _)| user);
         return Some(user.to_string());
     }
     None

@@ -41,7 +41,9 @@ impl Form {
 
     /// A string parameter; `""` is kept (it unsets).
     pub fn text(&mut self, name: &str) -> Result<Option<String>, ApiError> {
-        self.take(name).map(|value| expect_text(name, value)).transpose()
+        self.take(name)
+            .map(|value| expect_text(name, value))
+            .transpose()
     }
 
     /// A required string parameter.
@@ -89,7 +91,9 @@ impl Form {
                 .into_iter()
                 .map(|(key, value)| match value {
                     Param::Text(text) if text.is_empty() => Ok(MetadataEdit::Unset(key)),
-                    Param::Text(text) => Ok(MetadataEdit::Set(key, serde_json::Value::String(text))),
+                    Param::Text(text) => {
+                        Ok(MetadataEdit::Set(key, serde_json::Value::String(text)))
+                    }
                     _ => Err(RequestError::MetadataValueNotString { key }.into()),
                 })
                 .collect(),

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{
-    self, CaptureCharge, Charge, CreateCharge, CreateCustomer, FoldError, Projection,
-    RefundCharge, RequestError, UpdateCharge,
+    self, CaptureCharge, Charge, CreateCharge, CreateCustomer, FoldError, Projection, RefundCharge,
+    RequestError, UpdateCharge,
 };
 use crate::events::RecordedEvent;
 use crate::ledger::{LedgerError, ListCharges};
@@ -65,9 +65,15 @@ pub fn routes() -> Router<App> {
             "/v1/charges/{id}",
             with_fallback(get(retrieve_charge).post(update_charge)),
         )
-        .route("/v1/charges/{id}/capture", with_fallback(post(capture_charge)))
+        .route(
+            "/v1/charges/{id}/capture",
+            with_fallback(post(capture_charge)),
+        )
         .route("/v1/charges/{id}/refunds", with_fallback(get(list_refunds)))
-        .route("/v1/charges/{id}/history", with_fallback(get(charge_history)))
+        .route(
+            "/v1/charges/{id}/history",
+            with_fallback(get(charge_history)),
+        )
         .route(
             "/v1/charges/{id}/history/{version}",
             with_fallback(get(charge_at_version)),
@@ -374,17 +380,18 @@ async fn create_refund(
             .refund_charge(account, &charge_id, command, call.request_meta()),
     )
     .await
-    .map_err(|error| charge_param_not_id(error, "charge"))?;
+    .map_err(|error| missing_object_param(error, "id", "charge"))?;
     let body = refund_object(&app, account, &value.refund, &expand).await?;
     Ok(respond(&body, &call, replayed))
 }
 
-/// A missing charge named in the body is reported against that parameter, not the URL's `id`.
-fn charge_param_not_id(mut error: ApiError, param: &str) -> ApiError {
+/// A missing object reported against the parameter that named it in this request: a refund's
+/// `charge` is in the body, a retrieved customer's id is in the URL.
+fn missing_object_param(mut error: ApiError, reported: &str, named: &str) -> ApiError {
     if error.body.code.as_deref() == Some("resource_missing")
-        && error.body.param.as_deref() == Some("id")
+        && error.body.param.as_deref() == Some(reported)
     {
-        error.body.param = Some(param.to_string());
+        error.body.param = Some(named.to_string());
     }
     error
 }
@@ -463,7 +470,7 @@ async fn retrieve_customer(
         .ledger
         .get_customer(&call.caller.account, &customer_id)
         .await
-        .map_err(|error| charge_param_not_id(error.into(), "id"))?;
+        .map_err(|error| missing_object_param(error.into(), "customer", "id"))?;
     Ok(respond(&customer, &call, false))
 }
 
@@ -562,7 +569,10 @@ async fn list_events(
     let cursor = form.cursor()?;
     let filter = move |event: &RecordedEvent| {
         objects::stripe_event_type(&event.body.payload).is_some_and(|event_type| {
-            (types.is_empty() || types.iter().any(|wanted| objects::type_matches(event_type, wanted)))
+            (types.is_empty()
+                || types
+                    .iter()
+                    .any(|wanted| objects::type_matches(event_type, wanted)))
                 && created.contains(event.body.recorded_at.unix_timestamp())
         })
     };

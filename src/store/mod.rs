@@ -183,8 +183,11 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Page<RecordedEvent>, StoreError>;
 
     /// One durable event of an account, by its `evt_…` id.
-    async fn event(&self, account: &str, event_id: &str)
-    -> Result<Option<RecordedEvent>, StoreError>;
+    async fn event(
+        &self,
+        account: &str,
+        event_id: &str,
+    ) -> Result<Option<RecordedEvent>, StoreError>;
 
     /// Remove idempotency records created before `created_before_unix`; returns how many.
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError>;

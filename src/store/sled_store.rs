@@ -158,8 +158,7 @@ impl SledStore {
             OpenMode::SkipHeadCheck => last_stored_event(&trees),
         };
         let format = trees.meta.get(FORMAT_KEY)?;
-        let needs_account_indexes =
-            format.as_deref() == Some(FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES);
+        let needs_account_indexes = format.as_deref() == Some(FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES);
         if needs_account_indexes && mode == OpenMode::CheckHead {
             add_account_indexes(&trees)?;
             info!(path = %path.display(), "added per-account event and customer indexes (layout 1 to 2)");
@@ -274,12 +273,19 @@ impl SledStore {
                 .load_sync(account, stream_id)?
                 .map_or(0, |stored| stored.created_sequence))
         };
-        self.page_in_index(index, account, cursor, limit, cursor_sequence, |_, value| {
-            let stream_id = String::from_utf8_lossy(value);
-            Ok(self
-                .load_sync(account, &stream_id)?
-                .and_then(|stored| select(stored.projection)))
-        })
+        self.page_in_index(
+            index,
+            account,
+            cursor,
+            limit,
+            cursor_sequence,
+            |_, value| {
+                let stream_id = String::from_utf8_lossy(value);
+                Ok(self
+                    .load_sync(account, &stream_id)?
+                    .and_then(|stored| select(stored.projection)))
+            },
+        )
     }
 
     /// Walk an index keyed `account 0x00 sequence` from the cursor and keep up to `limit` items
@@ -296,10 +302,16 @@ impl SledStore {
     ) -> Result<Page<T>, StoreError> {
         let key_at = |sequence: u64| creation_key(account, sequence);
         let (entries, newest_first): (IndexEntries, bool) = match cursor {
-            PageCursor::Newest => (Box::new(index.range(key_at(0)..=key_at(u64::MAX)).rev()), true),
+            PageCursor::Newest => (
+                Box::new(index.range(key_at(0)..=key_at(u64::MAX)).rev()),
+                true,
+            ),
             PageCursor::StartingAfter(id) => {
                 let sequence = cursor_sequence(id)?;
-                (Box::new(index.range(key_at(0)..key_at(sequence)).rev()), true)
+                (
+                    Box::new(index.range(key_at(0)..key_at(sequence)).rev()),
+                    true,
+                )
             }
             PageCursor::EndingBefore(id) => {
                 let sequence = cursor_sequence(id)?;

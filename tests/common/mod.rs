@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod server;
+
 use chargeledger::domain::{Charge, DecisionContext, FreshIds};
 use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
 

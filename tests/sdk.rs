@@ -1,0 +1,129 @@
+//! The official SDKs, unchanged, against a server started here: stripe-python and stripe-node
+//! create, update every parameter, unset, hit errors, capture, refund, page, read events, retry
+//! idempotently, and find everything again after a restart.
+//!
+//! The SDKs are installed on first use into `target/tmp/sdk` (a Python virtualenv via pip, and
+//! an npm prefix), so `cargo test` needs only `python3` and `npm` on the machine.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::server::{SECRET_KEY, TestServer};
+
+const STRIPE_PYTHON_VERSION: &str = "16.1.0";
+const STRIPE_NODE_VERSION: &str = "23.1.0";
+
+fn sdk_directory() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk")
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The virtualenv's python with stripe-python installed.
+fn stripe_python() -> PathBuf {
+    let environment = sdk_directory().join(format!("python-stripe-{STRIPE_PYTHON_VERSION}"));
+    let python = environment.join("bin").join("python");
+    let installed = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import stripe"])
+            .status()
+            .is_ok_and(|status| status.success());
+    if !installed {
+        run(
+            Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&environment),
+            "python3 -m venv (install python3 and python3-venv)",
+        );
+        run(
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                &format!("stripe=={STRIPE_PYTHON_VERSION}"),
+            ]),
+            "pip install stripe",
+        );
+    }
+    python
+}
+
+/// The `node_modules` directory holding stripe-node.
+fn stripe_node_modules() -> PathBuf {
+    let prefix = sdk_directory().join(format!("node-stripe-{STRIPE_NODE_VERSION}"));
+    let modules = prefix.join("node_modules");
+    if !modules.join("stripe").join("package.json").exists() {
+        std::fs::create_dir_all(&prefix).expect("the SDK directory can be created");
+        run(
+            Command::new("npm")
+                .arg("install")
+                .arg("--prefix")
+                .arg(&prefix)
+                .arg("--no-audit")
+                .arg("--no-fund")
+                .arg(format!("stripe@{STRIPE_NODE_VERSION}")),
+            "npm install stripe (install Node.js and npm)",
+        );
+    }
+    modules
+}
+
+/// Run an SDK script's `write` phase, restart the server on the same data, run `verify`.
+fn write_restart_verify(program: &Path, script: &str, extra_environment: &[(&str, &Path)]) {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let data = directory.path().join("data");
+    let state = directory.path().join("state.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("sdk")
+        .join(script);
+    let mut server = TestServer::start(&data);
+    for phase in ["write", "verify"] {
+        let mut command = Command::new(program);
+        command
+            .arg(&script)
+            .arg(phase)
+            .arg(&state)
+            .env("CHARGELEDGER_URL", &server.base_url)
+            .env("CHARGELEDGER_KEY", SECRET_KEY);
+        for (name, value) in extra_environment {
+            command.env(name, value);
+        }
+        run(&mut command, &format!("{} {phase}", script.display()));
+        if phase == "write" {
+            assert!(server.stop(), "SIGTERM stops the server cleanly");
+            server = TestServer::start(&data);
+        }
+    }
+}
+
+#[test]
+fn stripe_python_works_unchanged() {
+    let python = stripe_python();
+    write_restart_verify(&python, "stripe_python_check.py", &[]);
+}
+
+#[test]
+fn stripe_node_works_unchanged() {
+    let modules = stripe_node_modules();
+    write_restart_verify(
+        Path::new("node"),
+        "stripe_node_check.js",
+        &[("NODE_PATH", &modules)],
+    );
+}

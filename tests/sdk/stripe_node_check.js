@@ -1,0 +1,151 @@
+// Drives a chargeledger server with the official stripe-node SDK, unchanged.
+//
+// Run by tests/sdk.rs: `node stripe_node_check.js write STATE` against a fresh server, then
+// `node stripe_node_check.js verify STATE` against the same data after a restart.
+// Environment: CHARGELEDGER_URL, CHARGELEDGER_KEY, NODE_PATH (where stripe is installed).
+'use strict';
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const Stripe = require('stripe');
+
+const url = new URL(process.env.CHARGELEDGER_URL);
+const stripe = new Stripe(process.env.CHARGELEDGER_KEY, {
+  host: url.hostname,
+  port: Number(url.port),
+  protocol: 'http',
+  maxNetworkRetries: 2,
+});
+
+async function expectError(call, status, fields = {}) {
+  try {
+    await call();
+  } catch (error) {
+    assert.equal(error.statusCode, status, error.message);
+    for (const [name, value] of Object.entries(fields)) {
+      assert.equal(error[name], value, `${name} of ${error.message}`);
+    }
+    return error;
+  }
+  assert.fail(`expected an error with status ${status}`);
+}
+
+async function write(statePath) {
+  const customer = await stripe.customers.create({ email: 'node@example.com', name: 'Node Rosen' });
+  assert.match(customer.id, /^cus_/);
+
+  let charge = await stripe.charges.create({
+    amount: 2500,
+    currency: 'usd',
+    source: 'tok_visa',
+    capture: false,
+    metadata: { order_id: '99' },
+  });
+  assert.equal(charge.captured, false);
+
+  charge = await stripe.charges.update(charge.id, { description: 'from node' });
+  assert.equal(charge.description, 'from node');
+  charge = await stripe.charges.update(charge.id, { metadata: { channel: 'app' } });
+  assert.deepEqual(charge.metadata, { order_id: '99', channel: 'app' });
+  charge = await stripe.charges.update(charge.id, { receipt_email: 'node@example.com' });
+  assert.equal(charge.receipt_email, 'node@example.com');
+  charge = await stripe.charges.update(charge.id, {
+    shipping: { name: 'Node Rosen', address: { line1: '2 Side St', country: 'GB' }, phone: '+44 20' },
+  });
+  assert.equal(charge.shipping.address.country, 'GB');
+  charge = await stripe.charges.update(charge.id, { fraud_details: { user_report: 'fraudulent' } });
+  assert.equal(charge.fraud_details.user_report, 'fraudulent');
+  charge = await stripe.charges.update(charge.id, { customer: customer.id, expand: ['customer'] });
+  assert.equal(charge.customer.name, 'Node Rosen');
+  charge = await stripe.charges.update(charge.id, { transfer_group: 'node_group' });
+  assert.equal(charge.transfer_group, 'node_group');
+
+  // Unset semantics.
+  charge = await stripe.charges.update(charge.id, { metadata: { channel: '' } });
+  assert.deepEqual(charge.metadata, { order_id: '99' });
+  charge = await stripe.charges.update(charge.id, { metadata: '' });
+  assert.deepEqual(charge.metadata, {});
+  charge = await stripe.charges.update(charge.id, { shipping: '' });
+  assert.equal(charge.shipping, null);
+  charge = await stripe.charges.update(charge.id, { metadata: { kept: 'yes' } });
+
+  // Errors.
+  await expectError(() => stripe.charges.update(charge.id, { colour: 'red' }), 400, {
+    code: 'parameter_unknown',
+    param: 'colour',
+    message: 'Received unknown parameter: colour',
+  });
+  await expectError(() => stripe.charges.retrieve('ch_missing'), 404, { code: 'resource_missing' });
+  await expectError(() => stripe.charges.update(charge.id, { fraud_details: { user_report: 'meh' } }), 400, {
+    param: 'fraud_details[user_report]',
+  });
+  const stranger = new Stripe('pk_test_' + process.env.CHARGELEDGER_KEY.slice('sk_test_'.length), {
+    host: url.hostname,
+    port: Number(url.port),
+    protocol: 'http',
+  });
+  await expectError(() => stranger.charges.update(charge.id, { description: 'x' }), 403);
+
+  // Capture and refunds.
+  const captured = await stripe.charges.capture(charge.id);
+  assert.equal(captured.amount_captured, 2500);
+  await expectError(() => stripe.charges.capture(charge.id), 400, { code: 'charge_already_captured' });
+  const refund = await stripe.refunds.create({ charge: charge.id, amount: 1000 });
+  assert.equal(refund.amount, 1000);
+
+  // Pagination with autoPagingToArray (starting_after under the hood).
+  for (let n = 0; n < 4; n += 1) {
+    await stripe.charges.create({ amount: 300 + n, currency: 'eur', source: 'tok_mastercard' });
+  }
+  const all = await stripe.charges.list({ limit: 2 }).autoPagingToArray({ limit: 100 });
+  assert.equal(all.length, 5);
+  assert.equal(all[4].id, charge.id);
+
+  // Events.
+  const events = await stripe.events.list({ type: 'charge.updated', limit: 1 });
+  assert.equal(events.data[0].data.object.id, charge.id);
+  assert.deepEqual(events.data[0].data.previous_attributes, { metadata: { kept: null } });
+  assert.match(events.data[0].request.idempotency_key, /^stripe-node-retry-/);
+
+  // Idempotent retries.
+  const first = await stripe.charges.create(
+    { amount: 901, currency: 'usd', source: 'tok_visa' },
+    { idempotencyKey: 'node-retry-1' },
+  );
+  const again = await stripe.charges.create(
+    { amount: 901, currency: 'usd', source: 'tok_visa' },
+    { idempotencyKey: 'node-retry-1' },
+  );
+  assert.equal(again.id, first.id);
+  assert.equal(again.lastResponse.headers['idempotent-replayed'], 'true');
+  await expectError(
+    () => stripe.charges.create({ amount: 902, currency: 'usd', source: 'tok_visa' }, { idempotencyKey: 'node-retry-1' }),
+    400,
+    { type: 'StripeIdempotencyError' },
+  );
+
+  fs.writeFileSync(statePath, JSON.stringify({ charge: charge.id, retried: first.id }));
+}
+
+async function verify(statePath) {
+  const saved = JSON.parse(fs.readFileSync(statePath, 'utf8'));
+  const charge = await stripe.charges.retrieve(saved.charge);
+  assert.deepEqual(charge.metadata, { kept: 'yes' });
+  assert.equal(charge.amount_refunded, 1000);
+  const again = await stripe.charges.create(
+    { amount: 901, currency: 'usd', source: 'tok_visa' },
+    { idempotencyKey: 'node-retry-1' },
+  );
+  assert.equal(again.id, saved.retried);
+  const all = await stripe.charges.list({ limit: 100 });
+  assert.equal(all.data.length, 6);
+}
+
+const [phase, statePath] = process.argv.slice(2);
+({ write, verify })[phase](statePath).then(
+  () => console.log(`stripe-node ${Stripe.PACKAGE_VERSION || ''}: ${phase} passed`),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Durable updates per second through HTTP: a release server on a fresh data directory, 1,000
+# charges, then wrk with 64 connections updating them; prints wrk's figures, the server's
+# resident memory, and checks that every 2xx answer appended exactly one event.
+#   bash benches/http_load.sh            # 30 s (the figures in README)
+#   DURATION=5s bash benches/http_load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-30s}
+CONNECTIONS=${CONNECTIONS:-64}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+key=sk_test_loadtestkey00000001
+./target/release/chargeledger serve --addr 127.0.0.1:0 --data "$work/data" --api-key $key \
+    > "$work/out" 2> "$work/err" &
+server=$!
+for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
+url=$(grep -o 'http://[0-9.:]*' "$work/out")
+for n in $(seq 1000); do
+    curl -s -u $key: "$url/v1/charges" -d amount=1000 -d currency=usd -d source=tok_visa \
+        | grep -o '"id":"ch_[A-Za-z0-9]*"' | head -1 | cut -d'"' -f4
+done > "$work/charges"
+rss_before=$(awk '/VmRSS/ {print $2}' /proc/$server/status)
+CHARGELEDGER_KEY=$key CHARGES_FILE="$work/charges" \
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/http_update.lua "$url" | tee "$work/wrk"
+rss_after=$(awk '/VmRSS/ {print $2}' /proc/$server/status)
+rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
+echo "server RSS: ${rss_before} kB idle with 1,000 charges, ${rss_after} kB after the run, peak ${rss_peak} kB"
+kill -TERM $server
+while kill -0 $server 2>/dev/null; do sleep 0.1; done
+events=$(./target/release/chargeledger verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
+answered=$(awk '/requests in/ {print $1}' "$work/wrk")
+non_2xx=$(awk '/Non-2xx/ {print $4}' "$work/wrk"); non_2xx=${non_2xx:-0}
+# wrk stops counting at the deadline, so a few requests it abandoned may also have been applied.
+echo "events in the log: $events = 1000 creations + $((events - 1000)) updates; wrk counted $answered answers, $non_2xx non-2xx"
+if [ $((events - 1000)) -lt $((answered - non_2xx)) ]; then
+    echo "FAIL: fewer updates in the log than acknowledged" >&2
+    exit 1
+fi

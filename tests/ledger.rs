@@ -678,3 +678,157 @@ async fn invalid_account_names_are_refused() {
         assert!(matches!(error, LedgerError::InvalidAccount { .. }));
     }
 }
+
+#[tokio::test]
+async fn expired_idempotency_keys_are_forgotten_and_fresh_ones_kept() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let ledger = open_ledger(&directory).await;
+    let command = CreateCharge::new(2000, "usd").source("tok_visa");
+    let request = RequestMeta::library().with_idempotency_key("expires");
+    let first = ledger
+        .create_charge(ACCOUNT, command.clone(), request.clone())
+        .await
+        .expect("create");
+
+    // A day's retention keeps a key used a moment ago.
+    let removed = ledger
+        .purge_idempotency_keys(Duration::from_secs(24 * 3600))
+        .await
+        .expect("purge");
+    assert_eq!(removed, 0);
+    assert!(
+        ledger
+            .has_idempotency_record(ACCOUNT, "expires")
+            .await
+            .unwrap()
+    );
+    let replayed = ledger
+        .create_charge(ACCOUNT, command.clone(), request.clone())
+        .await
+        .expect("replay");
+    assert_eq!(replayed.id, first.id);
+
+    // Once past retention the key is free again: the same request is a new charge.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let removed = ledger
+        .purge_idempotency_keys(Duration::ZERO)
+        .await
+        .expect("purge");
+    assert_eq!(removed, 1);
+    assert!(
+        !ledger
+            .has_idempotency_record(ACCOUNT, "expires")
+            .await
+            .unwrap()
+    );
+    let second = ledger
+        .create_charge(ACCOUNT, command, request)
+        .await
+        .expect("create again");
+    assert_ne!(second.id, first.id);
+}
+
+#[tokio::test]
+async fn events_and_customers_are_listed_per_account_newest_first() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let ledger = open_ledger(&directory).await;
+    let first = ledger
+        .create_customer(
+            ACCOUNT,
+            CreateCustomer::new().name("A"),
+            RequestMeta::library(),
+        )
+        .await
+        .unwrap();
+    let second = ledger
+        .create_customer(
+            ACCOUNT,
+            CreateCustomer::new().name("B"),
+            RequestMeta::library(),
+        )
+        .await
+        .unwrap();
+    ledger
+        .create_customer(OTHER_ACCOUNT, CreateCustomer::new(), RequestMeta::library())
+        .await
+        .unwrap();
+    let page = ledger
+        .list_customers(ACCOUNT, &PageCursor::Newest, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page
+        .data
+        .iter()
+        .map(|customer| customer.id.as_str())
+        .collect();
+    assert_eq!(ids, vec![second.id.as_str(), first.id.as_str()]);
+
+    let everything = |_: &chargeledger::RecordedEvent| true;
+    let events = ledger
+        .list_events(ACCOUNT, &PageCursor::Newest, 1, &everything)
+        .await
+        .unwrap();
+    assert!(events.has_more);
+    assert_eq!(events.data[0].body.stream_id, second.id);
+    let older = ledger
+        .list_events(
+            ACCOUNT,
+            &PageCursor::StartingAfter(events.data[0].body.event_id.clone()),
+            10,
+            &everything,
+        )
+        .await
+        .unwrap();
+    assert_eq!(older.data.len(), 1);
+    assert_eq!(older.data[0].body.stream_id, first.id);
+    let event_id = &events.data[0].body.event_id;
+    assert!(ledger.event(ACCOUNT, event_id).await.unwrap().is_some());
+    assert!(
+        ledger
+            .event(OTHER_ACCOUNT, event_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_layout_1_store_gains_its_event_and_customer_indexes_on_open() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("ledger");
+    let ledger = Ledger::open(&path).await.expect("open");
+    let customer = ledger
+        .create_customer(ACCOUNT, CreateCustomer::new(), RequestMeta::library())
+        .await
+        .unwrap();
+    create_test_charge(&ledger, ACCOUNT).await;
+    ledger.close().await.expect("close");
+    drop(ledger);
+
+    // Turn the store back into layout 1: no per-account event or customer indexes.
+    {
+        let db = sled::open(&path).expect("sled opens the store");
+        for tree in ["account_events", "event_ids", "customers_by_creation"] {
+            db.open_tree(tree).unwrap().clear().unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", "chargeledger-sled-1")
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    let ledger = Ledger::open(&path).await.expect("a layout-1 store opens");
+    let everything = |_: &chargeledger::RecordedEvent| true;
+    let events = ledger
+        .list_events(ACCOUNT, &PageCursor::Newest, 10, &everything)
+        .await
+        .unwrap();
+    assert_eq!(events.data.len(), 2);
+    let customers = ledger
+        .list_customers(ACCOUNT, &PageCursor::Newest, 10)
+        .await
+        .unwrap();
+    assert_eq!(customers.data[0].id, customer.id);
+    ledger.close().await.unwrap();
+}

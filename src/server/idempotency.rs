@@ -85,3 +85,21 @@ pub async fn write<T>(
         replayed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_key_is_in_use_until_its_request_ends() {
+        let keys = InFlightKeys::default();
+        let held = keys.claim("acct_a", "key-1").expect("the first claim");
+        let refused = keys.claim("acct_a", "key-1").map(drop).unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::CONFLICT);
+        assert_eq!(refused.body.code.as_deref(), Some("idempotency_key_in_use"));
+        // Keys are per account.
+        assert!(keys.claim("acct_b", "key-1").is_ok());
+        drop(held);
+        assert!(keys.claim("acct_a", "key-1").is_ok());
+    }
+}

@@ -43,6 +43,9 @@
 //! # }
 //! ```
 //!
+//! The same ledger is served over HTTP by `chargeledger serve` ([`server`]), which speaks
+//! Stripe's charge API so that the official SDKs work against it unchanged.
+//!
 //! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
 //! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`
 //! for the design and its invariants.

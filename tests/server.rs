@@ -443,6 +443,12 @@ async fn shapes_bodies_and_headers() {
     assert!(request_id.starts_with("req_") && request_id.len() == 18);
     assert_eq!(reply.header("stripe-version"), Some("2024-06-20"));
 
+    // Even failures axum itself detects come back in Stripe's shape.
+    let reply = server.get("/v1/charges/%FF").await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error()["type"], "invalid_request_error");
+    assert!(!reply.error()["message"].as_str().unwrap().is_empty());
+
     // HTTP Basic with the key as user name works like Bearer.
     let reply = server
         .send(

@@ -319,6 +319,11 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
             next.run(request).await
         }
     };
+    if !is_json(&response)
+        && (response.status().is_client_error() || response.status().is_server_error())
+    {
+        response = stripe_shaped(response).await;
+    }
     let response_headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response_headers.insert("request-id", value);
@@ -335,4 +340,34 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
         "answered"
     );
     response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
+/// A plain-text error from axum or hyper (a path that cannot be decoded, say) as a Stripe error
+/// body, so that clients only ever see one error shape.
+async fn stripe_shaped(response: Response) -> Response {
+    const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), MAX_MESSAGE_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_string()
+    } else {
+        text
+    };
+    let error_type = if status.is_server_error() {
+        error::ErrorType::ApiError
+    } else {
+        error::ErrorType::InvalidRequestError
+    };
+    ApiError::new(status, error_type, message, None, None).into_response()
 }

@@ -3,6 +3,8 @@
 //! Each handler reads its parameters (unknown ones first), calls the ledger once, and renders
 //! Stripe's object. Writes go through `idempotency::write`.
 
+use std::future::Future;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
@@ -156,6 +158,18 @@ async fn charge_object(
     Ok(value)
 }
 
+/// Run a charge write under the request's idempotency key and answer with the charge.
+async fn respond_with_charge(
+    app: &App,
+    call: &Call,
+    expand: &[String],
+    write: impl Future<Output = Result<Charge, LedgerError>>,
+) -> Result<Response, ApiError> {
+    let Written { value, replayed } = idempotency::write(app, call, write).await?;
+    let body = charge_object(app, &call.caller.account, &value, expand).await?;
+    Ok(respond(&body, call, replayed))
+}
+
 fn optional(text: Option<String>) -> Option<String> {
     text.filter(|text| !text.is_empty())
 }
@@ -200,15 +214,10 @@ async fn create_charge(
         transfer_group: optional(form.text("transfer_group")?),
     };
     let account = &call.caller.account;
-    let Written { value, replayed } = idempotency::write(
-        &app,
-        &call,
-        app.ledger
-            .create_charge(account, command, call.request_meta()),
-    )
-    .await?;
-    let body = charge_object(&app, account, &value, &expand).await?;
-    Ok(respond(&body, &call, replayed))
+    let written = app
+        .ledger
+        .create_charge(account, command, call.request_meta());
+    respond_with_charge(&app, &call, &expand, written).await
 }
 
 async fn retrieve_charge(
@@ -255,15 +264,10 @@ async fn update_charge(
         transfer_group: form.text("transfer_group")?,
     };
     let account = &call.caller.account;
-    let Written { value, replayed } = idempotency::write(
-        &app,
-        &call,
-        app.ledger
-            .update_charge(account, &charge_id, command, call.request_meta()),
-    )
-    .await?;
-    let body = charge_object(&app, account, &value, &expand).await?;
-    Ok(respond(&body, &call, replayed))
+    let written = app
+        .ledger
+        .update_charge(account, &charge_id, command, call.request_meta());
+    respond_with_charge(&app, &call, &expand, written).await
 }
 
 async fn capture_charge(
@@ -291,15 +295,10 @@ async fn capture_charge(
         transfer_group: optional(form.text("transfer_group")?),
     };
     let account = &call.caller.account;
-    let Written { value, replayed } = idempotency::write(
-        &app,
-        &call,
-        app.ledger
-            .capture_charge(account, &charge_id, command, call.request_meta()),
-    )
-    .await?;
-    let body = charge_object(&app, account, &value, &expand).await?;
-    Ok(respond(&body, &call, replayed))
+    let written = app
+        .ledger
+        .capture_charge(account, &charge_id, command, call.request_meta());
+    respond_with_charge(&app, &call, &expand, written).await
 }
 
 async fn list_charges(

@@ -93,16 +93,12 @@ pub struct Call {
 impl Call {
     /// The audit record of this request.
     pub fn request_meta(&self) -> RequestMeta {
-        let mut meta = RequestMeta {
+        RequestMeta {
             request_id: self.request_id.clone(),
             idempotency_key: self.idempotency_key.clone(),
             actor: self.caller.masked_key.clone(),
-            source: None,
-        };
-        if let Some(agent) = &self.user_agent {
-            meta = meta.with_source(agent.clone());
+            source: self.user_agent.clone(),
         }
-        meta
     }
 }
 

@@ -46,6 +46,11 @@ impl Form {
             .transpose()
     }
 
+    /// A string parameter where `""` means absent (on creation there is nothing to unset).
+    pub fn optional_text(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        Ok(self.text(name)?.filter(|text| !text.is_empty()))
+    }
+
     /// A required string parameter.
     pub fn required_text(&mut self, name: &str) -> Result<String, ApiError> {
         match self.text(name)? {
@@ -206,8 +211,8 @@ impl Form {
 
     /// `starting_after` or `ending_before` (not both).
     pub fn cursor(&mut self) -> Result<PageCursor, ApiError> {
-        let starting_after = self.text("starting_after")?.filter(|id| !id.is_empty());
-        let ending_before = self.text("ending_before")?.filter(|id| !id.is_empty());
+        let starting_after = self.optional_text("starting_after")?;
+        let ending_before = self.optional_text("ending_before")?;
         match (starting_after, ending_before) {
             (Some(_), Some(_)) => Err(ApiError::invalid_request(
                 "You may only specify one of these parameters: ending_before, starting_after.",

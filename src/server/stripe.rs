@@ -170,10 +170,6 @@ async fn respond_with_charge(
     Ok(respond(&body, call, replayed))
 }
 
-fn optional(text: Option<String>) -> Option<String> {
-    text.filter(|text| !text.is_empty())
-}
-
 async fn create_charge(
     State(app): State<App>,
     Extension(call): Extension<Call>,
@@ -202,16 +198,16 @@ async fn create_charge(
     let command = CreateCharge {
         amount,
         currency,
-        customer: optional(form.text("customer")?),
-        source: optional(form.text("source")?),
+        customer: form.optional_text("customer")?,
+        source: form.optional_text("source")?,
         capture: form.boolean("capture")?.unwrap_or(true),
-        description: optional(form.text("description")?),
+        description: form.optional_text("description")?,
         metadata: form.metadata()?,
-        receipt_email: optional(form.text("receipt_email")?),
+        receipt_email: form.optional_text("receipt_email")?,
         shipping: form.shipping()?,
-        statement_descriptor: optional(form.text("statement_descriptor")?),
-        statement_descriptor_suffix: optional(form.text("statement_descriptor_suffix")?),
-        transfer_group: optional(form.text("transfer_group")?),
+        statement_descriptor: form.optional_text("statement_descriptor")?,
+        statement_descriptor_suffix: form.optional_text("statement_descriptor_suffix")?,
+        transfer_group: form.optional_text("transfer_group")?,
     };
     let account = &call.caller.account;
     let written = app
@@ -289,10 +285,10 @@ async fn capture_charge(
     let expand = form.expand(&CHARGE_EXPANDABLE)?;
     let command = CaptureCharge {
         amount: form.integer("amount")?,
-        receipt_email: optional(form.text("receipt_email")?),
-        statement_descriptor: optional(form.text("statement_descriptor")?),
-        statement_descriptor_suffix: optional(form.text("statement_descriptor_suffix")?),
-        transfer_group: optional(form.text("transfer_group")?),
+        receipt_email: form.optional_text("receipt_email")?,
+        statement_descriptor: form.optional_text("statement_descriptor")?,
+        statement_descriptor_suffix: form.optional_text("statement_descriptor_suffix")?,
+        transfer_group: form.optional_text("transfer_group")?,
     };
     let account = &call.caller.account;
     let written = app
@@ -321,8 +317,8 @@ async fn list_charges(
     let query = ListCharges {
         limit: form.limit()?,
         cursor: form.cursor()?,
-        customer: optional(form.text("customer")?),
-        transfer_group: optional(form.text("transfer_group")?),
+        customer: form.optional_text("customer")?,
+        transfer_group: form.optional_text("transfer_group")?,
         created_gt: created.gt,
         created_gte: created.gte,
         created_lt: created.lt,
@@ -368,7 +364,7 @@ async fn create_refund(
     let charge_id = form.required_text("charge")?;
     let command = RefundCharge {
         amount: form.integer("amount")?,
-        reason: optional(form.text("reason")?),
+        reason: form.optional_text("reason")?,
         metadata: form.metadata()?,
     };
     let account = &call.caller.account;
@@ -441,9 +437,9 @@ async fn create_customer(
     form.reject_unknown(&["email", "name", "description", "metadata", "expand"])?;
     form.expand(&[])?;
     let command = CreateCustomer {
-        email: optional(form.text("email")?),
-        name: optional(form.text("name")?),
-        description: optional(form.text("description")?),
+        email: form.optional_text("email")?,
+        name: form.optional_text("name")?,
+        description: form.optional_text("description")?,
         metadata: form.metadata()?,
     };
     let Written { value, replayed } = idempotency::write(
@@ -561,7 +557,7 @@ async fn list_events(
         "starting_after",
         "ending_before",
     ])?;
-    let mut types: Vec<String> = optional(form.text("type")?).into_iter().collect();
+    let mut types: Vec<String> = form.optional_text("type")?.into_iter().collect();
     types.extend(form.string_array("types")?);
     let created = form.created_range()?;
     let limit = form.limit()?;

@@ -160,7 +160,7 @@ impl SledStore {
         let format = trees.meta.get(FORMAT_KEY)?;
         let needs_account_indexes = format.as_deref() == Some(FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES);
         if needs_account_indexes && mode == OpenMode::CheckHead {
-            add_account_indexes(&trees)?;
+            add_account_indexes(&path, &trees)?;
             info!(path = %path.display(), "added per-account event and customer indexes (layout 1 to 2)");
         }
         if format.is_none() || (needs_account_indexes && mode == OpenMode::CheckHead) {
@@ -1240,12 +1240,12 @@ fn creation_write(
 
 /// Bring a layout-1 store up to layout 2: index every event by account and id, and every
 /// customer by creation. Idempotent, so an interrupted upgrade is simply run again.
-fn add_account_indexes(trees: &Trees) -> Result<(), StoreError> {
+fn add_account_indexes(path: &Path, trees: &Trees) -> Result<(), StoreError> {
     for entry in trees.events.iter() {
         let (key, value) = entry?;
         let event: RecordedEvent =
             serde_json::from_slice(&value).map_err(|error| StoreError::CorruptRecord {
-                path: String::new(),
+                path: path.display().to_string(),
                 location: format!("event #{}", read_u64(&key, 0)),
                 detail: error.to_string(),
             })?;
@@ -1260,7 +1260,7 @@ fn add_account_indexes(trees: &Trees) -> Result<(), StoreError> {
     for entry in trees.projections.iter() {
         let (key, value) = entry?;
         let stored = decode_projection(&value).map_err(|detail| StoreError::CorruptRecord {
-            path: String::new(),
+            path: path.display().to_string(),
             location: format!("projection {}", String::from_utf8_lossy(&key)),
             detail,
         })?;

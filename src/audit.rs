@@ -83,12 +83,7 @@ fn is_requested_on_creation(field: &str) -> bool {
 }
 
 fn projection_value(projection: &Projection) -> Value {
-    let value = match projection {
-        Projection::Charge(charge) => serde_json::to_value(charge),
-        Projection::Customer(customer) => serde_json::to_value(customer),
-        Projection::AccountPolicy(policy) => serde_json::to_value(policy),
-    };
-    value.unwrap_or(Value::Null)
+    projection.to_json()
 }
 
 /// Top-level differences between two JSON objects; `metadata` is diffed key by key, and the

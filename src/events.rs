@@ -5,14 +5,16 @@
 //! Changing the serde shape of anything here, including the domain value types it embeds
 //! (`Shipping`, `Address`, `FraudDetails`, `Refund`, `Card`, metadata), is a schema change:
 //! it needs a new `EVENT_SCHEMA_VERSION` and an upcaster, and `tests/stored_format.rs` pins the
-//! current shape byte for byte.
+//! current shape byte for byte. Additive changes keep version 1: a new event type, or a new
+//! optional field that is left out of the JSON while unset (so every event written before it
+//! re-encodes to the same bytes and keeps its hash). The Omise dialect was added that way.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shipping};
+use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shipping, VaultCard};
 
 /// The schema version written into every new event.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
@@ -155,6 +157,21 @@ pub struct ChargeCreated {
     pub statement_descriptor: Option<String>,
     pub statement_descriptor_suffix: Option<String>,
     pub transfer_group: Option<String>,
+    /// Set only on charges created through the Omise dialect (absent from Stripe charges' JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omise: Option<OmiseChargeCreation>,
+}
+
+/// What an Omise charge creation records beyond the common fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OmiseChargeCreation {
+    /// The `tokn_…` the charge consumed, if it was paid with a token.
+    pub token: Option<String>,
+    /// The vault card it was paid with, as Omise's card object shows it.
+    pub card: VaultCard,
+    pub return_uri: Option<String>,
+    /// The payer's IP address as the merchant reported it.
+    pub ip: Option<String>,
 }
 
 /// Fields of a charge changed through an update request.
@@ -172,6 +189,33 @@ pub struct ChargeCaptured {
     pub released_remainder: Option<Refund>,
     /// Fields the capture request also set (receipt_email, statement descriptors, transfer_group).
     pub changes: Vec<FieldChange>,
+    /// When the capture was decided, in Unix seconds. Recorded by the Omise dialect, whose
+    /// charge object shows `paid_at`; absent on Stripe captures (Stripe shows no capture time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<i64>,
+}
+
+/// An uncaptured authorization was released (Omise's reverse). Nothing was ever captured, so
+/// nothing is refunded: the charge keeps `amount_refunded` 0 and becomes `reversed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeReversed {
+    pub reversed_at: i64,
+}
+
+/// A card was put in the vault (Omise's `POST /tokens`). Only what the card object shows is
+/// kept: never the full number or the security code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token_id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub card: VaultCard,
+}
+
+/// A token was spent on a charge; a token can be used once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenUsed {
+    pub charge_id: String,
 }
 
 /// Money went back to the customer (or an uncaptured authorization was released).
@@ -216,6 +260,12 @@ pub enum EventPayload {
     CustomerCreated(CustomerCreated),
     #[serde(rename = "account.policy_set")]
     AccountPolicySet(AccountPolicySet),
+    #[serde(rename = "charge.reversed")]
+    ChargeReversed(ChargeReversed),
+    #[serde(rename = "token.created")]
+    TokenCreated(TokenCreated),
+    #[serde(rename = "token.used")]
+    TokenUsed(TokenUsed),
 }
 
 impl EventPayload {
@@ -228,6 +278,9 @@ impl EventPayload {
             EventPayload::ChargeRefunded(_) => "charge.refunded",
             EventPayload::CustomerCreated(_) => "customer.created",
             EventPayload::AccountPolicySet(_) => "account.policy_set",
+            EventPayload::ChargeReversed(_) => "charge.reversed",
+            EventPayload::TokenCreated(_) => "token.created",
+            EventPayload::TokenUsed(_) => "token.used",
         }
     }
 }

@@ -28,8 +28,8 @@ use crate::domain::{
 use crate::events::{AccountPolicySet, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
 use crate::store::{
-    AppendRequest, EventStore, IdempotencyRecord, Page, PageCursor, SledStore, StoreError,
-    StoredProjection,
+    AppendRequest, EventStore, IdempotencyRecord, LinkedAppend, Page, PageCursor, SledStore,
+    StoreError, StoredProjection,
 };
 use crate::subscription::Subscription;
 
@@ -149,10 +149,12 @@ enum Decision<T> {
     /// Nothing changes; answer with this.
     Unchanged(T),
     /// Append these events; the stream becomes `projection`, the caller gets `outcome`.
+    /// `linked` are events for other streams that must be appended in the same transaction.
     Append {
         payloads: Vec<EventPayload>,
         projection: Projection,
         outcome: T,
+        linked: Vec<LinkedAppend>,
     },
 }
 
@@ -321,6 +323,7 @@ impl Ledger {
                         payloads,
                         projection,
                         outcome,
+                        linked,
                     } => Ok(Decision::Append {
                         payloads,
                         projection,
@@ -328,6 +331,7 @@ impl Ledger {
                             refund,
                             charge: outcome,
                         },
+                        linked,
                     }),
                     Decision::Unchanged(charge) => {
                         Ok(Decision::Unchanged(Refunded { refund, charge }))
@@ -373,6 +377,7 @@ impl Ledger {
                     outcome: customer.clone(),
                     payloads: vec![payload],
                     projection,
+                    linked: Vec::new(),
                 })
             },
         )
@@ -404,6 +409,7 @@ impl Ledger {
                     payloads: vec![EventPayload::AccountPolicySet(AccountPolicySet { policy })],
                     projection: Projection::AccountPolicy(policy),
                     outcome: policy,
+                    linked: Vec::new(),
                 })
             },
         )
@@ -655,7 +661,7 @@ impl Ledger {
         &self.stream_locks[stripe]
     }
 
-    /// The one write path: idempotency, load, decide, append, retry on conflict.
+    /// The one write path for a command on one stream.
     async fn execute<T>(
         &self,
         account: &str,
@@ -663,6 +669,38 @@ impl Ledger {
         fingerprint: impl FnOnce() -> String,
         request: RequestMeta,
         mut decide: impl FnMut(Option<&StoredProjection>) -> Result<Decision<T>, LedgerError>,
+    ) -> Result<T, LedgerError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        self.execute_with_linked(
+            account,
+            stream_id,
+            None,
+            fingerprint,
+            request,
+            |current, _| decide(current),
+        )
+        .await
+    }
+
+    /// The one write path: idempotency, load, decide, append, retry on conflict.
+    ///
+    /// `linked_stream_id` names a second stream the decision reads and may append to in the same
+    /// transaction (the token a charge spends). It is re-read on every attempt and its version is
+    /// checked at commit, so two charges can never spend one token. It is not locked: taking two
+    /// striped locks could deadlock, and optimistic concurrency already makes it safe.
+    async fn execute_with_linked<T>(
+        &self,
+        account: &str,
+        stream_id: &str,
+        linked_stream_id: Option<&str>,
+        fingerprint: impl FnOnce() -> String,
+        request: RequestMeta,
+        mut decide: impl FnMut(
+            Option<&StoredProjection>,
+            Option<&StoredProjection>,
+        ) -> Result<Decision<T>, LedgerError>,
     ) -> Result<T, LedgerError>
     where
         T: Serialize + DeserializeOwned,
@@ -685,14 +723,20 @@ impl Ledger {
         loop {
             attempts += 1;
             let current = self.store.load(account, stream_id).await?;
-            let (payloads, projection, outcome) = match decide(current.as_ref())? {
-                Decision::Unchanged(outcome) => return Ok(outcome),
-                Decision::Append {
-                    payloads,
-                    projection,
-                    outcome,
-                } => (payloads, projection, outcome),
+            let linked_current = match linked_stream_id {
+                Some(linked) => self.store.load(account, linked).await?,
+                None => None,
             };
+            let (payloads, projection, outcome, linked) =
+                match decide(current.as_ref(), linked_current.as_ref())? {
+                    Decision::Unchanged(outcome) => return Ok(outcome),
+                    Decision::Append {
+                        payloads,
+                        projection,
+                        outcome,
+                        linked,
+                    } => (payloads, projection, outcome, linked),
+                };
             let idempotency = request
                 .idempotency_key
                 .as_ref()
@@ -711,6 +755,7 @@ impl Ledger {
                 request: request.clone(),
                 projection,
                 idempotency,
+                linked,
             };
             match self.store.append(append).await {
                 Ok(events) => {
@@ -842,6 +887,7 @@ fn fold_new_charge(
         outcome: (**outcome).clone(),
         payloads: vec![payload],
         projection,
+        linked: Vec::new(),
     })
 }
 

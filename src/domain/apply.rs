@@ -5,9 +5,10 @@ use thiserror::Error;
 
 use crate::domain::charge::{
     BillingDetails, Charge, ChargeStatus, Customer, FraudDetails, Outcome, PaymentMethodDetails,
-    Refund, RefundList,
+    Refund, RefundList, Token,
 };
 use crate::domain::commands::AccountPolicy;
+use crate::domain::omise;
 use crate::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
 
 /// The current state of one stream: what the ledger stores as its projection.
@@ -17,6 +18,7 @@ pub enum Projection {
     Charge(Box<Charge>),
     Customer(Customer),
     AccountPolicy(AccountPolicy),
+    Token(Token),
 }
 
 /// An event that cannot follow the state before it: a sign of a corrupt or foreign log.
@@ -34,11 +36,24 @@ pub enum FoldError {
 }
 
 impl Projection {
+    /// The state as JSON: the charge or customer object, the policy, the token.
+    pub fn to_json(&self) -> serde_json::Value {
+        let value = match self {
+            Projection::Charge(charge) => serde_json::to_value(charge),
+            Projection::Customer(customer) => serde_json::to_value(customer),
+            Projection::AccountPolicy(policy) => serde_json::to_value(policy),
+            Projection::Token(token) => serde_json::to_value(token),
+        };
+        // These types are plain data with string keys: serializing them cannot fail.
+        value.unwrap_or(serde_json::Value::Null)
+    }
+
     fn kind_name(&self) -> &'static str {
         match self {
             Projection::Charge(_) => "charge",
             Projection::Customer(_) => "customer",
             Projection::AccountPolicy(_) => "account policy",
+            Projection::Token(_) => "token",
         }
     }
 }
@@ -53,11 +68,25 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
         (None, EventPayload::CustomerCreated(created)) => {
             Ok(Projection::Customer(customer_from_creation(created)))
         }
+        (None, EventPayload::TokenCreated(created)) => Ok(Projection::Token(Token {
+            id: created.token_id.clone(),
+            livemode: created.livemode,
+            created: created.created,
+            card: created.card.clone(),
+            charge: None,
+        })),
+        (Some(Projection::Token(mut token)), EventPayload::TokenUsed(used)) => {
+            token.charge = Some(used.charge_id.clone());
+            Ok(Projection::Token(token))
+        }
         (_, EventPayload::AccountPolicySet(set)) => Ok(Projection::AccountPolicy(set.policy)),
         (None, _) => Err(FoldError::CannotStartStream { event_type }),
-        (Some(_), EventPayload::ChargeCreated(_) | EventPayload::CustomerCreated(_)) => {
-            Err(FoldError::StreamAlreadyStarted { event_type })
-        }
+        (
+            Some(_),
+            EventPayload::ChargeCreated(_)
+            | EventPayload::CustomerCreated(_)
+            | EventPayload::TokenCreated(_),
+        ) => Err(FoldError::StreamAlreadyStarted { event_type }),
         (Some(Projection::Charge(charge)), _) => Ok(Projection::Charge(Box::new(apply_to_charge(
             *charge, payload,
         )?))),
@@ -93,6 +122,19 @@ pub fn apply_to_charge(mut charge: Charge, payload: &EventPayload) -> Result<Cha
                 record_refund(&mut charge, remainder.clone());
             }
             apply_field_changes(&mut charge, &captured.changes);
+            if let Some(state) = &mut charge.omise {
+                state.paid_at = captured.captured_at;
+            }
+        }
+        EventPayload::ChargeReversed(reversed) => {
+            let Some(state) = &mut charge.omise else {
+                // Reversal is Omise's operation; a Stripe charge never records one.
+                return Err(FoldError::WrongStream {
+                    event_type: payload.event_type(),
+                    stream_kind: "Stripe charge",
+                });
+            };
+            state.reversed_at = Some(reversed.reversed_at);
         }
         EventPayload::ChargeRefunded(refunded) => {
             record_refund(&mut charge, refunded.refund.clone());
@@ -102,7 +144,10 @@ pub fn apply_to_charge(mut charge: Charge, payload: &EventPayload) -> Result<Cha
                 event_type: payload.event_type(),
             });
         }
-        EventPayload::CustomerCreated(_) | EventPayload::AccountPolicySet(_) => {
+        EventPayload::CustomerCreated(_)
+        | EventPayload::AccountPolicySet(_)
+        | EventPayload::TokenCreated(_)
+        | EventPayload::TokenUsed(_) => {
             return Err(FoldError::WrongStream {
                 event_type: payload.event_type(),
                 stream_kind: "charge",
@@ -207,6 +252,10 @@ fn charge_from_creation(created: &ChargeCreated) -> Charge {
         transfer: None,
         transfer_data: None,
         transfer_group: created.transfer_group.clone(),
+        omise: created
+            .omise
+            .as_ref()
+            .map(|creation| omise::initial_state(creation, created.created, created.captured)),
     }
 }
 

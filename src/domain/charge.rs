@@ -208,6 +208,68 @@ pub struct Charge {
     pub transfer: Option<String>,
     pub transfer_data: Option<serde_json::Value>,
     pub transfer_group: Option<String>,
+    /// What only Omise's charge object shows; `None`, and absent from the JSON, on Stripe charges.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub omise: Option<OmiseChargeState>,
+}
+
+/// The part of a charge created through the Omise dialect that Stripe's object has no field for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OmiseChargeState {
+    /// The card as Omise's card object shows it.
+    pub card: VaultCard,
+    /// The `tokn_…` the charge consumed.
+    pub token: Option<String>,
+    pub return_uri: Option<String>,
+    pub ip: Option<String>,
+    /// When the charge was captured (Unix seconds); `None` while it is only authorized.
+    pub paid_at: Option<i64>,
+    /// When the authorization was released (Omise's reverse).
+    pub reversed_at: Option<i64>,
+}
+
+/// A card in the vault, as Omise's card object shows it. Never the full number nor the security code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultCard {
+    /// `card_test_…`.
+    pub id: String,
+    pub livemode: bool,
+    /// Omise's brand names: `Visa`, `MasterCard`, `JCB`, `American Express`, ...
+    pub brand: String,
+    pub first_digits: String,
+    pub last_digits: String,
+    pub name: String,
+    pub expiration_month: u8,
+    pub expiration_year: i32,
+    /// Stable per card number within an account, so a merchant can spot the same card twice.
+    pub fingerprint: String,
+    pub financing: String,
+    pub security_code_check: bool,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub postal_code: Option<String>,
+    pub state: Option<String>,
+    pub street1: Option<String>,
+    pub street2: Option<String>,
+    pub phone_number: Option<String>,
+    pub created: i64,
+}
+
+/// A vault token (`tokn_…`): a card that can pay for one charge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub card: VaultCard,
+    /// The charge that spent it; a token can be used once.
+    pub charge: Option<String>,
+}
+
+impl Token {
+    pub fn used(&self) -> bool {
+        self.charge.is_some()
+    }
 }
 
 impl Charge {

@@ -114,6 +114,7 @@ pub fn create_charge(
             .as_deref()
             .and_then(empty_as_none),
         transfer_group: command.transfer_group.as_deref().and_then(empty_as_none),
+        omise: None,
     }))
 }
 
@@ -334,6 +335,7 @@ pub fn capture_charge(
         balance_transaction: context.ids.balance_transaction.clone(),
         released_remainder,
         changes,
+        captured_at: None,
     }))
 }
 
@@ -494,7 +496,7 @@ fn push_if_changed<T: PartialEq + Clone>(
 }
 
 /// The metadata keys that differ between `before` and `after`, each side holding only those keys.
-fn metadata_change(before: &Metadata, after: &Metadata) -> Option<FieldChange> {
+pub(crate) fn metadata_change(before: &Metadata, after: &Metadata) -> Option<FieldChange> {
     let mut previous = Metadata::new();
     let mut current = Metadata::new();
     for (key, value) in before {

@@ -5,12 +5,14 @@ pub mod charge;
 pub mod commands;
 pub mod decide;
 pub mod error;
+pub mod omise;
 pub mod validation;
 
 pub use apply::{FoldError, Projection, apply, fold};
 pub use charge::{
-    Address, BillingDetails, Card, Charge, ChargeStatus, Customer, FraudDetails, Metadata, Outcome,
-    PaymentMethodDetails, Refund, RefundList, Shipping,
+    Address, BillingDetails, Card, Charge, ChargeStatus, Customer, FraudDetails, Metadata,
+    OmiseChargeState, Outcome, PaymentMethodDetails, Refund, RefundList, Shipping, Token,
+    VaultCard,
 };
 pub use commands::{
     AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, MetadataEdit, RefundCharge,
@@ -18,3 +20,4 @@ pub use commands::{
 };
 pub use decide::{DecisionContext, FreshIds};
 pub use error::{RefusalKind, RequestError};
+pub use omise::OmiseRefusal;

@@ -43,7 +43,12 @@ pub fn stripe_event_type(payload: &EventPayload) -> Option<&'static str> {
         EventPayload::ChargeCaptured(_) => "charge.captured",
         EventPayload::ChargeRefunded(_) => "charge.refunded",
         EventPayload::CustomerCreated(_) => "customer.created",
-        EventPayload::AccountPolicySet(_) => return None,
+        // Omise-dialect events (`charge.reversed`, the vault's token events) never occur in a
+        // Stripe account.
+        EventPayload::AccountPolicySet(_)
+        | EventPayload::ChargeReversed(_)
+        | EventPayload::TokenCreated(_)
+        | EventPayload::TokenUsed(_) => return None,
     })
 }
 

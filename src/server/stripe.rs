@@ -536,11 +536,7 @@ async fn event_object(
 }
 
 fn projection_json(projection: &Projection) -> Result<Value, ApiError> {
-    match projection {
-        Projection::Charge(charge) => to_json(charge),
-        Projection::Customer(customer) => to_json(customer),
-        Projection::AccountPolicy(policy) => to_json(policy),
-    }
+    Ok(projection.to_json())
 }
 
 async fn list_events(

@@ -48,8 +48,19 @@ pub struct IdempotencyRecord {
     pub sequence: u64,
 }
 
-/// One atomic append: events for one stream, the stream's state after them, and optionally the
-/// idempotency record of the request that produced them.
+/// Events for a second stream, appended in the same transaction as the main one: a charge and
+/// the vault token it spends are written together or not at all.
+#[derive(Debug, Clone)]
+pub struct LinkedAppend {
+    pub stream_id: String,
+    /// The version this stream must be at, checked like the main stream's.
+    pub expected_version: u64,
+    pub payloads: Vec<EventPayload>,
+    pub projection: Projection,
+}
+
+/// One atomic append: events for one stream (and any linked streams), the streams' states after
+/// them, and optionally the idempotency record of the request that produced them.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
     pub account: String,
@@ -61,6 +72,8 @@ pub struct AppendRequest {
     /// The stream's state after `payloads`; computed by the caller with `domain::apply`.
     pub projection: Projection,
     pub idempotency: Option<IdempotencyRecord>,
+    /// Other streams of the same account written in the same transaction, after the main one.
+    pub linked: Vec<LinkedAppend>,
 }
 
 /// Where to start a page of a list (charges, customers, events), newest first.

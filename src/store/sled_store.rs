@@ -32,7 +32,7 @@ use tracing::{debug, error, info};
 
 use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, seal};
 use crate::domain::{Charge, Customer, Projection};
-use crate::events::{EVENT_SCHEMA_VERSION, EventBody, RecordedEvent};
+use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
 use crate::store::durability::DurableSync;
 use crate::store::{
@@ -839,15 +839,33 @@ impl Writer {
         head: &mut ChainHead,
         staged: &mut Staged,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let key = stream_key(&request.account, &request.stream_id);
-        let state = self.stream_state(&key, staged)?;
-        let actual = state.map_or(0, |(version, _)| version);
-        if actual != request.expected_version {
-            return Err(StoreError::VersionConflict {
-                stream_id: request.stream_id.clone(),
-                expected: request.expected_version,
-                actual,
-            });
+        // Every stream's version is checked before anything is staged, so a refused append
+        // leaves no trace in the batch.
+        let main = StreamWrite {
+            stream_id: &request.stream_id,
+            expected_version: request.expected_version,
+            payloads: &request.payloads,
+            projection: &request.projection,
+        };
+        let linked = request.linked.iter().map(|linked| StreamWrite {
+            stream_id: &linked.stream_id,
+            expected_version: linked.expected_version,
+            payloads: &linked.payloads,
+            projection: &linked.projection,
+        });
+        let mut streams = Vec::with_capacity(1 + request.linked.len());
+        for write in std::iter::once(main).chain(linked) {
+            let key = stream_key(&request.account, write.stream_id);
+            let state = self.stream_state(&key, staged)?;
+            let actual = state.map_or(0, |(version, _)| version);
+            if actual != write.expected_version {
+                return Err(StoreError::VersionConflict {
+                    stream_id: write.stream_id.to_string(),
+                    expected: write.expected_version,
+                    actual,
+                });
+            }
+            streams.push((write, key, state));
         }
         let idempotency_key =
             match &request.idempotency {
@@ -871,70 +889,23 @@ impl Writer {
                 }
                 None => None,
             };
-        let created_sequence = state.map_or(head.sequence + 1, |(_, created)| created);
-        let mut events = Vec::with_capacity(request.payloads.len());
-        let mut writes = Vec::with_capacity(request.payloads.len() * 2 + 3);
         let mut chain = head.clone();
-        let mut version = actual;
-        for payload in &request.payloads {
-            version += 1;
-            let body = EventBody {
-                schema_version: EVENT_SCHEMA_VERSION,
-                sequence: chain.sequence + 1,
-                event_id: ids::event_id(),
-                account: request.account.clone(),
-                stream_id: request.stream_id.clone(),
-                stream_version: version,
-                recorded_at,
-                request: request.request.clone(),
-                previous_hash: chain.hash.clone(),
-                payload: payload.clone(),
-            };
-            let event = seal(body);
-            chain = ChainHead {
-                sequence: event.body.sequence,
-                hash: event.hash.clone(),
-            };
-            writes.push((
-                TreeName::Events,
-                chain.sequence.to_be_bytes().to_vec(),
-                encode_json(&event),
-            ));
-            let mut index_key = key.clone();
-            index_key.push(0);
-            index_key.extend_from_slice(&version.to_be_bytes());
-            writes.push((
-                TreeName::Streams,
-                index_key,
-                chain.sequence.to_be_bytes().to_vec(),
-            ));
-            writes.extend(account_event_writes(&event));
-            events.push(event);
-        }
-        let stored = StoredProjection {
-            version,
-            created_sequence,
-            projection: request.projection.clone(),
-        };
-        writes.push((
-            TreeName::Projections,
-            key.clone(),
-            encode_projection(&stored),
-        ));
-        if actual == 0 {
-            writes.push((
-                TreeName::Owners,
-                owner_key(&request.stream_id, &request.account),
-                Vec::new(),
-            ));
-        }
-        if actual == 0 {
-            writes.extend(creation_write(
+        let mut events = Vec::new();
+        let mut writes = Vec::new();
+        let mut stream_states = Vec::with_capacity(streams.len());
+        for (write, key, state) in streams {
+            let stream_state = stage_stream(
                 &request.account,
-                &request.stream_id,
-                created_sequence,
-                &request.projection,
-            ));
+                &request.request,
+                recorded_at,
+                &write,
+                &key,
+                state,
+                &mut chain,
+                &mut writes,
+                &mut events,
+            );
+            stream_states.push((key, stream_state));
         }
         if let (Some(record_key), Some(record)) = (idempotency_key, &request.idempotency) {
             let mut record = record.clone();
@@ -946,7 +917,7 @@ impl Writer {
             ));
             staged.idempotency_keys.insert(record_key);
         }
-        staged.streams.insert(key, (version, created_sequence));
+        staged.streams.extend(stream_states);
         staged.writes.extend(writes);
         *head = chain;
         Ok(events)
@@ -1203,6 +1174,93 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
 }
 
 /// The per-account index entries of one event: its place in the account's list and its id.
+/// One stream's part of an append.
+struct StreamWrite<'request> {
+    stream_id: &'request str,
+    expected_version: u64,
+    payloads: &'request [EventPayload],
+    projection: &'request Projection,
+}
+
+/// Seal one stream's events onto `chain` and collect every write they need (events, stream
+/// index, account indexes, projection, owner and creation entries). Returns the stream's new
+/// version and creation sequence.
+#[allow(clippy::too_many_arguments)]
+fn stage_stream(
+    account: &str,
+    request: &RequestMeta,
+    recorded_at: OffsetDateTime,
+    write: &StreamWrite<'_>,
+    key: &[u8],
+    state: Option<(u64, u64)>,
+    chain: &mut ChainHead,
+    writes: &mut Vec<(TreeName, Vec<u8>, Vec<u8>)>,
+    events: &mut Vec<RecordedEvent>,
+) -> (u64, u64) {
+    let actual = state.map_or(0, |(version, _)| version);
+    let created_sequence = state.map_or(chain.sequence + 1, |(_, created)| created);
+    let mut version = actual;
+    for payload in write.payloads {
+        version += 1;
+        let body = EventBody {
+            schema_version: EVENT_SCHEMA_VERSION,
+            sequence: chain.sequence + 1,
+            event_id: ids::event_id(),
+            account: account.to_string(),
+            stream_id: write.stream_id.to_string(),
+            stream_version: version,
+            recorded_at,
+            request: request.clone(),
+            previous_hash: chain.hash.clone(),
+            payload: payload.clone(),
+        };
+        let event = seal(body);
+        *chain = ChainHead {
+            sequence: event.body.sequence,
+            hash: event.hash.clone(),
+        };
+        writes.push((
+            TreeName::Events,
+            chain.sequence.to_be_bytes().to_vec(),
+            encode_json(&event),
+        ));
+        let mut index_key = key.to_vec();
+        index_key.push(0);
+        index_key.extend_from_slice(&version.to_be_bytes());
+        writes.push((
+            TreeName::Streams,
+            index_key,
+            chain.sequence.to_be_bytes().to_vec(),
+        ));
+        writes.extend(account_event_writes(&event));
+        events.push(event);
+    }
+    let stored = StoredProjection {
+        version,
+        created_sequence,
+        projection: write.projection.clone(),
+    };
+    writes.push((
+        TreeName::Projections,
+        key.to_vec(),
+        encode_projection(&stored),
+    ));
+    if actual == 0 {
+        writes.push((
+            TreeName::Owners,
+            owner_key(write.stream_id, account),
+            Vec::new(),
+        ));
+        writes.extend(creation_write(
+            account,
+            write.stream_id,
+            created_sequence,
+            write.projection,
+        ));
+    }
+    (version, created_sequence)
+}
+
 fn account_event_writes(event: &RecordedEvent) -> [(TreeName, Vec<u8>, Vec<u8>); 2] {
     let sequence = event.body.sequence;
     [
@@ -1229,7 +1287,7 @@ fn creation_write(
     let tree = match projection {
         Projection::Charge(_) => TreeName::ChargesByCreation,
         Projection::Customer(_) => TreeName::CustomersByCreation,
-        Projection::AccountPolicy(_) => return None,
+        Projection::AccountPolicy(_) | Projection::Token(_) => return None,
     };
     Some((
         tree,

@@ -6,6 +6,8 @@
 //! serialized in-process by a striped lock, so concurrent updates of one charge queue instead of
 //! failing, and none is lost.
 
+mod omise;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -50,6 +52,9 @@ pub enum LedgerError {
     /// The request broke a rule; nothing was appended.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// An Omise-dialect request broke one of Omise's rules; nothing was appended.
+    #[error(transparent)]
+    OmiseRequest(#[from] crate::domain::OmiseRefusal),
     #[error(
         "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
     )]
@@ -618,6 +623,33 @@ impl Ledger {
             .take_while(|event| event.body.recorded_at <= as_of)
             .collect();
         fold_charge(charge_id, &until)
+    }
+
+    /// The state of an event's stream right before and right after it: what event objects show.
+    pub async fn states_around(
+        &self,
+        account: &str,
+        event: &RecordedEvent,
+    ) -> Result<(Option<Projection>, Projection), LedgerError> {
+        check_account(account)?;
+        let stream_id = &event.body.stream_id;
+        let stream = self
+            .store
+            .read_stream(account, stream_id, Some(event.body.stream_version))
+            .await?;
+        let corrupt = |source| LedgerError::CorruptStream {
+            stream_id: stream_id.clone(),
+            source,
+        };
+        let Some((last, earlier)) = stream.split_last() else {
+            return Err(corrupt(FoldError::CannotStartStream {
+                event_type: event.body.payload.event_type(),
+            }));
+        };
+        let before =
+            domain::fold(earlier.iter().map(|event| &event.body.payload)).map_err(corrupt)?;
+        let after = domain::apply(before.clone(), &last.body.payload).map_err(corrupt)?;
+        Ok((before, after))
     }
 
     /// Up to `limit` events of the whole log after `after_sequence`, in order.

@@ -1,7 +1,9 @@
 //! API keys: which account a request acts for, whether its key may write, and keys that are only ever held hashed and shown masked.
 //!
-//! Each secret key (`sk_test_…`, `sk_live_…`) is one account; its publishable twin (`pk_` with
-//! the same suffix) reads that account but may not write. Keys are kept as SHA-256 digests and
+//! Each secret key is one account: Stripe's `sk_test_…`/`sk_live_…`, whose publishable twin
+//! (`pk_` with the same suffix) reads that account but may not write, or Omise's
+//! `skey_test_…`/`skey_live_…`, whose public twin (`pkey_`) creates vault tokens. A key's dialect
+//! decides which API its account speaks, so one account never shows up under the other's routes. Keys are kept as SHA-256 digests and
 //! compared in constant time (`subtle`), so neither memory dumps nor timing reveal them. The
 //! account name stored in events is derived from the key's digest, so an export of the log
 //! carries no secret either.
@@ -24,11 +26,23 @@ pub enum KeyKind {
     Publishable,
 }
 
+/// Which payment platform's API a key (and so its account) speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// `/v1/...`, form-encoded, `sk_`/`pk_` keys.
+    #[default]
+    Stripe,
+    /// `/charges`, `/tokens`, `/events`; JSON or form; `skey_`/`pkey_` keys.
+    Omise,
+}
+
 /// Who a request acts as, once its key is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account: String,
     pub kind: KeyKind,
+    pub dialect: Dialect,
     pub livemode: bool,
     /// The key as logs and the audit trail show it: `sk_test_****abcd`.
     pub masked_key: String,
@@ -41,6 +55,9 @@ struct KeyEntry {
     digest: String,
     account: String,
     kind: KeyKind,
+    /// Key files written before the Omise dialect hold Stripe keys only.
+    #[serde(default)]
+    dialect: Dialect,
     livemode: bool,
     masked_key: String,
 }
@@ -54,7 +71,7 @@ struct KeyFile {
 #[derive(Debug, Error)]
 pub enum KeyError {
     #[error(
-        "'{masked}' is not a secret key: configure keys that start with sk_test_ or sk_live_ (their pk_ twins are recognised automatically)"
+        "'{masked}' is not a secret key: configure keys that start with sk_test_ or sk_live_ (Stripe) or skey_test_ or skey_live_ (Omise); their publishable twins (pk_, pkey_) are recognised automatically"
     )]
     NotASecretKey { masked: String },
     #[error(
@@ -89,8 +106,11 @@ pub enum KeySource {
     Configured,
     /// A key generated on an earlier start; only its digest is on disk.
     Stored,
-    /// A key generated now: the only time it is shown in full.
-    Generated { secret_key: String },
+    /// Keys generated now, a Stripe one and an Omise one: the only time they are shown in full.
+    Generated {
+        secret_key: String,
+        omise_secret_key: String,
+    },
 }
 
 impl KeyRing {
@@ -131,10 +151,18 @@ impl KeyRing {
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let secret_key = crate::ids::random_id("sk_test_", 32);
+                let omise_secret_key = crate::ids::omise_id("skey", false);
                 let mut ring = KeyRing::default();
                 ring.add_secret_key(&secret_key)?;
+                ring.add_secret_key(&omise_secret_key)?;
                 write_key_file(&path, &ring.entries)?;
-                Ok((ring, KeySource::Generated { secret_key }))
+                Ok((
+                    ring,
+                    KeySource::Generated {
+                        secret_key,
+                        omise_secret_key,
+                    },
+                ))
             }
             Err(error) => Err(KeyError::UnreadableKeyFile {
                 path,
@@ -144,23 +172,34 @@ impl KeyRing {
     }
 
     fn add_secret_key(&mut self, key: &str) -> Result<(), KeyError> {
-        let (livemode, suffix) = if let Some(suffix) = key.strip_prefix("sk_test_") {
-            (false, suffix)
-        } else if let Some(suffix) = key.strip_prefix("sk_live_") {
-            (true, suffix)
-        } else {
+        // (secret prefix, publishable prefix, dialect, livemode)
+        const KINDS: [(&str, &str, Dialect, bool); 4] = [
+            ("sk_test_", "pk_test_", Dialect::Stripe, false),
+            ("sk_live_", "pk_live_", Dialect::Stripe, true),
+            ("skey_test_", "pkey_test_", Dialect::Omise, false),
+            ("skey_live_", "pkey_live_", Dialect::Omise, true),
+        ];
+        let Some((suffix, publishable_prefix, dialect, livemode)) =
+            KINDS
+                .iter()
+                .find_map(|(secret, publishable, dialect, livemode)| {
+                    key.strip_prefix(secret)
+                        .map(|suffix| (suffix, *publishable, *dialect, *livemode))
+                })
+        else {
             return Err(KeyError::NotASecretKey {
                 masked: mask_key(key),
             });
         };
         let mode = if livemode { "live" } else { "test" };
         let account = format!("acct_{mode}_{}", &hex_digest(key)[..24]);
-        let publishable = format!("pk_{mode}_{suffix}");
+        let publishable = format!("{publishable_prefix}{suffix}");
         for (presented, kind) in [(key, KeyKind::Secret), (&publishable, KeyKind::Publishable)] {
             self.entries.push(KeyEntry {
                 digest: hex_digest(presented),
                 account: account.clone(),
                 kind,
+                dialect,
                 livemode,
                 masked_key: mask_key(presented),
             });
@@ -197,6 +236,7 @@ impl KeyRing {
             .map(|entry| Caller {
                 account: entry.account.clone(),
                 kind: entry.kind,
+                dialect: entry.dialect,
                 livemode: entry.livemode,
                 masked_key: entry.masked_key.clone(),
             })
@@ -227,8 +267,19 @@ fn write_key_file(path: &Path, entries: &[KeyEntry]) -> Result<(), KeyError> {
 
 /// A key as Stripe shows it in errors: its type prefix, `****`, and its last four characters.
 pub fn mask_key(key: &str) -> String {
-    const PREFIXES: [&str; 8] = [
-        "sk_test_", "sk_live_", "pk_test_", "pk_live_", "rk_test_", "rk_live_", "sk_", "pk_",
+    const PREFIXES: [&str; 12] = [
+        "sk_test_",
+        "sk_live_",
+        "pk_test_",
+        "pk_live_",
+        "rk_test_",
+        "rk_live_",
+        "skey_test_",
+        "skey_live_",
+        "pkey_test_",
+        "pkey_live_",
+        "sk_",
+        "pk_",
     ];
     let prefix = PREFIXES
         .iter()
@@ -284,7 +335,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let none: [&str; 0] = [];
         let (ring, source) = KeyRing::load_or_generate(&none, directory.path()).unwrap();
-        let KeySource::Generated { secret_key } = source else {
+        let KeySource::Generated { secret_key, .. } = source else {
             panic!("the first start generates a key")
         };
         let stored = std::fs::read_to_string(directory.path().join(KEY_FILE_NAME)).unwrap();
@@ -295,6 +346,27 @@ mod tests {
             again.authenticate(Some(&secret_key)).unwrap().account,
             ring.authenticate(Some(&secret_key)).unwrap().account
         );
+    }
+
+    #[test]
+    fn omise_keys_are_omise_accounts_with_public_twins() {
+        let ring =
+            KeyRing::from_secret_keys(&["skey_test_5abcdefghijklmnop", "sk_test_abcdefgh1234"])
+                .unwrap();
+        let secret = ring
+            .authenticate(Some("skey_test_5abcdefghijklmnop"))
+            .unwrap();
+        let public = ring
+            .authenticate(Some("pkey_test_5abcdefghijklmnop"))
+            .unwrap();
+        assert_eq!(secret.dialect, Dialect::Omise);
+        assert_eq!(public.kind, KeyKind::Publishable);
+        assert_eq!(secret.account, public.account);
+        assert_eq!(secret.masked_key, "skey_test_****mnop");
+        let stripe = ring.authenticate(Some("sk_test_abcdefgh1234")).unwrap();
+        assert_eq!(stripe.dialect, Dialect::Stripe);
+        assert_ne!(stripe.account, secret.account);
+        assert!(KeyRing::from_secret_keys(&["pkey_test_abc"]).is_err());
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use crate::ledger::LedgerError;
 use crate::server::App;
 use crate::server::Call;
-use crate::server::error::ApiError;
 
 /// Keys whose first request is running in this process, per account.
 #[derive(Clone, Default)]
@@ -36,17 +35,15 @@ impl Drop for InFlight {
 }
 
 impl InFlightKeys {
-    fn claim(&self, account: &str, key: &str) -> Result<InFlight, ApiError> {
+    fn claim(&self, account: &str, key: &str) -> Result<InFlight, LedgerError> {
         let entry = (account.to_string(), key.to_string());
-        let mut keys = self
-            .keys
-            .lock()
-            .map_err(|_| ApiError::internal(&"the in-flight key set is poisoned", true))?;
+        let mut keys = self.keys.lock().map_err(|_| {
+            LedgerError::Io(std::io::Error::other("the in-flight key set is poisoned"))
+        })?;
         if !keys.insert(entry.clone()) {
             return Err(LedgerError::IdempotencyKeyInUse {
                 key: key.to_string(),
-            }
-            .into());
+            });
         }
         Ok(InFlight {
             keys: self.clone(),
@@ -61,12 +58,13 @@ pub struct Written<T> {
     pub replayed: bool,
 }
 
-/// Run a ledger write under the request's idempotency key, if it has one.
+/// Run a ledger write under the request's idempotency key, if it has one. Errors stay ledger
+/// errors so that each dialect renders them in its own shape.
 pub async fn write<T>(
     app: &App,
     call: &Call,
     operation: impl Future<Output = Result<T, LedgerError>>,
-) -> Result<Written<T>, ApiError> {
+) -> Result<Written<T>, LedgerError> {
     let Some(key) = &call.idempotency_key else {
         return Ok(Written {
             value: operation.await?,
@@ -95,6 +93,8 @@ mod tests {
         let keys = InFlightKeys::default();
         let held = keys.claim("acct_a", "key-1").expect("the first claim");
         let refused = keys.claim("acct_a", "key-1").map(drop).unwrap_err();
+        assert!(matches!(refused, LedgerError::IdempotencyKeyInUse { .. }));
+        let refused = crate::server::error::ApiError::from(refused);
         assert_eq!(refused.status, axum::http::StatusCode::CONFLICT);
         assert_eq!(refused.body.code.as_deref(), Some("idempotency_key_in_use"));
         // Keys are per account.

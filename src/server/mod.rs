@@ -157,10 +157,17 @@ impl BoundServer {
             self.data_directory.display()
         )];
         match &self.key_source {
-            KeySource::Generated { secret_key } => {
+            KeySource::Generated {
+                secret_key,
+                omise_secret_key,
+            } => {
                 lines.push(format!("Generated a test secret key: {secret_key}"));
                 lines.push(format!(
-                    "It is shown only now; {} keeps only its hash. Its publishable twin is pk_test_{}.",
+                    "Generated an Omise test secret key: {omise_secret_key} (its public key is pkey_test_{})",
+                    omise_secret_key.trim_start_matches("skey_test_")
+                ));
+                lines.push(format!(
+                    "They are shown only now; {} keeps only their hashes. The Stripe key's publishable twin is pk_test_{}.",
                     self.data_directory.join(auth::KEY_FILE_NAME).display(),
                     secret_key.trim_start_matches("sk_test_")
                 ));

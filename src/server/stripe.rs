@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{
-    self, CaptureCharge, Charge, CreateCharge, CreateCustomer, FoldError, Projection, RefundCharge,
+    self, CaptureCharge, Charge, CreateCharge, CreateCustomer, Projection, RefundCharge,
     RequestError, UpdateCharge,
 };
 use crate::events::RecordedEvent;
@@ -375,7 +375,7 @@ async fn create_refund(
             .refund_charge(account, &charge_id, command, call.request_meta()),
     )
     .await
-    .map_err(|error| missing_object_param(error, "id", "charge"))?;
+    .map_err(|error| missing_object_param(error.into(), "id", "charge"))?;
     let body = refund_object(&app, account, &value.refund, &expand).await?;
     Ok(respond(&body, &call, replayed))
 }
@@ -495,33 +495,11 @@ async fn event_object(
     event: &RecordedEvent,
     event_type: &str,
 ) -> Result<Value, ApiError> {
-    let stream = app
+    let (before, after) = app
         .ledger
-        .store()
-        .read_stream(
-            &call.caller.account,
-            &event.body.stream_id,
-            Some(event.body.stream_version),
-        )
+        .states_around(&call.caller.account, event)
         .await?;
-    let corrupt = |source: FoldError| {
-        ApiError::from(LedgerError::CorruptStream {
-            stream_id: event.body.stream_id.clone(),
-            source,
-        })
-    };
-    let Some((last, earlier)) = stream.split_last() else {
-        return Err(ApiError::internal(
-            &format!(
-                "event {} is indexed but its stream {} has no events",
-                event.body.event_id, event.body.stream_id
-            ),
-            false,
-        ));
-    };
-    let before = domain::fold(earlier.iter().map(|event| &event.body.payload)).map_err(corrupt)?;
     let previous_json = before.as_ref().map(projection_json).transpose()?;
-    let after = domain::apply(before, &last.body.payload).map_err(corrupt)?;
     let object = projection_json(&after)?;
     let previous_attributes = event_type
         .ends_with(".updated")

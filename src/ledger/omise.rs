@@ -1,0 +1,267 @@
+//! The Omise dialect's writes and reads on the `Ledger`: vault tokens, charges paid with them, updates, capture and reverse.
+//!
+//! Same write path as every other command (`execute`): an Omise update is a `ChargeUpdated`
+//! event in the same log, so history, time travel, replay, verify and export cover it. A charge
+//! and the token it spends are appended in one transaction (`execute_with_linked`).
+
+use time::OffsetDateTime;
+
+use crate::domain::omise::{
+    self, CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseContext, OmiseRefusal,
+    UpdateOmiseCharge,
+};
+use crate::domain::{self, Charge, Projection, Token};
+use crate::events::RequestMeta;
+use crate::ids;
+use crate::store::{LinkedAppend, StoredProjection};
+
+use super::{
+    Decision, Ledger, LedgerError, account_is_live, check_account, existing_charge, fingerprint,
+    fold_new_charge,
+};
+
+impl Ledger {
+    /// Put a card in the vault (`POST /tokens`); the token pays for one charge.
+    pub async fn create_token(
+        &self,
+        account: &str,
+        command: CreateToken,
+        request: RequestMeta,
+    ) -> Result<Token, LedgerError> {
+        check_account(account)?;
+        let context = omise_context(account);
+        let token_id = context.ids.token.clone();
+        self.execute(
+            account,
+            &token_id,
+            || fingerprint("create_token", "", &command),
+            request,
+            |current| {
+                if current.is_some() {
+                    return Err(LedgerError::Contention {
+                        stream_id: token_id.clone(),
+                        attempts: 1,
+                    });
+                }
+                let payload = omise::create_token(&command, &context)?;
+                let projection = fold_stream(&token_id, None, &payload)?;
+                let Projection::Token(token) = &projection else {
+                    return Err(super::unexpected_payload(&token_id, &payload, "token"));
+                };
+                Ok(Decision::Append {
+                    outcome: token.clone(),
+                    payloads: vec![payload],
+                    projection,
+                    linked: Vec::new(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// A vault token of this account.
+    pub async fn get_token(&self, account: &str, token_id: &str) -> Result<Token, LedgerError> {
+        check_account(account)?;
+        existing_token(token_id, self.store.load(account, token_id).await?.as_ref()).ok_or_else(
+            || {
+                OmiseRefusal::TokenNotFound {
+                    id: token_id.to_string(),
+                }
+                .into()
+            },
+        )
+    }
+
+    /// Create a charge through the Omise dialect, spending the vault token it names.
+    pub async fn create_omise_charge(
+        &self,
+        account: &str,
+        command: CreateOmiseCharge,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let context = omise_context(account);
+        let charge_id = context.ids.charge.clone();
+        let token_id = command.card.clone();
+        self.execute_with_linked(
+            account,
+            &charge_id,
+            token_id.as_deref(),
+            || fingerprint("create_omise_charge", "", &command),
+            request,
+            |current, token_stream| {
+                if current.is_some() {
+                    return Err(LedgerError::Contention {
+                        stream_id: charge_id.clone(),
+                        attempts: 1,
+                    });
+                }
+                let token = token_stream.and_then(|stored| existing_token("", Some(stored)));
+                let decision = omise::create_charge(&command, token.as_ref(), &context)?;
+                let Decision::Append {
+                    payloads,
+                    projection,
+                    outcome,
+                    ..
+                } = fold_new_charge(&charge_id, None, decision.charge_created)?
+                else {
+                    return Err(LedgerError::Contention {
+                        stream_id: charge_id.clone(),
+                        attempts: 1,
+                    });
+                };
+                // `create_charge` only succeeds with a token, which was loaded from this stream.
+                let (Some(token), Some(token_stream)) = (token, token_stream) else {
+                    return Err(OmiseRefusal::PaymentMissing.into());
+                };
+                let token_projection =
+                    fold_stream(&token.id, Some(token_stream), &decision.token_used)?;
+                Ok(Decision::Append {
+                    payloads,
+                    projection,
+                    outcome,
+                    linked: vec![LinkedAppend {
+                        stream_id: token.id.clone(),
+                        expected_version: token_stream.version,
+                        payloads: vec![decision.token_used],
+                        projection: token_projection,
+                    }],
+                })
+            },
+        )
+        .await
+    }
+
+    /// `PATCH /charges/{id}`: description and metadata (replaced as a whole).
+    pub async fn update_omise_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        command: UpdateOmiseCharge,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let policy = self.account_policy(account).await?;
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("update_omise_charge", charge_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                match omise::update_charge(&charge, &command, &policy)? {
+                    None => Ok(Decision::Unchanged(charge)),
+                    Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Capture an authorized Omise charge, in full or in part.
+    pub async fn capture_omise_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        command: CaptureOmiseCharge,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let context = omise_context(account);
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("capture_omise_charge", charge_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                let payload = omise::capture_charge(&charge, &command, &context)?;
+                fold_new_charge(charge_id, Some(charge), payload)
+            },
+        )
+        .await
+    }
+
+    /// Release an uncaptured authorization (Omise's reverse).
+    pub async fn reverse_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        request: RequestMeta,
+    ) -> Result<Charge, LedgerError> {
+        check_account(account)?;
+        let now_unix = OffsetDateTime::now_utc().unix_timestamp();
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("reverse_charge", charge_id, &()),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                let payload = omise::reverse_charge(&charge, now_unix)?;
+                fold_new_charge(charge_id, Some(charge), payload)
+            },
+        )
+        .await
+    }
+
+    /// Every charge of an account that passes `filter`, newest first. Omise lists page by
+    /// offset and report a `total`, which needs the whole match set.
+    pub async fn all_charges(
+        &self,
+        account: &str,
+        filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
+    ) -> Result<Vec<Charge>, LedgerError> {
+        check_account(account)?;
+        let mut charges = Vec::new();
+        let mut cursor = crate::store::PageCursor::Newest;
+        loop {
+            let page = self
+                .store
+                .list_charges(account, &cursor, 100, filter)
+                .await?;
+            let Some(last) = page.data.last() else {
+                break;
+            };
+            cursor = crate::store::PageCursor::StartingAfter(last.id.clone());
+            let has_more = page.has_more;
+            charges.extend(page.data);
+            if !has_more {
+                break;
+            }
+        }
+        Ok(charges)
+    }
+}
+
+fn omise_context(account: &str) -> OmiseContext {
+    let livemode = account_is_live(account);
+    OmiseContext {
+        now_unix: OffsetDateTime::now_utc().unix_timestamp(),
+        livemode,
+        ids: ids::omise_ids(livemode),
+    }
+}
+
+/// The token a stored projection holds, if it is one (and, when `token_id` is not empty, has that id).
+fn existing_token(token_id: &str, stored: Option<&StoredProjection>) -> Option<Token> {
+    match stored.map(|stored| &stored.projection) {
+        Some(Projection::Token(token)) if token_id.is_empty() || token.id == token_id => {
+            Some(token.clone())
+        }
+        _ => None,
+    }
+}
+
+fn fold_stream(
+    stream_id: &str,
+    current: Option<&StoredProjection>,
+    payload: &crate::events::EventPayload,
+) -> Result<Projection, LedgerError> {
+    domain::apply(current.map(|stored| stored.projection.clone()), payload).map_err(|source| {
+        LedgerError::CorruptStream {
+            stream_id: stream_id.to_string(),
+            source,
+        }
+    })
+}

@@ -150,6 +150,8 @@ pub struct Refunded {
 }
 
 /// What a command decided, before it is appended.
+// Lives for one decision; boxing the larger variant would only add an allocation per write.
+#[allow(clippy::large_enum_variant)]
 enum Decision<T> {
     /// Nothing changes; answer with this.
     Unchanged(T),

@@ -49,6 +49,8 @@
 //! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
 //! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`
 //! for the design and its invariants.
+// serde_json's `json!` for Omise's 50-field charge object nests deeper than the default 128.
+#![recursion_limit = "256"]
 
 pub mod audit;
 pub mod chain;

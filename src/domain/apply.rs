@@ -18,7 +18,7 @@ pub enum Projection {
     Charge(Box<Charge>),
     Customer(Customer),
     AccountPolicy(AccountPolicy),
-    Token(Token),
+    Token(Box<Token>),
 }
 
 /// An event that cannot follow the state before it: a sign of a corrupt or foreign log.
@@ -68,13 +68,13 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
         (None, EventPayload::CustomerCreated(created)) => {
             Ok(Projection::Customer(customer_from_creation(created)))
         }
-        (None, EventPayload::TokenCreated(created)) => Ok(Projection::Token(Token {
+        (None, EventPayload::TokenCreated(created)) => Ok(Projection::Token(Box::new(Token {
             id: created.token_id.clone(),
             livemode: created.livemode,
             created: created.created,
             card: created.card.clone(),
             charge: None,
-        })),
+        }))),
         (Some(Projection::Token(mut token)), EventPayload::TokenUsed(used)) => {
             token.charge = Some(used.charge_id.clone());
             Ok(Projection::Token(token))

@@ -222,6 +222,8 @@ pub struct OmiseChargeState {
     pub token: Option<String>,
     pub return_uri: Option<String>,
     pub ip: Option<String>,
+    /// The creation's `capture` flag: whether the charge was to be captured at once.
+    pub capture: bool,
     /// When the charge was captured (Unix seconds); `None` while it is only authorized.
     pub paid_at: Option<i64>,
     /// When the authorization was released (Omise's reverse).

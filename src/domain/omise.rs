@@ -488,6 +488,7 @@ pub fn initial_state(
         token: creation.token.clone(),
         return_uri: creation.return_uri.clone(),
         ip: creation.ip.clone(),
+        capture: captured,
         paid_at: captured.then_some(created),
         reversed_at: None,
     }

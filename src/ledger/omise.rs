@@ -4,6 +4,8 @@
 //! event in the same log, so history, time travel, replay, verify and export cover it. A charge
 //! and the token it spends are appended in one transaction (`execute_with_linked`).
 
+use std::future::Future;
+
 use time::OffsetDateTime;
 
 use crate::domain::omise::{
@@ -11,9 +13,9 @@ use crate::domain::omise::{
     UpdateOmiseCharge,
 };
 use crate::domain::{self, Charge, Projection, Token};
-use crate::events::RequestMeta;
+use crate::events::{RecordedEvent, RequestMeta};
 use crate::ids;
-use crate::store::{LinkedAppend, StoredProjection};
+use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection};
 
 use super::{
     Decision, Ledger, LedgerError, account_is_live, check_account, existing_charge, fingerprint,
@@ -49,7 +51,7 @@ impl Ledger {
                     return Err(super::unexpected_payload(&token_id, &payload, "token"));
                 };
                 Ok(Decision::Append {
-                    outcome: token.clone(),
+                    outcome: (**token).clone(),
                     payloads: vec![payload],
                     projection,
                     linked: Vec::new(),
@@ -213,25 +215,52 @@ impl Ledger {
         filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
     ) -> Result<Vec<Charge>, LedgerError> {
         check_account(account)?;
-        let mut charges = Vec::new();
-        let mut cursor = crate::store::PageCursor::Newest;
-        loop {
-            let page = self
-                .store
-                .list_charges(account, &cursor, 100, filter)
-                .await?;
-            let Some(last) = page.data.last() else {
-                break;
-            };
-            cursor = crate::store::PageCursor::StartingAfter(last.id.clone());
-            let has_more = page.has_more;
-            charges.extend(page.data);
-            if !has_more {
-                break;
-            }
-        }
-        Ok(charges)
+        collect_pages(
+            |cursor| async move { self.store.list_charges(account, &cursor, 100, filter).await },
+            |charge: &Charge| charge.id.clone(),
+        )
+        .await
     }
+
+    /// Every event of an account that passes `filter`, newest first.
+    pub async fn all_events(
+        &self,
+        account: &str,
+        filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
+    ) -> Result<Vec<RecordedEvent>, LedgerError> {
+        check_account(account)?;
+        collect_pages(
+            |cursor| async move { self.store.list_events(account, &cursor, 100, filter).await },
+            |event: &RecordedEvent| event.body.event_id.clone(),
+        )
+        .await
+    }
+}
+
+/// Follow a newest-first list from its first page to its last.
+async fn collect_pages<T, Next, Fetched>(
+    mut next_page: Next,
+    id_of: impl Fn(&T) -> String,
+) -> Result<Vec<T>, LedgerError>
+where
+    Next: FnMut(PageCursor) -> Fetched,
+    Fetched: Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = PageCursor::Newest;
+    loop {
+        let page = next_page(cursor).await?;
+        let Some(last) = page.data.last() else {
+            break;
+        };
+        cursor = PageCursor::StartingAfter(id_of(last));
+        let has_more = page.has_more;
+        items.extend(page.data);
+        if !has_more {
+            break;
+        }
+    }
+    Ok(items)
 }
 
 fn omise_context(account: &str) -> OmiseContext {
@@ -247,7 +276,7 @@ fn omise_context(account: &str) -> OmiseContext {
 fn existing_token(token_id: &str, stored: Option<&StoredProjection>) -> Option<Token> {
     match stored.map(|stored| &stored.projection) {
         Some(Projection::Token(token)) if token_id.is_empty() || token.id == token_id => {
-            Some(token.clone())
+            Some((**token).clone())
         }
         _ => None,
     }

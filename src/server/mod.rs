@@ -1,16 +1,19 @@
-//! `chargeledger serve`: the HTTP shell around the ledger, speaking Stripe's charge API so that the official SDKs work unchanged.
+//! `chargeledger serve`: the HTTP shell around the ledger, speaking Stripe's and Omise's charge APIs so that the official SDKs work unchanged.
 //!
 //! Every request passes one middleware (`authenticate`): it gives the request a `req_…` id,
-//! recognises the API key, refuses publishable keys on writes, and stamps `Request-Id` and
-//! `Stripe-Version` on the response whatever happened. Handlers (`stripe`) read parameters
-//! (`params`), call the `Ledger`, and render Stripe objects (`objects`). Writes with an
-//! `Idempotency-Key` go through `idempotency`.
+//! tells the dialect from the path (`/v1/…` is Stripe, everything else Omise), recognises the
+//! API key (which must belong to that dialect), refuses publishable keys on writes, and stamps
+//! `Request-Id` and `Stripe-Version` or `Omise-Version` on the response whatever happened.
+//! Stripe handlers (`stripe`) read parameters (`params`), call the `Ledger`, and render Stripe
+//! objects (`objects`); Omise handlers live in `omise`. Writes with an `Idempotency-Key` go
+//! through `idempotency`.
 
 pub mod auth;
 pub mod error;
 pub mod form;
 pub mod idempotency;
 pub mod objects;
+pub mod omise;
 pub mod params;
 pub mod stripe;
 
@@ -31,7 +34,7 @@ use tracing::{debug, info, warn};
 
 use crate::events::RequestMeta;
 use crate::ledger::{Ledger, LedgerError};
-use crate::server::auth::{Caller, KeyError, KeyKind, KeyRing, KeySource};
+use crate::server::auth::{AuthFailure, Caller, Dialect, KeyError, KeyKind, KeyRing, KeySource};
 use crate::server::error::ApiError;
 use crate::server::idempotency::InFlightKeys;
 
@@ -248,12 +251,34 @@ async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
     stripe::routes()
-        .fallback(unrecognized_url)
+        .merge(omise::routes())
+        .fallback(unknown_path)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             authenticate,
         ))
         .with_state(app)
+}
+
+/// Which dialect a path belongs to: Stripe's API lives under `/v1`, Omise's has no prefix.
+pub fn path_dialect(path: &str) -> Dialect {
+    if path == "/v1" || path.starts_with("/v1/") {
+        Dialect::Stripe
+    } else {
+        Dialect::Omise
+    }
+}
+
+/// Omise's vault: the only routes its public key (`pkey_`) may use.
+fn is_vault_path(path: &str) -> bool {
+    path == "/tokens" || path.starts_with("/tokens/")
+}
+
+async fn unknown_path(method: Method, uri: axum::http::Uri) -> Response {
+    match path_dialect(uri.path()) {
+        Dialect::Stripe => unrecognized_url(method, uri).await.into_response(),
+        Dialect::Omise => omise::unknown_path(method, uri).await.into_response(),
+    }
 }
 
 pub(crate) async fn unrecognized_url(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -296,19 +321,47 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     let started = std::time::Instant::now();
     let request_id = crate::ids::request_id();
     let headers = request.headers();
-    let stripe_version = headers.get("stripe-version").cloned();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let mut response = match app.keys.authenticate(presented_key(headers).as_deref()) {
-        Err(failure) => {
+    let dialect = path_dialect(&path);
+    let version_header = match dialect {
+        Dialect::Stripe => "stripe-version",
+        Dialect::Omise => "omise-version",
+    };
+    let version = headers.get(version_header).cloned().or_else(|| {
+        (dialect == Dialect::Omise)
+            .then(|| HeaderValue::from_static(omise::objects::OMISE_API_VERSION))
+    });
+    let refusal = match app.keys.authenticate(presented_key(headers).as_deref()) {
+        Err(failure) => Err(failure),
+        // A key of the other dialect is not a key of this API.
+        Ok(caller) if caller.dialect != dialect => Err(AuthFailure::Invalid {
+            masked_key: caller.masked_key,
+        }),
+        Ok(caller) => Ok(caller),
+    };
+    let mut response = match (dialect, refusal) {
+        (Dialect::Stripe, Err(failure)) => {
             debug!(%request_id, %method, %path, "refused: no valid API key");
             ApiError::unauthorized(&failure).into_response()
         }
-        Ok(caller) if caller.kind == KeyKind::Publishable && method != Method::GET => {
+        (Dialect::Omise, Err(_)) => {
+            debug!(%request_id, %method, %path, "refused: no valid Omise key");
+            omise::error::OmiseError::authentication_failure().into_response()
+        }
+        (Dialect::Stripe, Ok(caller))
+            if caller.kind == KeyKind::Publishable && method != Method::GET =>
+        {
             ApiError::publishable_key_write().into_response()
         }
-        Ok(caller) => {
-            let idempotency_key = (method == Method::POST)
+        (Dialect::Omise, Ok(caller))
+            if caller.kind == KeyKind::Publishable && !is_vault_path(&path) =>
+        {
+            debug!(%request_id, %method, %path, "refused: an Omise public key outside the vault");
+            omise::error::OmiseError::authentication_failure().into_response()
+        }
+        (_, Ok(caller)) => {
+            let idempotency_key = (method == Method::POST || method == Method::PATCH)
                 .then(|| header_text(headers, "idempotency-key"))
                 .flatten()
                 .filter(|key| !key.is_empty());
@@ -325,14 +378,14 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     if !is_json(&response)
         && (response.status().is_client_error() || response.status().is_server_error())
     {
-        response = stripe_shaped(response).await;
+        response = error_in_dialect_shape(response, dialect).await;
     }
     let response_headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response_headers.insert("request-id", value);
     }
-    if let Some(version) = stripe_version {
-        response_headers.insert("stripe-version", version);
+    if let Some(version) = version {
+        response_headers.insert(version_header, version);
     }
     debug!(
         %request_id,
@@ -353,9 +406,9 @@ fn is_json(response: &Response) -> bool {
         .is_some_and(|value| value.starts_with("application/json"))
 }
 
-/// A plain-text error from axum or hyper (a path that cannot be decoded, say) as a Stripe error
-/// body, so that clients only ever see one error shape.
-async fn stripe_shaped(response: Response) -> Response {
+/// A plain-text error from axum or hyper (a path that cannot be decoded, say) as the dialect's
+/// error body, so that clients only ever see one error shape.
+async fn error_in_dialect_shape(response: Response, dialect: Dialect) -> Response {
     const MAX_MESSAGE_BYTES: usize = 64 * 1024;
     let status = response.status();
     let text = axum::body::to_bytes(response.into_body(), MAX_MESSAGE_BYTES)
@@ -367,6 +420,14 @@ async fn stripe_shaped(response: Response) -> Response {
     } else {
         text
     };
+    if dialect == Dialect::Omise {
+        let code = if status.is_server_error() {
+            "internal_error"
+        } else {
+            "bad_request"
+        };
+        return omise::error::OmiseError::new(status, code, message).into_response();
+    }
     let error_type = if status.is_server_error() {
         error::ErrorType::ApiError
     } else {

@@ -1,0 +1,262 @@
+//! Omise's wire objects (API version 2019-05-29) built from the ledger's state: charge, card, token, event, list and refund.
+//!
+//! Pure functions of the projected state. Timestamps are RFC 3339 in UTC and `null` when unset,
+//! never `""` (omise-go fails to parse an empty time). Currencies are upper case, as in
+//! 2019-05-29. Metadata is always an object.
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::omise::{AUTHORIZATION_LIFETIME_SECONDS, is_reversed};
+use crate::domain::{Charge, Refund, Token, VaultCard};
+use crate::events::{EventPayload, RecordedEvent};
+
+/// The API version whose shapes these are.
+pub const OMISE_API_VERSION: &str = "2019-05-29";
+
+/// Unix seconds as RFC 3339 UTC (`2019-05-29T08:12:34Z`).
+pub fn timestamp(unix_seconds: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|moment| moment.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+fn optional_timestamp(unix_seconds: Option<i64>) -> Value {
+    unix_seconds.map_or(Value::Null, timestamp)
+}
+
+/// Omise's status for a charge.
+pub fn charge_status(charge: &Charge) -> &'static str {
+    if is_reversed(charge) {
+        "reversed"
+    } else if charge.captured {
+        "successful"
+    } else {
+        "pending"
+    }
+}
+
+/// The card object; `location` is null because vault cards belong to no customer.
+pub fn card_object(card: &VaultCard) -> Value {
+    json!({
+        "object": "card",
+        "id": card.id,
+        "livemode": card.livemode,
+        "location": null,
+        "deleted": false,
+        "street1": card.street1,
+        "street2": card.street2,
+        "city": card.city,
+        "state": card.state,
+        "phone_number": card.phone_number,
+        "postal_code": card.postal_code,
+        "country": card.country,
+        "financing": card.financing,
+        "bank": null,
+        "brand": card.brand,
+        "fingerprint": card.fingerprint,
+        "first_digits": card.first_digits,
+        "last_digits": card.last_digits,
+        "name": card.name,
+        "expiration_month": card.expiration_month,
+        "expiration_year": card.expiration_year,
+        "security_code_check": card.security_code_check,
+        "tokenization_method": null,
+        "created_at": timestamp(card.created),
+    })
+}
+
+/// The token object.
+pub fn token_object(token: &Token) -> Value {
+    json!({
+        "object": "token",
+        "id": token.id,
+        "livemode": token.livemode,
+        "location": format!("/tokens/{}", token.id),
+        "used": token.used(),
+        "charge_status": if token.used() { "successful" } else { "unknown" },
+        "card": card_object(&token.card),
+        "created_at": timestamp(token.created),
+    })
+}
+
+fn refund_object(refund: &Refund, livemode: bool) -> Value {
+    json!({
+        "object": "refund",
+        "id": refund.id,
+        "location": format!("/charges/{}/refunds/{}", refund.charge, refund.id),
+        "livemode": livemode,
+        "amount": refund.amount,
+        "currency": refund.currency.to_ascii_uppercase(),
+        "charge": refund.charge,
+        "transaction": refund.balance_transaction,
+        "voided": false,
+        "metadata": refund.metadata,
+        "created_at": timestamp(refund.created),
+    })
+}
+
+/// The charge object in the 2019-05-29 shape.
+pub fn charge_object(charge: &Charge) -> Value {
+    let omise = charge.omise.as_ref();
+    let reversed = is_reversed(charge);
+    let authorized_uncaptured = !charge.captured && !reversed;
+    let refunds: Vec<Value> = charge
+        .refunds
+        .data
+        .iter()
+        .map(|refund| refund_object(refund, charge.livemode))
+        .collect();
+    let refunds_total = refunds.len();
+    json!({
+        "object": "charge",
+        "id": charge.id,
+        "location": format!("/charges/{}", charge.id),
+        "livemode": charge.livemode,
+        "amount": charge.amount,
+        "authorized_amount": charge.amount,
+        "captured_amount": charge.amount_captured,
+        "refunded_amount": charge.amount_refunded,
+        "currency": charge.currency.to_ascii_uppercase(),
+        "funding_amount": charge.amount,
+        "funding_currency": charge.currency.to_ascii_uppercase(),
+        "description": charge.description,
+        "metadata": charge.metadata,
+        "status": charge_status(charge),
+        "capture": omise.is_some_and(|state| state.capture),
+        "authorized": true,
+        "paid": charge.captured,
+        "reversed": reversed,
+        "expired": false,
+        "voided": false,
+        "disputable": charge.captured && !charge.refunded,
+        "capturable": authorized_uncaptured,
+        "reversible": authorized_uncaptured,
+        "refundable": charge.captured && !charge.refunded,
+        "partially_refundable": charge.captured && !charge.refunded,
+        "transaction": charge.balance_transaction,
+        "customer": charge.customer,
+        "card": omise.map(|state| card_object(&state.card)),
+        "source": null,
+        "refunds": {
+            "object": "list",
+            "data": refunds,
+            "limit": 20,
+            "offset": 0,
+            "total": refunds_total,
+            "order": "chronological",
+            "location": format!("/charges/{}/refunds", charge.id),
+        },
+        "failure_code": charge.failure_code,
+        "failure_message": charge.failure_message,
+        "ip": omise.and_then(|state| state.ip.clone()),
+        "return_uri": omise.and_then(|state| state.return_uri.clone()),
+        "authorize_uri": null,
+        "link": null,
+        "schedule": null,
+        "dispute": null,
+        "platform_fee": {"fixed": null, "amount": null, "percentage": null},
+        "zero_interest_installments": false,
+        "created_at": timestamp(charge.created),
+        "authorized_at": timestamp(charge.created),
+        "paid_at": optional_timestamp(omise.and_then(|state| state.paid_at)),
+        "reversed_at": optional_timestamp(omise.and_then(|state| state.reversed_at)),
+        "expires_at": timestamp(charge.created + AUTHORIZATION_LIFETIME_SECONDS),
+        "expired_at": null,
+    })
+}
+
+/// Omise's event key for a stored event; `None` for events Omise shows no event for (the
+/// vault's own token records, account policy changes).
+pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
+    Some(match payload {
+        EventPayload::ChargeCreated(_) => "charge.create",
+        EventPayload::ChargeUpdated(_) => "charge.update",
+        EventPayload::ChargeCaptured(_) => "charge.capture",
+        EventPayload::ChargeReversed(_) => "charge.reverse",
+        EventPayload::ChargeRefunded(_) => "refund.create",
+        EventPayload::CustomerCreated(_)
+        | EventPayload::AccountPolicySet(_)
+        | EventPayload::TokenCreated(_)
+        | EventPayload::TokenUsed(_) => return None,
+    })
+}
+
+/// The Omise id of a stored event: `evt_X` is shown as `evnt_test_X` (`evnt_X` in live mode).
+pub fn event_id(stored_id: &str, livemode: bool) -> String {
+    let suffix = stored_id.strip_prefix("evt_").unwrap_or(stored_id);
+    if livemode {
+        format!("evnt_{suffix}")
+    } else {
+        format!("evnt_test_{suffix}")
+    }
+}
+
+/// The stored id an Omise event id stands for; `None` if it is not an event id.
+pub fn stored_event_id(omise_id: &str) -> Option<String> {
+    let suffix = omise_id
+        .strip_prefix("evnt_test_")
+        .or_else(|| omise_id.strip_prefix("evnt_"))?;
+    Some(format!("evt_{suffix}"))
+}
+
+/// The event object; `data` is the charge right after the event (never null: omise-go panics).
+pub fn event_object(event: &RecordedEvent, key: &str, livemode: bool, data: Value) -> Value {
+    let id = event_id(&event.body.event_id, livemode);
+    json!({
+        "object": "event",
+        "id": id,
+        "livemode": livemode,
+        "location": format!("/events/{id}"),
+        "key": key,
+        "created_at": timestamp(event.body.recorded_at.unix_timestamp()),
+        "data": data,
+        "webhook_deliveries": [],
+    })
+}
+
+/// The list envelope: `total` counts every match, `data` is the page.
+pub struct ListWindow {
+    pub limit: usize,
+    pub offset: usize,
+    pub total: usize,
+    pub order: &'static str,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+}
+
+pub fn list_object(window: &ListWindow, data: Vec<Value>, location: &str) -> Value {
+    json!({
+        "object": "list",
+        "data": data,
+        "limit": window.limit,
+        "offset": window.offset,
+        "total": window.total,
+        "order": window.order,
+        "from": timestamp(window.from.unix_timestamp()),
+        "to": timestamp(window.to.unix_timestamp()),
+        "location": location,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_rfc_3339() {
+        assert_eq!(timestamp(1_559_091_723), json!("2019-05-29T01:02:03Z"));
+        assert_eq!(optional_timestamp(None), Value::Null);
+    }
+
+    #[test]
+    fn event_ids_map_both_ways() {
+        let omise = event_id("evt_AbC123", false);
+        assert_eq!(omise, "evnt_test_AbC123");
+        assert_eq!(stored_event_id(&omise).as_deref(), Some("evt_AbC123"));
+        assert_eq!(event_id("evt_AbC123", true), "evnt_AbC123");
+        assert_eq!(stored_event_id("chrg_test_1"), None);
+    }
+}

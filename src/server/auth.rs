@@ -191,8 +191,7 @@ impl KeyRing {
                 masked: mask_key(key),
             });
         };
-        let mode = if livemode { "live" } else { "test" };
-        let account = format!("acct_{mode}_{}", &hex_digest(key)[..24]);
+        let account = account_name(key, livemode);
         let publishable = format!("{publishable_prefix}{suffix}");
         for (presented, kind) in [(key, KeyKind::Secret), (&publishable, KeyKind::Publishable)] {
             self.entries.push(KeyEntry {
@@ -244,6 +243,19 @@ impl KeyRing {
                 masked_key: mask_key(presented),
             })
     }
+}
+
+/// The account a secret key acts for: derived from the key's digest, so it reveals nothing of
+/// the key. Operators use it to address the account from the library (say, to set its policy).
+pub fn account_for_key(secret_key: &str) -> Option<String> {
+    let mut ring = KeyRing::default();
+    ring.add_secret_key(secret_key).ok()?;
+    ring.entries.first().map(|entry| entry.account.clone())
+}
+
+fn account_name(key: &str, livemode: bool) -> String {
+    let mode = if livemode { "live" } else { "test" };
+    format!("acct_{mode}_{}", &hex_digest(key)[..24])
 }
 
 fn hex_digest(key: &str) -> String {

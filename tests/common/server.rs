@@ -13,6 +13,18 @@ pub const SECRET_KEY: &str = "sk_test_chargeledgerTestKey0001";
 pub const PUBLISHABLE_KEY: &str = "pk_test_chargeledgerTestKey0001";
 pub const OTHER_SECRET_KEY: &str = "sk_test_chargeledgerTestKey0002";
 pub const LIVE_SECRET_KEY: &str = "sk_live_chargeledgerTestKey0003";
+pub const OMISE_SECRET_KEY: &str = "skey_test_5chargeledgertestkey01";
+pub const OMISE_PUBLIC_KEY: &str = "pkey_test_5chargeledgertestkey01";
+pub const OTHER_OMISE_SECRET_KEY: &str = "skey_test_5chargeledgertestkey02";
+
+/// A request body as one of Omise's clients would send it.
+pub enum OmiseBody<'a> {
+    None,
+    /// omise-python, omise-go, omise-node: `application/json`.
+    Json(Value),
+    /// omise-ruby, omise-php, curl: bracket-nested `application/x-www-form-urlencoded`.
+    Form(&'a [(&'a str, &'a str)]),
+}
 
 /// A server started by the test, stopped with SIGTERM when dropped.
 pub struct TestServer {
@@ -47,7 +59,13 @@ impl TestServer {
     pub fn start(data_directory: &Path) -> Self {
         TestServer::start_with_keys(
             data_directory,
-            &[SECRET_KEY, OTHER_SECRET_KEY, LIVE_SECRET_KEY],
+            &[
+                SECRET_KEY,
+                OTHER_SECRET_KEY,
+                LIVE_SECRET_KEY,
+                OMISE_SECRET_KEY,
+                OTHER_OMISE_SECRET_KEY,
+            ],
         )
     }
 
@@ -181,6 +199,31 @@ impl TestServer {
             headers,
             body,
         }
+    }
+
+    /// An Omise request with HTTP Basic auth (the key as user name, no password), as every
+    /// Omise client sends it, and `Omise-Version: 2019-05-29` as omise-go sends it.
+    pub async fn omise(&self, method: &str, path: &str, body: OmiseBody<'_>, key: &str) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url))
+            .basic_auth(key, Some(""))
+            .header("omise-version", "2019-05-29");
+        let request = match body {
+            OmiseBody::None => request,
+            OmiseBody::Json(value) => request
+                .header("content-type", "application/json")
+                .body(value.to_string()),
+            OmiseBody::Form(params) => request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(
+                    form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(params)
+                        .finish(),
+                ),
+        };
+        self.send(request).await
     }
 
     pub fn client(&self) -> &reqwest::Client {

@@ -1,6 +1,7 @@
 //! The official SDKs, unchanged, against a server started here: stripe-python and stripe-node
 //! create, update every parameter, unset, hit errors, capture, refund, page, read events, retry
-//! idempotently, and find everything again after a restart.
+//! idempotently, and find everything again after a restart; omise-python tokenizes, creates,
+//! updates, captures in part, reverses, lists, reads charge events and hits Omise's errors.
 //!
 //! The SDKs are installed on first use into `target/tmp/sdk` (a Python virtualenv via pip, and
 //! an npm prefix), so `cargo test` needs only `python3` and `npm` on the machine.
@@ -10,10 +11,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::server::{SECRET_KEY, TestServer};
+use common::server::{OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, SECRET_KEY, TestServer};
 
 const STRIPE_PYTHON_VERSION: &str = "16.1.0";
 const STRIPE_NODE_VERSION: &str = "23.1.0";
+const OMISE_PYTHON_VERSION: &str = "0.16.0";
 
 fn sdk_directory() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk")
@@ -34,11 +36,21 @@ fn run(command: &mut Command, what: &str) {
 
 /// The virtualenv's python with stripe-python installed.
 fn stripe_python() -> PathBuf {
-    let environment = sdk_directory().join(format!("python-stripe-{STRIPE_PYTHON_VERSION}"));
+    python_with("stripe", STRIPE_PYTHON_VERSION)
+}
+
+/// The virtualenv's python with omise-python installed.
+fn omise_python() -> PathBuf {
+    python_with("omise", OMISE_PYTHON_VERSION)
+}
+
+/// A virtualenv of its own for one PyPI package at one version; its python.
+fn python_with(package: &str, version: &str) -> PathBuf {
+    let environment = sdk_directory().join(format!("python-{package}-{version}"));
     let python = environment.join("bin").join("python");
     let installed = python.exists()
         && Command::new(&python)
-            .args(["-c", "import stripe"])
+            .args(["-c", &format!("import {package}")])
             .status()
             .is_ok_and(|status| status.success());
     if !installed {
@@ -55,9 +67,9 @@ fn stripe_python() -> PathBuf {
                 "pip",
                 "install",
                 "--quiet",
-                &format!("stripe=={STRIPE_PYTHON_VERSION}"),
+                &format!("{package}=={version}"),
             ]),
-            "pip install stripe",
+            &format!("pip install {package}"),
         );
     }
     python
@@ -100,7 +112,9 @@ fn write_restart_verify(program: &Path, script: &str, extra_environment: &[(&str
             .arg(phase)
             .arg(&state)
             .env("CHARGELEDGER_URL", &server.base_url)
-            .env("CHARGELEDGER_KEY", SECRET_KEY);
+            .env("CHARGELEDGER_KEY", SECRET_KEY)
+            .env("CHARGELEDGER_OMISE_SECRET_KEY", OMISE_SECRET_KEY)
+            .env("CHARGELEDGER_OMISE_PUBLIC_KEY", OMISE_PUBLIC_KEY);
         for (name, value) in extra_environment {
             command.env(name, value);
         }
@@ -126,4 +140,10 @@ fn stripe_node_works_unchanged() {
         "stripe_node_check.js",
         &[("NODE_PATH", &modules)],
     );
+}
+
+#[test]
+fn omise_python_works_unchanged() {
+    let python = omise_python();
+    write_restart_verify(&python, "omise_python_check.py", &[]);
 }

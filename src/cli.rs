@@ -50,8 +50,9 @@ pub enum Command {
         address: std::net::SocketAddr,
         #[command(flatten)]
         data: DataDirectory,
-        /// A secret key to accept (sk_test_… or sk_live_…), one account each; repeatable. Its pk_
-        /// twin is accepted for reads. Without any, a test key is generated on first start.
+        /// A secret key to accept, one account each; repeatable: Stripe's sk_test_…/sk_live_…
+        /// (its pk_ twin reads) or Omise's skey_test_…/skey_live_… (its pkey_ twin creates vault
+        /// tokens). Without any, one test key of each is generated on first start.
         #[arg(
             long = "api-key",
             env = "CHARGELEDGER_API_KEYS",

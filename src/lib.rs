@@ -44,7 +44,10 @@
 //! ```
 //!
 //! The same ledger is served over HTTP by `chargeledger serve` ([`server`]), which speaks
-//! Stripe's charge API so that the official SDKs work against it unchanged.
+//! Stripe's charge API and Omise's (vault tokens, `PATCH /charges/{id}`, capture, reverse) so
+//! that the official SDKs of both work against it unchanged. Omise's rules are
+//! [`domain::omise`]; their operations are methods on [`Ledger`] such as
+//! [`Ledger::create_omise_charge`].
 //!
 //! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
 //! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`

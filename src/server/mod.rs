@@ -48,7 +48,8 @@ pub const MIN_IDEMPOTENCY_RETENTION_HOURS: u64 = 24;
 pub struct ServeOptions {
     pub address: SocketAddr,
     pub data_directory: PathBuf,
-    /// Secret keys (`sk_test_…`, `sk_live_…`); empty: use or generate the data directory's key.
+    /// Secret keys (`sk_test_…`, `sk_live_…`, `skey_test_…`, `skey_live_…`); empty: use or
+    /// generate the data directory's keys.
     pub api_keys: Vec<String>,
     /// How long an idempotency key's first response is kept (at least 24 hours).
     pub idempotency_retention: Duration,

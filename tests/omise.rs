@@ -893,3 +893,30 @@ async fn freeze_after_capture_refuses_omise_updates_with_invalid_charge() {
     assert_eq!(reply.body["metadata"], json!({}));
     assert_eq!(reply.body["description"], "before capture");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_charges_on_one_token_spend_it_once() {
+    let (_directory, server) = started();
+    let token_id = token(&server, VISA).await;
+    let server = std::sync::Arc::new(server);
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let server = server.clone();
+        let body = json!({"amount": 2000, "currency": "thb", "card": token_id});
+        sends.spawn(async move {
+            server
+                .omise("POST", "/charges", OmiseBody::Json(body), OMISE_SECRET_KEY)
+                .await
+        });
+    }
+    let replies = sends.join_all().await;
+    let succeeded = replies.iter().filter(|reply| reply.status == 200).count();
+    assert_eq!(succeeded, 1, "exactly one charge spends the token");
+    for reply in replies.iter().filter(|reply| reply.status != 200) {
+        assert_error(reply, 400, "used_token", "token was already used");
+    }
+    let list = server
+        .omise("GET", "/charges", OmiseBody::None, OMISE_SECRET_KEY)
+        .await;
+    assert_eq!(list.body["total"], 1);
+}

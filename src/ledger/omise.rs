@@ -19,7 +19,7 @@ use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection}
 
 use super::{
     Decision, Ledger, LedgerError, account_is_live, check_account, existing_charge, fingerprint,
-    fold_new_charge,
+    fold_new_charge, unexpected_payload,
 };
 
 impl Ledger {
@@ -48,7 +48,7 @@ impl Ledger {
                 let payload = omise::create_token(&command, &context)?;
                 let projection = fold_stream(&token_id, None, &payload)?;
                 let Projection::Token(token) = &projection else {
-                    return Err(super::unexpected_payload(&token_id, &payload, "token"));
+                    return Err(unexpected_payload(&token_id, &payload, "token"));
                 };
                 Ok(Decision::Append {
                     outcome: (**token).clone(),
@@ -64,14 +64,13 @@ impl Ledger {
     /// A vault token of this account.
     pub async fn get_token(&self, account: &str, token_id: &str) -> Result<Token, LedgerError> {
         check_account(account)?;
-        existing_token(token_id, self.store.load(account, token_id).await?.as_ref()).ok_or_else(
-            || {
-                OmiseRefusal::TokenNotFound {
-                    id: token_id.to_string(),
-                }
-                .into()
-            },
-        )
+        let stored = self.store.load(account, token_id).await?;
+        stored.as_ref().and_then(existing_token).ok_or_else(|| {
+            OmiseRefusal::TokenNotFound {
+                id: token_id.to_string(),
+            }
+            .into()
+        })
     }
 
     /// Create a charge through the Omise dialect, spending the vault token it names.
@@ -98,28 +97,25 @@ impl Ledger {
                         attempts: 1,
                     });
                 }
-                let token = token_stream.and_then(|stored| existing_token("", Some(stored)));
+                let token = token_stream.and_then(existing_token);
                 let decision = omise::create_charge(&command, token.as_ref(), &context)?;
-                let Decision::Append {
-                    payloads,
-                    projection,
-                    outcome,
-                    ..
-                } = fold_new_charge(&charge_id, None, decision.charge_created)?
-                else {
-                    return Err(LedgerError::Contention {
-                        stream_id: charge_id.clone(),
-                        attempts: 1,
-                    });
+                let projection = fold_stream(&charge_id, None, &decision.charge_created)?;
+                let Projection::Charge(charge) = &projection else {
+                    return Err(unexpected_payload(
+                        &charge_id,
+                        &decision.charge_created,
+                        "charge",
+                    ));
                 };
-                // `create_charge` only succeeds with a token, which was loaded from this stream.
+                let outcome = (**charge).clone();
+                // `create_charge` succeeds only with the token loaded from the linked stream.
                 let (Some(token), Some(token_stream)) = (token, token_stream) else {
                     return Err(OmiseRefusal::PaymentMissing.into());
                 };
                 let token_projection =
                     fold_stream(&token.id, Some(token_stream), &decision.token_used)?;
                 Ok(Decision::Append {
-                    payloads,
+                    payloads: vec![decision.charge_created],
                     projection,
                     outcome,
                     linked: vec![LinkedAppend {
@@ -272,12 +268,10 @@ fn omise_context(account: &str) -> OmiseContext {
     }
 }
 
-/// The token a stored projection holds, if it is one (and, when `token_id` is not empty, has that id).
-fn existing_token(token_id: &str, stored: Option<&StoredProjection>) -> Option<Token> {
-    match stored.map(|stored| &stored.projection) {
-        Some(Projection::Token(token)) if token_id.is_empty() || token.id == token_id => {
-            Some((**token).clone())
-        }
+/// The token a stored projection holds, if it is a token's.
+fn existing_token(stored: &StoredProjection) -> Option<Token> {
+    match &stored.projection {
+        Projection::Token(token) => Some((**token).clone()),
         _ => None,
     }
 }

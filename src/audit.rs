@@ -86,7 +86,7 @@ fn projection_value(projection: &Projection) -> Value {
     projection.to_json()
 }
 
-/// Top-level differences between two JSON objects; `metadata` is diffed key by key, and the
+/// Top-level differences between two JSON objects; `metadata` and `omise` are diffed key by key, and the
 /// embedded refund list is summarized by its count (its amounts show in `amount_refunded`).
 pub fn diff_objects(before: &Value, after: &Value) -> Vec<FieldDiff> {
     let empty = serde_json::Map::new();
@@ -103,10 +103,12 @@ pub fn diff_objects(before: &Value, after: &Value) -> Vec<FieldDiff> {
             continue;
         }
         match key.as_str() {
-            "metadata" => {
+            // Metadata, and the Omise-only part of a charge (`omise[reversed_at]`), change a
+            // key at a time: showing whole objects would bury the change.
+            "metadata" | "omise" => {
                 for nested in diff_objects(&previous, &current) {
                     diffs.push(FieldDiff {
-                        field: format!("metadata[{}]", nested.field),
+                        field: format!("{key}[{}]", nested.field),
                         ..nested
                     });
                 }

@@ -920,3 +920,72 @@ async fn concurrent_charges_on_one_token_spend_it_once() {
         .await;
     assert_eq!(list.body["total"], 1);
 }
+
+#[tokio::test]
+async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
+    use chargeledger::domain::omise::{CreateOmiseCharge, CreateToken, UpdateOmiseCharge};
+    let directory = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(directory.path()).await.unwrap();
+    let account = "acct_test_omise_library";
+    let token = ledger
+        .create_token(
+            account,
+            CreateToken {
+                name: Some("A B".into()),
+                number: Some(VISA.into()),
+                expiration_month: Some(1),
+                expiration_year: Some(2099),
+                ..CreateToken::default()
+            },
+            RequestMeta::library(),
+        )
+        .await
+        .unwrap();
+    let mut create = CreateOmiseCharge::with_token(2500, "thb", &token.id);
+    create.capture = false;
+    let charge = ledger
+        .create_omise_charge(account, create, RequestMeta::library())
+        .await
+        .unwrap();
+    let mut metadata = chargeledger::domain::Metadata::new();
+    metadata.insert("order".into(), json!({"id": 9}));
+    ledger
+        .update_omise_charge(
+            account,
+            &charge.id,
+            UpdateOmiseCharge {
+                description: None,
+                metadata: Some(metadata),
+            },
+            RequestMeta::library(),
+        )
+        .await
+        .unwrap();
+    ledger
+        .reverse_charge(account, &charge.id, RequestMeta::library())
+        .await
+        .unwrap();
+    let history = ledger.history(account, &charge.id).await.unwrap();
+    let fields: Vec<Vec<String>> = history
+        .iter()
+        .skip(1)
+        .map(|entry| {
+            entry
+                .changes
+                .iter()
+                .map(|change| change.field.clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [vec!["metadata[order]"], vec!["omise[reversed_at]"]]
+    );
+    let at_version_2 = ledger
+        .charge_at_version(account, &charge.id, 2)
+        .await
+        .unwrap();
+    assert_eq!(at_version_2.metadata["order"], json!({"id": 9}));
+    assert!(at_version_2.omise.unwrap().reversed_at.is_none());
+    assert!(ledger.get_token(account, &token.id).await.unwrap().used());
+}

@@ -52,6 +52,21 @@ impl InFlightKeys {
     }
 }
 
+/// Tell the client which key a response answers (`Idempotency-Key`) and whether it is the replay
+/// of an earlier result (`Idempotent-Replayed: true`).
+pub fn stamp_headers(response: &mut axum::response::Response, call: &Call, replayed: bool) {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    if let Some(key) = &call.idempotency_key
+        && let Ok(value) = HeaderValue::from_str(key)
+    {
+        headers.insert("idempotency-key", value);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+}
+
 /// The result of a write, and whether it is the replay of an earlier request's result.
 pub struct Written<T> {
     pub value: T,

@@ -8,7 +8,7 @@ use std::future::Future;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
@@ -124,15 +124,7 @@ fn query_form(query: Option<String>) -> Result<Form, ApiError> {
 /// A 200 with a JSON body, marked as a replay when it is one.
 fn respond(body: &impl Serialize, call: &Call, replayed: bool) -> Response {
     let mut response = Json(body).into_response();
-    let headers = response.headers_mut();
-    if let Some(key) = &call.idempotency_key
-        && let Ok(value) = HeaderValue::from_str(key)
-    {
-        headers.insert("idempotency-key", value);
-    }
-    if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
+    idempotency::stamp_headers(&mut response, call, replayed);
     response
 }
 

@@ -165,8 +165,6 @@ pub struct ChargeCreated {
 /// What an Omise charge creation records beyond the common fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OmiseChargeCreation {
-    /// The `tokn_…` the charge consumed, if it was paid with a token.
-    pub token: Option<String>,
     /// The vault card it was paid with, as Omise's card object shows it.
     pub card: VaultCard,
     pub return_uri: Option<String>,

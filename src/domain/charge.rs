@@ -218,8 +218,6 @@ pub struct Charge {
 pub struct OmiseChargeState {
     /// The card as Omise's card object shows it.
     pub card: VaultCard,
-    /// The `tokn_…` the charge consumed.
-    pub token: Option<String>,
     pub return_uri: Option<String>,
     pub ip: Option<String>,
     /// The creation's `capture` flag: whether the charge was to be captured at once.

@@ -379,7 +379,6 @@ pub fn create_charge(
         statement_descriptor_suffix: None,
         transfer_group: None,
         omise: Some(OmiseChargeCreation {
-            token: Some(token.id.clone()),
             card: vault_card,
             return_uri: non_empty(&command.return_uri),
             ip: non_empty(&command.ip),
@@ -485,7 +484,6 @@ pub fn initial_state(
 ) -> OmiseChargeState {
     OmiseChargeState {
         card: creation.card.clone(),
-        token: creation.token.clone(),
         return_uri: creation.return_uri.clone(),
         ip: creation.ip.clone(),
         capture: captured,

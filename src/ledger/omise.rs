@@ -108,9 +108,13 @@ impl Ledger {
                     ));
                 };
                 let outcome = (**charge).clone();
-                // `create_charge` succeeds only with the token loaded from the linked stream.
+                // `create_charge` succeeds only with the token loaded from the linked stream, so
+                // this refusal is never reached; it keeps the code free of a panic.
                 let (Some(token), Some(token_stream)) = (token, token_stream) else {
-                    return Err(OmiseRefusal::PaymentMissing.into());
+                    return Err(OmiseRefusal::TokenNotFound {
+                        id: token_id.clone().unwrap_or_default(),
+                    }
+                    .into());
                 };
                 let token_projection =
                     fold_stream(&token.id, Some(token_stream), &decision.token_used)?;

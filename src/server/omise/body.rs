@@ -69,10 +69,6 @@ impl OmiseParams {
         OmiseParams { values }
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
-
     /// A string parameter. Numbers are accepted as their text (form bodies cannot tell).
     pub fn string(&self, name: &str) -> Result<Option<String>, OmiseError> {
         match self.values.get(name) {
@@ -189,7 +185,7 @@ mod tests {
             br#"{"from": null, "limit": 100, "capture": false, "metadata": {"a": {"b": [1, 2]}}}"#,
         )
         .unwrap();
-        assert!(!params.contains("from"));
+        assert_eq!(params.string("from").unwrap(), None);
         assert_eq!(params.integer("limit").unwrap(), Some(100));
         assert_eq!(params.boolean("capture").unwrap(), Some(false));
         assert_eq!(

@@ -328,6 +328,12 @@ impl ListQuery {
         (self.from.unix_timestamp()..=self.to.unix_timestamp()).contains(&unix_seconds)
     }
 
+    /// An event Omise shows (it has a key) recorded within `from`..`to`.
+    fn includes_event(&self, event: &RecordedEvent) -> bool {
+        objects::event_key(&event.body.payload).is_some()
+            && self.includes(event.body.recorded_at.unix_timestamp())
+    }
+
     /// The page of `oldest_first` items this query asks for, and the list's envelope.
     fn page<T>(&self, mut oldest_first: Vec<T>) -> (ListWindow, Vec<T>) {
         if self.newest_first {
@@ -361,11 +367,10 @@ async fn list_charges(
     OmiseInput(params): OmiseInput,
 ) -> Result<Response, OmiseError> {
     let query = ListQuery::read(&params)?;
-    let (from, to) = (query.from.unix_timestamp(), query.to.unix_timestamp());
     let mut charges = app
         .ledger
-        .all_charges(&call.caller.account, &move |charge: &Charge| {
-            (from..=to).contains(&charge.created)
+        .all_charges(&call.caller.account, &|charge: &Charge| {
+            query.includes(charge.created)
         })
         .await?;
     charges.reverse();
@@ -437,10 +442,7 @@ async fn charge_events(
         .charge_events(&call.caller.account, &charge_id, None)
         .await?
         .into_iter()
-        .filter(|event| {
-            objects::event_key(&event.body.payload).is_some()
-                && query.includes(event.body.recorded_at.unix_timestamp())
-        })
+        .filter(|event| query.includes_event(event))
         .collect();
     let location = format!("/charges/{charge_id}/events");
     render_events(&app, &call, events, &query, &location).await
@@ -452,12 +454,10 @@ async fn list_events(
     OmiseInput(params): OmiseInput,
 ) -> Result<Response, OmiseError> {
     let query = ListQuery::read(&params)?;
-    let (from, to) = (query.from.unix_timestamp(), query.to.unix_timestamp());
     let mut events = app
         .ledger
-        .all_events(&call.caller.account, &move |event: &RecordedEvent| {
-            objects::event_key(&event.body.payload).is_some()
-                && (from..=to).contains(&event.body.recorded_at.unix_timestamp())
+        .all_events(&call.caller.account, &|event: &RecordedEvent| {
+            query.includes_event(event)
         })
         .await?;
     events.reverse();

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ledger::{Ledger, LedgerError};
-use crate::server::{BoundServer, ServeOptions, shutdown_signal};
+use crate::server::{BoundServer, ConnectionLimits, ServeOptions, shutdown_signal};
 
 /// An event-sourced charge ledger with a full audit trail.
 #[derive(Debug, Parser)]
@@ -60,9 +60,26 @@ pub enum Command {
             hide_env_values = true
         )]
         api_keys: Vec<String>,
+        /// A file of secret keys to accept, one per line (`#` starts a comment). Prefer it, or
+        /// CHARGELEDGER_API_KEYS, to --api-key: a command line is visible to every user in `ps`.
+        #[arg(long)]
+        api_keys_file: Option<PathBuf>,
         /// How long an idempotency key's first response is kept, in hours (at least 24).
         #[arg(long, default_value_t = 24)]
         idempotency_retention_hours: u64,
+        /// Connections served at once; further clients wait to be accepted.
+        #[arg(long, default_value_t = ConnectionLimits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_connections: u64,
+        /// Seconds a client may take to send a request's headers (and to start one on an open
+        /// connection).
+        #[arg(long, default_value_t = ConnectionLimits::default().header_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        header_read_timeout_secs: u64,
+        /// Seconds a client may take to send a request's body.
+        #[arg(long, default_value_t = ConnectionLimits::default().body_read_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        body_read_timeout_secs: u64,
+        /// Seconds a connection may stay silent in both directions before it is closed.
+        #[arg(long, default_value_t = ConnectionLimits::default().idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout_secs: u64,
     },
     /// Print a charge's audit timeline: every version, who made it, and what changed.
     History {
@@ -146,16 +163,36 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
         Command::Serve {
             address,
             data,
-            api_keys,
+            mut api_keys,
+            api_keys_file,
             idempotency_retention_hours,
+            max_connections,
+            header_read_timeout_secs,
+            body_read_timeout_secs,
+            idle_timeout_secs,
         } => {
+            if let Some(path) = api_keys_file {
+                match crate::server::auth::read_api_keys_file(&path) {
+                    Ok(keys) => api_keys.extend(keys),
+                    Err(error) => {
+                        eprintln!("chargeledger: {error}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
+            let seconds = Duration::from_secs;
             let options = ServeOptions {
                 address,
                 data_directory: data.path,
                 api_keys,
-                idempotency_retention: Duration::from_secs(
-                    idempotency_retention_hours.saturating_mul(3600),
-                ),
+                idempotency_retention: seconds(idempotency_retention_hours.saturating_mul(3600)),
+                limits: ConnectionLimits {
+                    // At most a million (checked above), so it fits any usize this runs on.
+                    max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+                    header_read_timeout: seconds(header_read_timeout_secs),
+                    body_read_timeout: seconds(body_read_timeout_secs),
+                    idle_timeout: seconds(idle_timeout_secs),
+                },
             };
             return Ok(serve(options).await);
         }

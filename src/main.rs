@@ -7,6 +7,11 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Everything this process creates (the data directory's sled files, the key file, exports)
+    // is for its owner only: it holds metadata, card fingerprints and key digests. Set before
+    // any thread could create a file, and only in the binary: an embedder's umask is its own.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // Logs go to standard error so that `export` and `--json` output stay clean. RUST_LOG
     // overrides the default of warnings only.
     let cli = chargeledger::cli::Cli::parse();

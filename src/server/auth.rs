@@ -78,6 +78,8 @@ pub enum KeyError {
         "the key file {path} cannot be read ({detail}); delete it to have a new test key generated, or pass --api-key"
     )]
     UnreadableKeyFile { path: PathBuf, detail: String },
+    #[error("the API keys file {path} cannot be used: {detail}")]
+    UnusableApiKeysFile { path: PathBuf, detail: String },
     #[error("the key file {path} cannot be written: {source}")]
     KeyFileWrite {
         path: PathBuf,
@@ -262,19 +264,56 @@ fn hex_digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// The secret keys in a `--api-keys-file`: one per line, blank lines and `#` comments skipped.
+/// A file others can read is used, with a warning: the keys in it are as good as published.
+pub fn read_api_keys_file(path: &Path) -> Result<Vec<String>, KeyError> {
+    let unreadable = |detail: String| KeyError::UnusableApiKeysFile {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let text = std::fs::read_to_string(path).map_err(|error| unreadable(error.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|error| unreadable(error.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the API keys file can be read by other users; restrict it with chmod 600"
+            );
+        }
+    }
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(unreadable(
+            "it holds no key (one secret key per line)".into(),
+        ));
+    }
+    Ok(keys)
+}
+
 fn write_key_file(path: &Path, entries: &[KeyEntry]) -> Result<(), KeyError> {
     let write_error = |source| KeyError::KeyFileWrite {
         path: path.to_path_buf(),
         source,
     };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(write_error)?;
+        crate::store::permissions::create_private_directory(parent).map_err(write_error)?;
     }
     let file = KeyFile {
         keys: entries.to_vec(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|error| write_error(error.into()))?;
-    std::fs::write(path, json).map_err(write_error)
+    crate::store::permissions::write_private_file(path, &json).map_err(write_error)
 }
 
 /// A key as Stripe shows it in errors: its type prefix, `****`, and its last four characters.

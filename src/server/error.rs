@@ -129,7 +129,7 @@ impl ApiError {
         )
     }
 
-    pub fn publishable_key_write() -> Self {
+    pub fn publishable_key() -> Self {
         ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorType::InvalidRequestError,

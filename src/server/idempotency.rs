@@ -57,8 +57,9 @@ impl InFlightKeys {
 pub fn stamp_headers(response: &mut axum::response::Response, call: &Call, replayed: bool) {
     use axum::http::HeaderValue;
     let headers = response.headers_mut();
+    // `from_bytes`, not `from_str`: a key in UTF-8 (`ключ-1`) is echoed as it was sent.
     if let Some(key) = &call.idempotency_key
-        && let Ok(value) = HeaderValue::from_str(key)
+        && let Ok(value) = HeaderValue::from_bytes(key.as_bytes())
     {
         headers.insert("idempotency-key", value);
     }

@@ -12,8 +12,10 @@ pub mod auth;
 pub mod error;
 pub mod form;
 pub mod idempotency;
+pub mod listener;
 pub mod objects;
 pub mod omise;
+pub mod paging;
 pub mod params;
 pub mod stripe;
 
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use thiserror::Error;
@@ -37,9 +39,18 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::server::auth::{AuthFailure, Caller, Dialect, KeyError, KeyKind, KeyRing, KeySource};
 use crate::server::error::ApiError;
 use crate::server::idempotency::InFlightKeys;
+pub use crate::server::listener::ConnectionLimits;
 
 /// Request bodies larger than this get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Request targets (path and query) longer than this get 414 in the dialect's shape. hyper
+/// (through the `http` crate) cannot hold a target over 65,534 bytes at all and answers those
+/// with its own bare 414, so this limit sits below that.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// Header names and values together larger than this get 431 in the dialect's shape.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// More headers than this get 431 in the dialect's shape (hyper's own default limit).
+pub const MAX_HEADER_COUNT: usize = 100;
 /// Stripe's guarantee, and the least this server accepts.
 pub const MIN_IDEMPOTENCY_RETENTION_HOURS: u64 = 24;
 
@@ -53,6 +64,21 @@ pub struct ServeOptions {
     pub api_keys: Vec<String>,
     /// How long an idempotency key's first response is kept (at least 24 hours).
     pub idempotency_retention: Duration,
+    /// Connection limits and timeouts.
+    pub limits: ConnectionLimits,
+}
+
+impl ServeOptions {
+    /// Serve `data_directory` on `address` with its own or generated keys and default limits.
+    pub fn new(address: SocketAddr, data_directory: impl Into<PathBuf>) -> Self {
+        ServeOptions {
+            address,
+            data_directory: data_directory.into(),
+            api_keys: Vec::new(),
+            idempotency_retention: Duration::from_secs(MIN_IDEMPOTENCY_RETENTION_HOURS * 3600),
+            limits: ConnectionLimits::default(),
+        }
+    }
 }
 
 /// Why the server could not start or stopped abnormally.
@@ -82,6 +108,7 @@ pub struct App {
     pub ledger: Ledger,
     keys: Arc<KeyRing>,
     pub in_flight: InFlightKeys,
+    body_read_timeout: Duration,
 }
 
 /// Who is calling and how, as the middleware established it.
@@ -110,6 +137,7 @@ impl Call {
 pub struct BoundServer {
     listener: TcpListener,
     app: App,
+    limits: ConnectionLimits,
     retention: Duration,
     key_source: KeySource,
     data_directory: PathBuf,
@@ -118,15 +146,20 @@ pub struct BoundServer {
 impl BoundServer {
     /// Open the ledger, set up the keys and bind the address.
     pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
-        let retention_hours = options.idempotency_retention.as_secs() / 3600;
-        if retention_hours < MIN_IDEMPOTENCY_RETENTION_HOURS {
-            return Err(ServeError::RetentionTooShort {
-                hours: retention_hours,
-            });
-        }
+        check_retention(&options)?;
+        let ledger = Ledger::open(&options.data_directory).await?;
+        BoundServer::bind_with_ledger(options, ledger).await
+    }
+
+    /// Serve a ledger the caller opened itself (an embedder's, or a test's with injected
+    /// faults). `options.data_directory` must be the ledger's: the keys are kept there.
+    pub async fn bind_with_ledger(
+        options: ServeOptions,
+        ledger: Ledger,
+    ) -> Result<Self, ServeError> {
+        check_retention(&options)?;
         let (keys, key_source) =
             KeyRing::load_or_generate(&options.api_keys, &options.data_directory)?;
-        let ledger = Ledger::open(&options.data_directory).await?;
         let listener =
             TcpListener::bind(options.address)
                 .await
@@ -140,7 +173,9 @@ impl BoundServer {
                 ledger,
                 keys: Arc::new(keys),
                 in_flight: InFlightKeys::default(),
+                body_read_timeout: options.limits.body_read_timeout,
             },
+            limits: options.limits,
             retention: options.idempotency_retention,
             key_source,
             data_directory: options.data_directory,
@@ -193,17 +228,24 @@ impl BoundServer {
         let ledger = self.app.ledger.clone();
         let purger = tokio::spawn(purge_idempotency_keys(ledger.clone(), self.retention));
         let router = router(self.app);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        listener::serve(self.listener, router, self.limits, shutdown).await;
         purger.abort();
-        info!("stopped accepting requests; closing the store");
-        let closed = ledger.close().await;
-        served?;
-        closed?;
+        info!("stopped serving requests; closing the store");
+        ledger.close().await?;
         info!("store closed cleanly");
         Ok(())
     }
+}
+
+/// Stripe keeps idempotency keys at least 24 hours; refuse a shorter retention before opening anything.
+fn check_retention(options: &ServeOptions) -> Result<(), ServeError> {
+    let retention_hours = options.idempotency_retention.as_secs() / 3600;
+    if retention_hours < MIN_IDEMPOTENCY_RETENTION_HOURS {
+        return Err(ServeError::RetentionTooShort {
+            hours: retention_hours,
+        });
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -310,11 +352,49 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string)
+/// A header this server records that it cannot record as sent.
+#[derive(Debug, Error)]
+enum HeaderRefusal {
+    #[error(
+        "The {name} header is not valid UTF-8. Send it as UTF-8 text; it is recorded exactly as sent."
+    )]
+    NotUtf8 { name: &'static str },
+    #[error(
+        "The {name} header contains the control character U+{code_point:04X}, which is not accepted."
+    )]
+    ControlCharacter { name: &'static str, code_point: u32 },
+}
+
+/// A header's text, exactly as sent. HTTP lets header values carry any byte but control
+/// characters, and clients send UTF-8 (`Idempotency-Key: ключ-1`): such a value is honoured,
+/// never dropped, because a dropped idempotency key turns a retry into a second charge.
+fn header_text(headers: &HeaderMap, name: &'static str) -> Result<Option<String>, HeaderRefusal> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text =
+        std::str::from_utf8(value.as_bytes()).map_err(|_| HeaderRefusal::NotUtf8 { name })?;
+    // hyper refuses NUL, CR and LF in headers; other controls (such as a tab) pass it.
+    if let Some(control) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(HeaderRefusal::ControlCharacter {
+            name,
+            code_point: control as u32,
+        });
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The `Idempotency-Key` (on writes) and `User-Agent` a request carries, for the audit trail.
+fn read_call_headers(
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<(Option<String>, Option<String>), HeaderRefusal> {
+    let idempotency_key = if method == Method::POST || method == Method::PATCH {
+        header_text(headers, "idempotency-key")?.filter(|key| !key.is_empty())
+    } else {
+        None
+    };
+    Ok((idempotency_key, header_text(headers, "user-agent")?))
 }
 
 /// Request id, authentication, and the headers every response carries.
@@ -333,6 +413,12 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
         (dialect == Dialect::Omise)
             .then(|| HeaderValue::from_static(omise::objects::OMISE_API_VERSION))
     });
+    if let Some((status, message)) = oversized_head(&request) {
+        debug!(%request_id, %method, status = status.as_u16(), "refused: the request head is too large");
+        let mut response = refusal_in_dialect(dialect, status, message);
+        stamp_request_headers(&mut response, &request_id, version_header, version);
+        return response;
+    }
     let refusal = match app.keys.authenticate(presented_key(headers).as_deref()) {
         Err(failure) => Err(failure),
         // A key of the other dialect is not a key of this API.
@@ -350,10 +436,11 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
             debug!(%request_id, %method, %path, "refused: no valid Omise key");
             omise::error::OmiseError::authentication_failure().into_response()
         }
-        (Dialect::Stripe, Ok(caller))
-            if caller.kind == KeyKind::Publishable && method != Method::GET =>
-        {
-            ApiError::publishable_key_write().into_response()
+        // Stripe lets a publishable key create tokens and nothing this server has: reads of
+        // charges, refunds, customers, events and the audit history are refused like writes.
+        (Dialect::Stripe, Ok(caller)) if caller.kind == KeyKind::Publishable => {
+            debug!(%request_id, %method, %path, "refused: a publishable key");
+            ApiError::publishable_key().into_response()
         }
         (Dialect::Omise, Ok(caller))
             if caller.kind == KeyKind::Publishable && !is_vault_path(&path) =>
@@ -361,33 +448,42 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
             debug!(%request_id, %method, %path, "refused: an Omise public key outside the vault");
             omise::error::OmiseError::authentication_failure().into_response()
         }
-        (_, Ok(caller)) => {
-            let idempotency_key = (method == Method::POST || method == Method::PATCH)
-                .then(|| header_text(headers, "idempotency-key"))
-                .flatten()
-                .filter(|key| !key.is_empty());
-            let call = Call {
-                request_id: request_id.clone(),
-                idempotency_key,
-                user_agent: header_text(headers, "user-agent"),
-                caller,
-            };
-            request.extensions_mut().insert(call);
-            next.run(request).await
-        }
+        (_, Ok(caller)) => match read_call_headers(headers, &method) {
+            Ok((idempotency_key, user_agent)) => {
+                let call = Call {
+                    request_id: request_id.clone(),
+                    idempotency_key,
+                    user_agent,
+                    caller,
+                };
+                request.extensions_mut().insert(call);
+                match buffer_body(request, app.body_read_timeout).await {
+                    Ok(request) => next.run(request).await,
+                    Err((status, message)) => {
+                        debug!(%request_id, %method, %path, status = status.as_u16(), "refused: the body");
+                        refusal_in_dialect(dialect, status, message)
+                    }
+                }
+            }
+            Err(refused) => {
+                debug!(%request_id, %method, %path, %refused, "refused: an unreadable header");
+                match dialect {
+                    Dialect::Stripe => {
+                        ApiError::invalid_request(refused.to_string(), None, None).into_response()
+                    }
+                    Dialect::Omise => {
+                        omise::error::OmiseError::bad_request(refused.to_string()).into_response()
+                    }
+                }
+            }
+        },
     };
     if !is_json(&response)
         && (response.status().is_client_error() || response.status().is_server_error())
     {
         response = error_in_dialect_shape(response, dialect).await;
     }
-    let response_headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response_headers.insert("request-id", value);
-    }
-    if let Some(version) = version {
-        response_headers.insert(version_header, version);
-    }
+    stamp_request_headers(&mut response, &request_id, version_header, version);
     debug!(
         %request_id,
         %method,
@@ -397,6 +493,121 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
         "answered"
     );
     response
+}
+
+/// `Request-Id` and the dialect's version header, on every response whatever happened.
+fn stamp_request_headers(
+    response: &mut Response,
+    request_id: &str,
+    version_header: &'static str,
+    version: Option<HeaderValue>,
+) {
+    let response_headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response_headers.insert("request-id", value);
+    }
+    if let Some(version) = version {
+        response_headers.insert(version_header, version);
+    }
+}
+
+/// A request target or header block over this server's limits: 414 or 431, with a message.
+fn oversized_head(request: &Request) -> Option<(StatusCode, String)> {
+    let target_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target_bytes > MAX_URI_BYTES {
+        return Some((
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "The request URL is {target_bytes} bytes long; this server accepts at most {MAX_URI_BYTES}. Send large parameters in the body of a POST."
+            ),
+        ));
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADER_COUNT || header_bytes > MAX_HEADER_BYTES {
+        return Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "The request has {} headers of {header_bytes} bytes in all; this server accepts at most {MAX_HEADER_COUNT} headers of {MAX_HEADER_BYTES} bytes.",
+                headers.len()
+            ),
+        ));
+    }
+    None
+}
+
+/// Read the whole body before any handler runs, within `MAX_BODY_BYTES` and `timeout`: a
+/// body that trickles, or a `Content-Length` that promises more than is sent, must not hold
+/// a connection and a task forever.
+async fn buffer_body(request: Request, timeout: Duration) -> Result<Request, (StatusCode, String)> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The request body is larger than the {MAX_BODY_BYTES} bytes this server accepts."
+            ),
+        )
+    };
+    let declared_bytes = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_bytes.is_some_and(|bytes| bytes > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let collected = tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited))
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "The request body did not arrive within {} s. Send the whole body at once, with a Content-Length that matches it.",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?;
+    let bytes = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(error) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("The request body could not be read: {error}"),
+            ));
+        }
+    };
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// A refusal the server makes before any handler runs, in the dialect's error shape.
+fn refusal_in_dialect(dialect: Dialect, status: StatusCode, message: String) -> Response {
+    match dialect {
+        Dialect::Omise => {
+            let code = if status.is_server_error() {
+                "internal_error"
+            } else {
+                "bad_request"
+            };
+            omise::error::OmiseError::new(status, code, message).into_response()
+        }
+        Dialect::Stripe => {
+            let error_type = if status.is_server_error() {
+                error::ErrorType::ApiError
+            } else {
+                error::ErrorType::InvalidRequestError
+            };
+            ApiError::new(status, error_type, message, None, None).into_response()
+        }
+    }
 }
 
 fn is_json(response: &Response) -> bool {
@@ -421,18 +632,5 @@ async fn error_in_dialect_shape(response: Response, dialect: Dialect) -> Respons
     } else {
         text
     };
-    if dialect == Dialect::Omise {
-        let code = if status.is_server_error() {
-            "internal_error"
-        } else {
-            "bad_request"
-        };
-        return omise::error::OmiseError::new(status, code, message).into_response();
-    }
-    let error_type = if status.is_server_error() {
-        error::ErrorType::ApiError
-    } else {
-        error::ErrorType::InvalidRequestError
-    };
-    ApiError::new(status, error_type, message, None, None).into_response()
+    refusal_in_dialect(dialect, status, message)
 }

@@ -142,6 +142,7 @@ pub fn history_entry_object(charge_id: &str, entry: &HistoryEntry) -> Value {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     json!({
+        "id": entry.event_id,
         "object": "charge_history_entry",
         "charge": charge_id,
         "version": entry.version,

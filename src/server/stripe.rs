@@ -24,6 +24,7 @@ use crate::ledger::{LedgerError, ListCharges};
 use crate::server::error::ApiError;
 use crate::server::idempotency::{self, Written};
 use crate::server::objects::{self, ListObject};
+use crate::server::paging;
 use crate::server::params::{Form, missing};
 use crate::server::{App, Call, MAX_BODY_BYTES, form, unrecognized_url};
 use crate::store::PageCursor;
@@ -111,8 +112,8 @@ fn read_form(query: Option<String>, body: Result<Bytes, BytesRejection>) -> Resu
         }
         input.extend_from_slice(&body);
     }
-    let params = form::parse(&input).map_err(|conflict| {
-        ApiError::invalid_request(conflict.to_string(), Some(&conflict.name), None)
+    let params = form::parse(&input).map_err(|refused| {
+        ApiError::invalid_request(refused.to_string(), Some(refused.param()), None)
     })?;
     Ok(Form::new(params))
 }
@@ -397,22 +398,12 @@ async fn list_refunds(
     let account = &call.caller.account;
     let charge = app.ledger.get_charge(account, &charge_id).await?;
     // Refunds are embedded in the charge, newest first; a charge has few, so page in memory.
-    let refunds = &charge.refunds.data;
-    let position = |id: &str| refunds.iter().position(|refund| refund.id == id);
-    let window: &[domain::Refund] = match &cursor {
-        PageCursor::Newest => refunds,
-        PageCursor::StartingAfter(id) => position(id).map_or(&[], |index| &refunds[index + 1..]),
-        PageCursor::EndingBefore(id) => {
-            let end = position(id).unwrap_or(0);
-            &refunds[end.saturating_sub(limit)..end]
-        }
-    };
-    let has_more = match &cursor {
-        PageCursor::EndingBefore(id) => position(id).unwrap_or(0) > limit,
-        _ => window.len() > limit,
-    };
+    // A cursor naming no refund of this charge gives an empty page.
+    let (window, has_more) =
+        paging::page_in_memory(&charge.refunds.data, &cursor, limit, |refund| &refund.id)
+            .unwrap_or((&[], false));
     let mut data = Vec::new();
-    for refund in window.iter().take(limit) {
+    for refund in window {
         data.push(refund_object(&app, account, refund, &expand).await?);
     }
     let list = ListObject::new(data, has_more, format!("/v1/charges/{charge_id}/refunds"));
@@ -584,14 +575,34 @@ async fn charge_history(
     Path(charge_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let form = query_form(query)?;
-    form.reject_unknown(&[])?;
+    let mut form = query_form(query)?;
+    form.reject_unknown(&["limit", "starting_after", "ending_before"])?;
+    let limit = form.limit()?;
+    let cursor = form.cursor()?;
     let entries = app.ledger.history(&call.caller.account, &charge_id).await?;
-    let data: Vec<Value> = entries
+    // Oldest first, as a history reads; `starting_after` moves to later versions. Each entry's
+    // `id` is its event's id.
+    let (window, has_more) = paging::page_in_memory(&entries, &cursor, limit, |entry| {
+        &entry.event_id
+    })
+    .map_err(|missing_id| {
+        let param = match &cursor {
+            PageCursor::EndingBefore(_) => "ending_before",
+            _ => "starting_after",
+        };
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            crate::server::error::ErrorType::InvalidRequestError,
+            format!("No such history entry: '{missing_id}' is not an event of charge {charge_id}"),
+            Some(param),
+            Some("resource_missing"),
+        )
+    })?;
+    let data: Vec<Value> = window
         .iter()
         .map(|entry| objects::history_entry_object(&charge_id, entry))
         .collect();
-    let list = ListObject::new(data, false, format!("/v1/charges/{charge_id}/history"));
+    let list = ListObject::new(data, has_more, format!("/v1/charges/{charge_id}/history"));
     Ok(respond(&list, &call, false))
 }
 

@@ -128,7 +128,7 @@ impl SledStore {
                 format!("{} holds no chargeledger store", path.display()),
             )));
         }
-        std::fs::create_dir_all(&path)?;
+        crate::store::permissions::create_private_directory(&path)?;
         let db = sled::Config::new().path(&path).open().map_err(|error| match error {
             sled::Error::Io(io_error) if io_error.to_string().contains("could not acquire lock") => {
                 StoreError::Io(std::io::Error::new(

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod raw_http;
 pub mod server;
 
 use chargeledger::domain::{Charge, DecisionContext, FreshIds};

@@ -71,6 +71,11 @@ impl TestServer {
 
     /// Serve with exactly these secret keys (none: the server uses or generates its own).
     pub fn start_with_keys(data_directory: &Path, keys: &[&str]) -> Self {
+        TestServer::start_with_args(data_directory, keys, &[])
+    }
+
+    /// Serve with these keys and further `serve` arguments (`--idle-timeout-secs 1`, say).
+    pub fn start_with_args(data_directory: &Path, keys: &[&str], extra_args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_chargeledger"));
         command
             .arg("serve")
@@ -81,7 +86,8 @@ impl TestServer {
             .env_remove("CHARGELEDGER_API_KEYS")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            .args(extra_args);
         for key in keys {
             command.arg("--api-key").arg(key);
         }

@@ -32,7 +32,13 @@ impl OmiseParams {
         if let Some(query) = query.filter(|query| !query.is_empty()) {
             merge(&mut values, form_values(query.as_bytes())?);
         }
-        let body_text = String::from_utf8_lossy(body);
+        // Bytes are read as sent or refused, never replaced: an audit ledger stores what came.
+        let body_text = std::str::from_utf8(body).map_err(|error| {
+            OmiseError::bad_request(format!(
+                "the request body is not valid UTF-8 (at byte {}); send text as UTF-8",
+                error.valid_up_to()
+            ))
+        })?;
         let trimmed = body_text.trim();
         if !trimmed.is_empty() {
             let is_json = match content_type {
@@ -41,7 +47,10 @@ impl OmiseParams {
             };
             let body_values = if is_json {
                 match serde_json::from_str::<Value>(trimmed) {
-                    Ok(Value::Object(object)) => object,
+                    Ok(Value::Object(object)) => {
+                        check_json(&object)?;
+                        object
+                    }
                     Ok(_) => {
                         return Err(OmiseError::bad_request(
                             "the request body must be a JSON object",
@@ -160,11 +169,42 @@ impl OmiseParams {
 /// Form and query values as JSON: strings, objects for `a[b]`, arrays for `a[]`.
 fn form_values(input: &[u8]) -> Result<Map<String, Value>, OmiseError> {
     let params =
-        form::parse(input).map_err(|conflict| OmiseError::bad_request(conflict.to_string()))?;
+        form::parse(input).map_err(|refused| OmiseError::bad_request(refused.to_string()))?;
     Ok(params
         .iter()
         .map(|(name, value)| (name.clone(), value.to_json()))
         .collect())
+}
+
+/// Hold a JSON body to the rules forms follow: nested at most `MAX_NESTING_DEPTH` levels below
+/// its parameter, and no control characters in keys or strings. Walked with an explicit stack:
+/// serde_json caps parsing at 128 levels, but this check must not rely on that.
+fn check_json(object: &Map<String, Value>) -> Result<(), OmiseError> {
+    let refuse = |refused: form::FormError| OmiseError::bad_request(refused.to_string());
+    for (name, value) in object {
+        form::check_text(name, name, name).map_err(refuse)?;
+        let mut pending = vec![(value, 0_usize)];
+        while let Some((value, depth)) = pending.pop() {
+            if depth > form::MAX_NESTING_DEPTH {
+                return Err(refuse(form::FormError::TooDeep {
+                    name: name.clone(),
+                    depth,
+                }));
+            }
+            match value {
+                Value::String(text) => form::check_text(text, name, name).map_err(refuse)?,
+                Value::Array(items) => pending.extend(items.iter().map(|item| (item, depth + 1))),
+                Value::Object(entries) => {
+                    for (key, item) in entries {
+                        form::check_text(key, name, name).map_err(refuse)?;
+                        pending.push((item, depth + 1));
+                    }
+                }
+                Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {

@@ -49,6 +49,15 @@
 //! [`domain::omise`]; their operations are methods on [`Ledger`] such as
 //! [`Ledger::create_omise_charge`].
 //!
+//! # Cargo features
+//!
+//! - `server` (default): the HTTP shell, [`server`], on axum and hyper.
+//! - `cli` (default, implies `server`): the `chargeledger` binary's commands, on clap and
+//!   indicatif.
+//!
+//! A program that only embeds the ledger depends on
+//! `chargeledger = { version = "0.1", default-features = false }` and builds none of those.
+//!
 //! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
 //! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`
 //! for the design and its invariants.
@@ -57,12 +66,14 @@
 
 pub mod audit;
 pub mod chain;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod domain;
 pub mod events;
 pub mod ids;
 pub mod ledger;
 pub mod maintenance;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod store;
 pub mod subscription;

@@ -91,10 +91,18 @@ impl ApiError {
         }
     }
 
-    /// `Received unknown parameter: foo` (or `parameters: a, b`).
+    /// `Received unknown parameter: foo` (or `parameters: a, b`). A request with thousands of
+    /// unknown names gets the first `MAX_NAMED_UNKNOWN_PARAMETERS` and a count, so a refusal
+    /// never grows to the size of a hostile request.
     pub fn unknown_parameters(names: &[String]) -> Self {
+        const MAX_NAMED_UNKNOWN_PARAMETERS: usize = 20;
         let message = match names {
             [one] => format!("Received unknown parameter: {one}"),
+            many if many.len() > MAX_NAMED_UNKNOWN_PARAMETERS => format!(
+                "Received unknown parameters: {} (and {} more)",
+                many[..MAX_NAMED_UNKNOWN_PARAMETERS].join(", "),
+                many.len() - MAX_NAMED_UNKNOWN_PARAMETERS
+            ),
             many => format!("Received unknown parameters: {}", many.join(", ")),
         };
         ApiError::invalid_request(

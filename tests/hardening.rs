@@ -365,6 +365,7 @@ fn a_utf8_idempotency_key_is_honoured_in_both_dialects() {
     );
     assert_eq!(first.json()["id"], second.json()["id"]);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(second.header("idempotency-key"), Some("ключ-2"));
 }
 
 #[test]

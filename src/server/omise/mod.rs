@@ -91,19 +91,11 @@ impl<S: Send + Sync> FromRequest<S> for OmiseInput {
 /// A 200 with an Omise JSON body, marked as a replay when it is one.
 fn respond(body: Value, call: &Call, replayed: bool) -> Response {
     let mut response = axum::Json(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),
     );
-    if let Some(key) = &call.idempotency_key
-        && let Ok(value) = HeaderValue::from_str(key)
-    {
-        headers.insert("idempotency-key", value);
-    }
-    if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
+    idempotency::stamp_headers(&mut response, call, replayed);
     response
 }
 

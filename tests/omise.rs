@@ -989,3 +989,103 @@ async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
     assert!(at_version_2.omise.unwrap().reversed_at.is_none());
     assert!(ledger.get_token(account, &token.id).await.unwrap().used());
 }
+
+#[tokio::test]
+async fn a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appended() {
+    use chargeledger::domain::RequestError;
+    use chargeledger::domain::omise::{
+        CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseRefusal,
+    };
+    use chargeledger::{CaptureCharge, CreateCharge, LedgerError, RefundCharge, UpdateCharge};
+    let directory = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(directory.path()).await.unwrap();
+    let account = "acct_test_both_dialects";
+    let token = ledger
+        .create_token(
+            account,
+            CreateToken {
+                name: Some("A B".into()),
+                number: Some(VISA.into()),
+                expiration_month: Some(1),
+                expiration_year: Some(2099),
+                ..CreateToken::default()
+            },
+            RequestMeta::library(),
+        )
+        .await
+        .unwrap();
+    let mut create = CreateOmiseCharge::with_token(2500, "thb", &token.id);
+    create.capture = false;
+    let omise_charge = ledger
+        .create_omise_charge(account, create, RequestMeta::library())
+        .await
+        .unwrap();
+    ledger
+        .reverse_charge(account, &omise_charge.id, RequestMeta::library())
+        .await
+        .unwrap();
+    let stripe_charge = ledger
+        .create_charge(
+            account,
+            CreateCharge::new(2000, "usd")
+                .source("tok_visa")
+                .capture(false),
+            RequestMeta::library(),
+        )
+        .await
+        .unwrap();
+    let versions = |ledger: &Ledger| {
+        let ledger = ledger.clone();
+        let (omise_id, stripe_id) = (omise_charge.id.clone(), stripe_charge.id.clone());
+        async move {
+            let omise = ledger.history(account, &omise_id).await.unwrap().len();
+            let stripe = ledger.history(account, &stripe_id).await.unwrap().len();
+            (omise, stripe)
+        }
+    };
+    let before = versions(&ledger).await;
+
+    // Stripe's operations on a reversed Omise authorization: refused by name, never decided.
+    let other = |result: Result<_, LedgerError>| match result {
+        Err(LedgerError::Request(RequestError::ChargeOfOtherDialect { charge_id })) => charge_id,
+        other => panic!("expected a refusal naming the other dialect, got {other:?}"),
+    };
+    let id = &omise_charge.id;
+    let capture = ledger.capture_charge(
+        account,
+        id,
+        CaptureCharge::default(),
+        RequestMeta::library(),
+    );
+    assert_eq!(other(capture.await.map(drop)), *id);
+    let refund = ledger.refund_charge(account, id, RefundCharge::default(), RequestMeta::library());
+    assert_eq!(other(refund.await.map(drop)), *id);
+    let update = ledger.update_charge(
+        account,
+        id,
+        UpdateCharge::new().description("x"),
+        RequestMeta::library(),
+    );
+    assert_eq!(other(update.await.map(drop)), *id);
+
+    // Omise's operations on a Stripe charge: Omise's typed refusal, not a corrupt stream.
+    let omise_other = |result: Result<_, LedgerError>| match result {
+        Err(LedgerError::OmiseRequest(OmiseRefusal::ChargeOfOtherDialect { charge_id })) => {
+            charge_id
+        }
+        other => panic!("expected Omise's refusal naming the other dialect, got {other:?}"),
+    };
+    let id = &stripe_charge.id;
+    let reverse = ledger.reverse_charge(account, id, RequestMeta::library());
+    assert_eq!(omise_other(reverse.await.map(drop)), *id);
+    let capture = ledger.capture_omise_charge(
+        account,
+        id,
+        CaptureOmiseCharge::default(),
+        RequestMeta::library(),
+    );
+    assert_eq!(omise_other(capture.await.map(drop)), *id);
+
+    assert_eq!(versions(&ledger).await, before, "nothing was appended");
+    assert!(ledger.verify(&|_, _| {}).await.unwrap().is_sound());
+}

@@ -126,6 +126,7 @@ pub fn update_charge(
     referenced_customer: Option<&Customer>,
     policy: &AccountPolicy,
 ) -> Result<Option<EventPayload>, RequestError> {
+    check_origin(charge)?;
     // Parameter rules first, so a malformed request is reported as such whatever the charge's state.
     if let Some(customer) = &command.customer {
         check_length("customer", customer, DEFAULT_MAX_CHARS)?;
@@ -255,6 +256,7 @@ pub fn capture_charge(
     command: &CaptureCharge,
     context: &DecisionContext,
 ) -> Result<EventPayload, RequestError> {
+    check_origin(charge)?;
     if let Some(amount) = command.amount
         && amount <= 0
     {
@@ -346,6 +348,7 @@ pub fn refund_charge(
     command: &RefundCharge,
     context: &DecisionContext,
 ) -> Result<EventPayload, RequestError> {
+    check_origin(charge)?;
     if let Some(amount) = command.amount
         && amount <= 0
     {
@@ -438,6 +441,17 @@ pub fn create_customer(
 }
 
 /// `transfer_group` may only be provided while it is unset; repeating the current value is a no-op.
+/// Stripe's rules decide only for charges of Stripe's own origin; an Omise charge gets a typed
+/// refusal, never a decision made on a lifecycle Stripe's rules do not know (such as "reversed").
+fn check_origin(charge: &Charge) -> Result<(), RequestError> {
+    match charge.omise {
+        None => Ok(()),
+        Some(_) => Err(RequestError::ChargeOfOtherDialect {
+            charge_id: charge.id.clone(),
+        }),
+    }
+}
+
 fn transfer_group_change(
     charge: &Charge,
     group: &str,

@@ -118,6 +118,14 @@ pub enum RequestError {
     )]
     TransferGroupAlreadySet { charge_id: String, existing: String },
 
+    /// Stripe's rules decide only for charges created through Stripe's API: an Omise charge's
+    /// lifecycle (a reversed authorization, captures that release without refunding) is not
+    /// Stripe's.
+    #[error(
+        "Charge {charge_id} was created through Omise's API; Stripe's operations cannot change it."
+    )]
+    ChargeOfOtherDialect { charge_id: String },
+
     #[error("Charge {charge_id} has already been captured.")]
     ChargeAlreadyCaptured { charge_id: String },
 
@@ -171,7 +179,7 @@ impl RequestError {
             AmountTooSmall { .. } | AmountTooLarge | CaptureAmountTooLarge { .. } => Some("amount"),
             RefundAmountTooLarge { .. } | PartialRefundOfUncapturedCharge { .. } => Some("amount"),
             MissingSourceOrCustomer | NoSuchToken { .. } => Some("source"),
-            NoSuchCharge { .. } => Some("id"),
+            NoSuchCharge { .. } | ChargeOfOtherDialect { .. } => Some("id"),
             NoSuchCustomer { .. } | CustomerAlreadySet { .. } => Some("customer"),
             TransferGroupAlreadySet { .. } => Some("transfer_group"),
             CardDeclined { .. }
@@ -208,6 +216,7 @@ impl RequestError {
                 "parameter_invalid_string"
             }
             PartialRefundOfUncapturedCharge { .. } => "charge_not_captured",
+            ChargeOfOtherDialect { .. } => "charge_of_other_dialect",
             MetadataKeyTooLong { .. }
             | MetadataValueTooLong { .. }
             | TooManyMetadataKeys { .. }

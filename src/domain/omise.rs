@@ -79,6 +79,11 @@ pub enum OmiseRefusal {
         "description is {length_chars} characters; at most {DESCRIPTION_MAX_CHARS} are accepted"
     )]
     DescriptionTooLong { length_chars: usize },
+    /// Omise's rules decide only for charges created through Omise's API.
+    #[error(
+        "charge {charge_id} was created through Stripe's API; Omise's operations cannot change it"
+    )]
+    ChargeOfOtherDialect { charge_id: String },
 }
 
 impl OmiseRefusal {
@@ -100,7 +105,7 @@ impl OmiseRefusal {
             | SourceNotSupported => "invalid_charge",
             // A documented 400 that every client maps to its own exception class
             // (omise-python's InvalidChargeError), so existing handlers catch it.
-            FrozenAfterCapture { .. } => "invalid_charge",
+            FrozenAfterCapture { .. } | ChargeOfOtherDialect { .. } => "invalid_charge",
             TokenNotFound { .. } | CustomerNotFound { .. } | ChargeNotFound { .. } => "not_found",
             TokenUsed { .. } => "used_token",
             AlreadyCaptured
@@ -404,6 +409,7 @@ pub fn update_charge(
     command: &UpdateOmiseCharge,
     policy: &AccountPolicy,
 ) -> Result<Option<EventPayload>, OmiseRefusal> {
+    check_origin(charge)?;
     check_description(command.description.as_deref())?;
     if let Some(metadata) = &command.metadata {
         check_metadata(metadata)?;
@@ -440,6 +446,7 @@ pub fn capture_charge(
     command: &CaptureOmiseCharge,
     context: &OmiseContext,
 ) -> Result<EventPayload, OmiseRefusal> {
+    check_origin(charge)?;
     if is_reversed(charge) {
         return Err(OmiseRefusal::CaptureOfReversedCharge);
     }
@@ -468,6 +475,7 @@ pub fn capture_charge(
 
 /// Decide `POST /charges/{id}/reverse`: only an uncaptured, unreversed authorization.
 pub fn reverse_charge(charge: &Charge, now_unix: i64) -> Result<EventPayload, OmiseRefusal> {
+    check_origin(charge)?;
     if charge.captured || is_reversed(charge) || charge.refunded {
         return Err(OmiseRefusal::ReverseNotAllowed);
     }
@@ -489,6 +497,17 @@ pub fn initial_state(
         capture: captured,
         paid_at: captured.then_some(created),
         reversed_at: None,
+    }
+}
+
+/// A charge Stripe's rules created has none of the state Omise's rules read (the vault card,
+/// `reversed_at`): refuse it by name rather than decide on a state that is not there.
+fn check_origin(charge: &Charge) -> Result<(), OmiseRefusal> {
+    match charge.omise {
+        Some(_) => Ok(()),
+        None => Err(OmiseRefusal::ChargeOfOtherDialect {
+            charge_id: charge.id.clone(),
+        }),
     }
 }
 

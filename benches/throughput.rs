@@ -270,7 +270,7 @@ fn synthetic_log(
         let context = DecisionContext {
             now_unix: recorded_at.unix_timestamp(),
             livemode: false,
-            ids: ids::fresh_ids(),
+            ids: chargeledger::ledger::fresh_ids(),
         };
         let charge_id = context.ids.charge.clone();
         let created_sequence = events.len() as u64 + 1;

@@ -1,7 +1,8 @@
 //! Stripe-shaped identifiers (`ch_` + 24 characters and so on) and Omise-shaped ones (`chrg_test_` + 19 lower-case characters), drawn from UUIDv4 randomness.
 
-use crate::domain::FreshIds;
-use crate::domain::omise::OmiseIds;
+// A leaf: this module imports nothing from the crate, so every layer may use it. The bundles
+// of ids a command needs (`FreshIds`, `OmiseIds`) are put together by the ledger, the shell
+// that passes them into the domain.
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Omise ids use digits and lower-case letters only.
@@ -39,16 +40,6 @@ pub fn omise_id(kind: &str, livemode: bool) -> String {
     random_id_from(LOWER_CASE_ALPHABET, &prefix, 19)
 }
 
-/// Fresh identifiers for every object one Omise command might create.
-pub fn omise_ids(livemode: bool) -> OmiseIds {
-    OmiseIds {
-        charge: omise_id("chrg", livemode),
-        card: omise_id("card", livemode),
-        token: omise_id("tokn", livemode),
-        transaction: omise_id("trxn", livemode),
-    }
-}
-
 pub fn charge_id() -> String {
     random_id("ch_", 24)
 }
@@ -63,15 +54,4 @@ pub fn event_id() -> String {
 
 pub fn request_id() -> String {
     random_id("req_", 14)
-}
-
-/// Fresh identifiers for every object one command might create.
-pub fn fresh_ids() -> FreshIds {
-    FreshIds {
-        charge: charge_id(),
-        customer: customer_id(),
-        payment_method: random_id("card_", 24),
-        balance_transaction: random_id("txn_", 24),
-        refund: random_id("re_", 24),
-    }
 }

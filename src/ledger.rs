@@ -868,7 +868,19 @@ fn decision_context(account: &str) -> DecisionContext {
     DecisionContext {
         now_unix: OffsetDateTime::now_utc().unix_timestamp(),
         livemode: account_is_live(account),
-        ids: ids::fresh_ids(),
+        ids: fresh_ids(),
+    }
+}
+
+/// Fresh identifiers for every object one Stripe command might create: the ids `decide` is
+/// given, since the domain draws no randomness itself.
+pub fn fresh_ids() -> crate::domain::FreshIds {
+    crate::domain::FreshIds {
+        charge: ids::charge_id(),
+        customer: ids::customer_id(),
+        payment_method: ids::random_id("card_", 24),
+        balance_transaction: ids::random_id("txn_", 24),
+        refund: ids::random_id("re_", 24),
     }
 }
 

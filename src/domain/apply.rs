@@ -9,7 +9,7 @@ use crate::domain::charge::{
 };
 use crate::domain::commands::AccountPolicy;
 use crate::domain::omise;
-use crate::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
+use crate::domain::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
 
 /// The current state of one stream: what the ledger stores as its projection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use crate::domain::validation::{
     self, DEFAULT_MAX_CHARS, DESCRIPTION_MAX_CHARS, check_email, check_length,
     check_metadata_edits, check_metadata_size, check_statement_descriptor, empty_as_none,
 };
-use crate::events::{
+use crate::domain::events::{
     ChargeCaptured, ChargeCreated, ChargeRefunded, ChargeUpdated, CustomerCreated, EventPayload,
     FieldChange,
 };

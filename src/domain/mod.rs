@@ -5,6 +5,7 @@ pub mod charge;
 pub mod commands;
 pub mod decide;
 pub mod error;
+pub mod events;
 pub mod omise;
 pub mod validation;
 

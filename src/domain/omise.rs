@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::domain::charge::{Card, Charge, Metadata, OmiseChargeState, Token, VaultCard};
 use crate::domain::commands::AccountPolicy;
-use crate::events::{
+use crate::domain::events::{
     ChargeCaptured, ChargeCreated, ChargeReversed, ChargeUpdated, EventPayload, FieldChange,
     OmiseChargeCreation, TokenCreated, TokenUsed,
 };

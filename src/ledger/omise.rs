@@ -268,7 +268,17 @@ fn omise_context(account: &str) -> OmiseContext {
     OmiseContext {
         now_unix: OffsetDateTime::now_utc().unix_timestamp(),
         livemode,
-        ids: ids::omise_ids(livemode),
+        ids: omise_ids(livemode),
+    }
+}
+
+/// Fresh identifiers for every object one Omise command might create.
+fn omise_ids(livemode: bool) -> domain::omise::OmiseIds {
+    domain::omise::OmiseIds {
+        charge: ids::omise_id("chrg", livemode),
+        card: ids::omise_id("card", livemode),
+        token: ids::omise_id("tokn", livemode),
+        transaction: ids::omise_id("trxn", livemode),
     }
 }
 

@@ -1,0 +1,225 @@
+//! What happened to a charge, a customer, a token or an account: the event payloads, the domain's own vocabulary.
+//!
+//! These payloads are what `decide` produces and `apply` folds. They are stored inside the
+//! envelope (`crate::events::EventBody`: sequence, stream version, time, request meta, hash),
+//! which lives above the domain; their serde shape is part of the stored format v1 described
+//! there, pinned byte for byte by `tests/stored_format.rs`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shipping, VaultCard};
+
+/// One changed top-level field of a charge: its value before and after.
+///
+/// For `metadata` only the keys that changed are kept: a key in `previous` but not `current` was
+/// removed, one in `current` only was added. That is enough for Stripe's `previous_attributes`
+/// and keeps an event's size independent of how much metadata the charge already carries.
+// Variants differ in size (shipping is large); boxing would cost an allocation per decoded
+// event on the replay path, which matters more than the memory of a value held briefly.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "field", rename_all = "snake_case")]
+pub enum FieldChange {
+    Customer {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    Description {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    Metadata {
+        previous: Metadata,
+        current: Metadata,
+    },
+    ReceiptEmail {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    Shipping {
+        previous: Option<Shipping>,
+        current: Option<Shipping>,
+    },
+    FraudDetails {
+        previous: FraudDetails,
+        current: FraudDetails,
+    },
+    TransferGroup {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    StatementDescriptor {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+    StatementDescriptorSuffix {
+        previous: Option<String>,
+        current: Option<String>,
+    },
+}
+
+impl FieldChange {
+    /// The charge attribute this change is about, as Stripe names it.
+    pub fn field_name(&self) -> &'static str {
+        match self {
+            FieldChange::Customer { .. } => "customer",
+            FieldChange::Description { .. } => "description",
+            FieldChange::Metadata { .. } => "metadata",
+            FieldChange::ReceiptEmail { .. } => "receipt_email",
+            FieldChange::Shipping { .. } => "shipping",
+            FieldChange::FraudDetails { .. } => "fraud_details",
+            FieldChange::TransferGroup { .. } => "transfer_group",
+            FieldChange::StatementDescriptor { .. } => "statement_descriptor",
+            FieldChange::StatementDescriptorSuffix { .. } => "statement_descriptor_suffix",
+        }
+    }
+}
+
+/// A charge came into being (authorized, and captured unless `captured` is false).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeCreated {
+    pub charge_id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub captured: bool,
+    pub customer: Option<String>,
+    /// The test token or card the caller paid with.
+    pub source: String,
+    pub payment_method: String,
+    pub card: Card,
+    /// `txn_…`, set when the charge is captured on creation.
+    pub balance_transaction: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Metadata,
+    pub receipt_email: Option<String>,
+    pub shipping: Option<Shipping>,
+    pub statement_descriptor: Option<String>,
+    pub statement_descriptor_suffix: Option<String>,
+    pub transfer_group: Option<String>,
+    /// Set only on charges created through the Omise dialect (absent from Stripe charges' JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omise: Option<OmiseChargeCreation>,
+}
+
+/// What an Omise charge creation records beyond the common fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OmiseChargeCreation {
+    /// The vault card it was paid with, as Omise's card object shows it.
+    pub card: VaultCard,
+    pub return_uri: Option<String>,
+    /// The payer's IP address as the merchant reported it.
+    pub ip: Option<String>,
+}
+
+/// Fields of a charge changed through an update request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeUpdated {
+    pub changes: Vec<FieldChange>,
+}
+
+/// An authorized charge was captured, in full or in part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeCaptured {
+    pub amount_captured: i64,
+    pub balance_transaction: String,
+    /// On a partial capture the uncaptured remainder is released as a refund, as Stripe does.
+    pub released_remainder: Option<Refund>,
+    /// Fields the capture request also set (receipt_email, statement descriptors, transfer_group).
+    pub changes: Vec<FieldChange>,
+    /// When the capture was decided, in Unix seconds. Recorded by the Omise dialect, whose
+    /// charge object shows `paid_at`; absent on Stripe captures (Stripe shows no capture time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<i64>,
+}
+
+/// An uncaptured authorization was released (Omise's reverse). Nothing was ever captured, so
+/// nothing is refunded: the charge keeps `amount_refunded` 0 and becomes `reversed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeReversed {
+    pub reversed_at: i64,
+}
+
+/// A card was put in the vault (Omise's `POST /tokens`). Only what the card object shows is
+/// kept: never the full number or the security code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token_id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub card: VaultCard,
+}
+
+/// A token was spent on a charge; a token can be used once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenUsed {
+    pub charge_id: String,
+}
+
+/// Money went back to the customer (or an uncaptured authorization was released).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeRefunded {
+    pub refund: Refund,
+}
+
+/// A customer was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerCreated {
+    pub customer_id: String,
+    pub livemode: bool,
+    pub created: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Metadata,
+}
+
+/// An account changed its own rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountPolicySet {
+    pub policy: AccountPolicy,
+}
+
+/// What happened. The tag is the Stripe-style event type.
+// Unboxed for the same reason as `FieldChange`: replay decodes millions of these.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventPayload {
+    #[serde(rename = "charge.created")]
+    ChargeCreated(ChargeCreated),
+    #[serde(rename = "charge.updated")]
+    ChargeUpdated(ChargeUpdated),
+    #[serde(rename = "charge.captured")]
+    ChargeCaptured(ChargeCaptured),
+    #[serde(rename = "charge.refunded")]
+    ChargeRefunded(ChargeRefunded),
+    #[serde(rename = "customer.created")]
+    CustomerCreated(CustomerCreated),
+    #[serde(rename = "account.policy_set")]
+    AccountPolicySet(AccountPolicySet),
+    #[serde(rename = "charge.reversed")]
+    ChargeReversed(ChargeReversed),
+    #[serde(rename = "token.created")]
+    TokenCreated(TokenCreated),
+    #[serde(rename = "token.used")]
+    TokenUsed(TokenUsed),
+}
+
+impl EventPayload {
+    /// The event type, as stored and as Stripe names it (`charge.updated`).
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventPayload::ChargeCreated(_) => "charge.created",
+            EventPayload::ChargeUpdated(_) => "charge.updated",
+            EventPayload::ChargeCaptured(_) => "charge.captured",
+            EventPayload::ChargeRefunded(_) => "charge.refunded",
+            EventPayload::CustomerCreated(_) => "customer.created",
+            EventPayload::AccountPolicySet(_) => "account.policy_set",
+            EventPayload::ChargeReversed(_) => "charge.reversed",
+            EventPayload::TokenCreated(_) => "token.created",
+            EventPayload::TokenUsed(_) => "token.used",
+        }
+    }
+}

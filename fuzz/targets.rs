@@ -13,7 +13,7 @@ use chargeledger::domain::{
 };
 use chargeledger::server::form;
 use chargeledger::server::omise::body::OmiseParams;
-use chargeledger::server::params::Form;
+use chargeledger::server::stripe::params::Form;
 
 /// A target: bytes in, no panic out.
 pub type Target = fn(&[u8]);

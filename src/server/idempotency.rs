@@ -110,7 +110,7 @@ mod tests {
         let held = keys.claim("acct_a", "key-1").expect("the first claim");
         let refused = keys.claim("acct_a", "key-1").map(drop).unwrap_err();
         assert!(matches!(refused, LedgerError::IdempotencyKeyInUse { .. }));
-        let refused = crate::server::error::ApiError::from(refused);
+        let refused = crate::server::stripe::error::ApiError::from(refused);
         assert_eq!(refused.status, axum::http::StatusCode::CONFLICT);
         assert_eq!(refused.body.code.as_deref(), Some("idempotency_key_in_use"));
         // Keys are per account.

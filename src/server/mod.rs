@@ -9,14 +9,11 @@
 //! through `idempotency`.
 
 pub mod auth;
-pub mod error;
 pub mod form;
 pub mod idempotency;
 pub mod listener;
-pub mod objects;
 pub mod omise;
 pub mod paging;
-pub mod params;
 pub mod stripe;
 
 use std::future::Future;
@@ -37,9 +34,9 @@ use tracing::{debug, info, warn};
 use crate::events::RequestMeta;
 use crate::ledger::{Ledger, LedgerError};
 use crate::server::auth::{AuthFailure, Caller, Dialect, KeyError, KeyKind, KeyRing, KeySource};
-use crate::server::error::ApiError;
 use crate::server::idempotency::InFlightKeys;
 pub use crate::server::listener::ConnectionLimits;
+use crate::server::stripe::error::ApiError;
 
 /// Request bodies larger than this get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -601,9 +598,9 @@ fn refusal_in_dialect(dialect: Dialect, status: StatusCode, message: String) -> 
         }
         Dialect::Stripe => {
             let error_type = if status.is_server_error() {
-                error::ErrorType::ApiError
+                stripe::error::ErrorType::ApiError
             } else {
-                error::ErrorType::InvalidRequestError
+                stripe::error::ErrorType::InvalidRequestError
             };
             ApiError::new(status, error_type, message, None, None).into_response()
         }

@@ -5,8 +5,8 @@
 //! HTTP dialect refuse the same things with the same words.
 
 use crate::domain::{Address, MetadataEdit, RequestError, ShippingInput, ShippingUpdate};
-use crate::server::error::ApiError;
 use crate::server::form::{Param, Params};
+use crate::server::stripe::error::ApiError;
 use crate::store::PageCursor;
 
 /// A request's parameters, taken one by one; what is left at the end was not expected.

@@ -1,0 +1,112 @@
+//! `/v1/events`: a stored event as Stripe's event object, listed and retrieved.
+
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::objects::ListObject;
+use super::{objects, query_form, respond};
+use crate::domain::Projection;
+use crate::events::RecordedEvent;
+use crate::server::{App, Call};
+
+/// A stored event as Stripe's event object: the object right after it, and for updates the
+/// attributes it changed with their previous values.
+pub(super) async fn event_object(
+    app: &App,
+    call: &Call,
+    event: &RecordedEvent,
+    event_type: &str,
+) -> Result<Value, ApiError> {
+    let (before, after) = app
+        .ledger
+        .states_around(&call.caller.account, event)
+        .await?;
+    let previous_json = before.as_ref().map(projection_json).transpose()?;
+    let object = projection_json(&after)?;
+    let previous_attributes = event_type
+        .ends_with(".updated")
+        .then(|| objects::previous_attributes(&previous_json.unwrap_or(Value::Null), &object));
+    Ok(objects::event_object(
+        event,
+        event_type,
+        call.caller.livemode,
+        object,
+        previous_attributes,
+    ))
+}
+
+fn projection_json(projection: &Projection) -> Result<Value, ApiError> {
+    Ok(projection.to_json())
+}
+
+pub(super) async fn list_events(
+    State(app): State<App>,
+    Extension(call): Extension<Call>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut form = query_form(query)?;
+    form.reject_unknown(&[
+        "type",
+        "types",
+        "created",
+        "limit",
+        "starting_after",
+        "ending_before",
+    ])?;
+    let mut types: Vec<String> = form.optional_text("type")?.into_iter().collect();
+    types.extend(form.string_array("types")?);
+    let created = form.created_range()?;
+    let limit = form.limit()?;
+    let cursor = form.cursor()?;
+    let filter = move |event: &RecordedEvent| {
+        objects::stripe_event_type(&event.body.payload).is_some_and(|event_type| {
+            (types.is_empty()
+                || types
+                    .iter()
+                    .any(|wanted| objects::type_matches(event_type, wanted)))
+                && created.contains(event.body.recorded_at.unix_timestamp())
+        })
+    };
+    let page = app
+        .ledger
+        .list_events(&call.caller.account, &cursor, limit, &filter)
+        .await?;
+    let mut data = Vec::with_capacity(page.data.len());
+    for event in &page.data {
+        if let Some(event_type) = objects::stripe_event_type(&event.body.payload) {
+            data.push(event_object(&app, &call, event, event_type).await?);
+        }
+    }
+    let list = ListObject::new(data, page.has_more, "/v1/events");
+    Ok(respond(&list, &call, false))
+}
+
+pub(super) async fn retrieve_event(
+    State(app): State<App>,
+    Extension(call): Extension<Call>,
+    Path(event_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let form = query_form(query)?;
+    form.reject_unknown(&[])?;
+    let no_such_event = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            crate::server::stripe::error::ErrorType::InvalidRequestError,
+            format!("No such event: '{event_id}'"),
+            Some("id"),
+            Some("resource_missing"),
+        )
+    };
+    let event = app
+        .ledger
+        .event(&call.caller.account, &event_id)
+        .await?
+        .ok_or_else(no_such_event)?;
+    let event_type = objects::stripe_event_type(&event.body.payload).ok_or_else(no_such_event)?;
+    let body = event_object(&app, &call, &event, event_type).await?;
+    Ok(respond(&body, &call, false))
+}

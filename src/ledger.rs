@@ -184,6 +184,19 @@ impl Ledger {
         Ok(Ledger::with_store(Arc::new(store)))
     }
 
+    /// Open like [`Ledger::open`], with the store's writer asking `faults` before every commit,
+    /// flush and fdatasync: for tests that prove what the ledger does when storage fails.
+    pub async fn open_with_faults(
+        path: impl AsRef<Path>,
+        faults: crate::store::faults::FaultInjector,
+    ) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        let store = tokio::task::spawn_blocking(move || SledStore::open_with_faults(path, faults))
+            .await
+            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+        Ok(Ledger::with_store(Arc::new(store)))
+    }
+
     /// Open a data directory only to check it (`verify`), even if `open` would refuse it.
     pub async fn open_for_verification(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();

@@ -5,6 +5,7 @@
 //! once it is durable. It knows nothing of Stripe's rules; the ledger decides, the store keeps.
 
 pub mod durability;
+pub mod faults;
 pub mod permissions;
 pub mod sled_store;
 

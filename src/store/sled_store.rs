@@ -4,7 +4,11 @@
 //! each against the stream versions and idempotency keys (no sled conflicts are possible with a
 //! single writer), allocates gap-free sequence numbers and chains the hashes, applies the whole
 //! batch in one sled transaction, then calls `flush()` and `fdatasync` once for the batch before
-//! acknowledging anyone (group commit). Readers never see the log beyond the durable head.
+//! acknowledging anyone (group commit). Readers never see the log beyond the durable head, and a
+//! read that meets a projection or idempotency record of a batch still being synced waits for
+//! that sync. After a failed flush or fdatasync the store is poisoned: it refuses every write and
+//! every read until the process restarts (the writer's steps can be made to fail in tests, see
+//! `faults`).
 //!
 //! Trees (keys are `account 0x00 …`, integers big-endian so byte order is numeric order):
 //! - `events`: sequence → `RecordedEvent` JSON
@@ -35,6 +39,7 @@ use crate::domain::{Charge, Customer, Projection};
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
 use crate::store::durability::DurableSync;
+use crate::store::faults::{FaultInjector, FaultPoint};
 use crate::store::{
     AppendRequest, ChainHead, EventStore, IdempotencyRecord, Page, PageCursor, StoreError,
     StoredProjection,
@@ -111,16 +116,34 @@ pub struct SledStore {
 impl SledStore {
     /// Open (or create) the store in `path`, check the hash chain at its head, and start the writer.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead)
+        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead, FaultInjector::none())
+    }
+
+    /// Open like [`SledStore::open`], with the writer asking `faults` before every commit,
+    /// flush and fdatasync, so that tests can make those steps fail or wait
+    /// (see [`crate::store::faults`]).
+    pub fn open_with_faults(
+        path: impl AsRef<Path>,
+        faults: FaultInjector,
+    ) -> Result<Self, StoreError> {
+        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead, faults)
     }
 
     /// Open a store without checking its head, so that `verify` can report on a damaged one.
     /// The head is taken to be the last stored event. Do not serve requests from such a store.
     pub fn open_for_verification(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SledStore::open_in_mode(path.as_ref(), OpenMode::SkipHeadCheck)
+        SledStore::open_in_mode(
+            path.as_ref(),
+            OpenMode::SkipHeadCheck,
+            FaultInjector::none(),
+        )
     }
 
-    fn open_in_mode(path: &Path, mode: OpenMode) -> Result<Self, StoreError> {
+    fn open_in_mode(
+        path: &Path,
+        mode: OpenMode,
+        faults: FaultInjector,
+    ) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         if mode == OpenMode::SkipHeadCheck && !path.join("db").exists() {
             return Err(StoreError::Io(std::io::Error::new(
@@ -192,6 +215,7 @@ impl SledStore {
             durable_head: durable_head.clone(),
             durable_sender,
             poisoned: poisoned.clone(),
+            faults,
         };
         let writer_thread = std::thread::Builder::new()
             .name("chargeledger-writer".into())
@@ -234,6 +258,48 @@ impl SledStore {
         *self.durable_sequence.borrow()
     }
 
+    /// Refuse reads once a batch failed to become durable: sled still holds that batch in memory
+    /// and would serve it, though a crash could take it back. Restarting (then `verify`) is the
+    /// way out, as for writes.
+    fn refuse_if_poisoned(&self) -> Result<(), StoreError> {
+        match self.poisoned.get() {
+            Some(detail) => Err(StoreError::Poisoned {
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until the event `sequence` is durable, so that a read never shows state a crash
+    /// could take back. A projection is written in its batch's transaction, before the batch's
+    /// flush and fdatasync; a reader that meets it in that window waits for the sync (one group
+    /// commit at most), and fails if the sync failed.
+    async fn wait_until_durable(&self, sequence: u64) -> Result<(), StoreError> {
+        if sequence > self.durable_limit() {
+            let mut durable = self.durable_sequence.clone();
+            durable
+                .wait_for(|durable| *durable >= sequence || self.poisoned.get().is_some())
+                .await
+                .map_err(|_| StoreError::Closed)?;
+        }
+        self.refuse_if_poisoned()
+    }
+
+    /// The sequence of the event that brought the stream at `key` to `version` (0 if none).
+    /// sled's concurrency control keeps plain reads out while a transaction applies, so once a
+    /// projection from a batch is seen, that batch's stream index entries are in place too.
+    fn sequence_of_version(&self, key: &[u8], version: u64) -> Result<u64, StoreError> {
+        let mut index_key = Vec::with_capacity(key.len() + 9);
+        index_key.extend_from_slice(key);
+        index_key.push(0);
+        index_key.extend_from_slice(&version.to_be_bytes());
+        Ok(self
+            .trees
+            .streams
+            .get(index_key)?
+            .map_or(0, |sequence| read_u64(&sequence, 0)))
+    }
+
     fn corrupt(&self, location: String, detail: impl ToString) -> StoreError {
         StoreError::CorruptRecord {
             path: self.path.display().to_string(),
@@ -259,13 +325,32 @@ impl SledStore {
         })
     }
 
-    /// A page of the charges or customers listed in a creation index, newest first.
+    /// A page of the charges or customers listed in a creation index, newest first, once every
+    /// state on it is durable.
+    async fn durable_page_of_streams<T>(
+        &self,
+        index: &sled::Tree,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        select: impl Fn(Projection) -> Option<T>,
+    ) -> Result<Page<T>, StoreError> {
+        self.refuse_if_poisoned()?;
+        let newest_sequence = std::cell::Cell::new(0);
+        let page = self.page_of_streams(index, account, cursor, limit, &newest_sequence, select)?;
+        self.wait_until_durable(newest_sequence.get()).await?;
+        Ok(page)
+    }
+
+    /// A page of the charges or customers listed in a creation index, newest first; records in
+    /// `newest_sequence` the newest event any state on the page reflects.
     fn page_of_streams<T>(
         &self,
         index: &sled::Tree,
         account: &str,
         cursor: &PageCursor,
         limit: usize,
+        newest_sequence: &std::cell::Cell<u64>,
         select: impl Fn(Projection) -> Option<T>,
     ) -> Result<Page<T>, StoreError> {
         let cursor_sequence = |stream_id: &str| -> Result<u64, StoreError> {
@@ -281,9 +366,11 @@ impl SledStore {
             cursor_sequence,
             |_, value| {
                 let stream_id = String::from_utf8_lossy(value);
-                Ok(self
-                    .load_sync(account, &stream_id)?
-                    .and_then(|stored| select(stored.projection)))
+                let Some((stored, sequence)) = self.load_with_sequence(account, &stream_id)? else {
+                    return Ok(None);
+                };
+                newest_sequence.set(newest_sequence.get().max(sequence));
+                Ok(select(stored.projection))
             },
         )
     }
@@ -357,6 +444,21 @@ impl SledStore {
             None => Ok(None),
         }
     }
+
+    /// A stream's stored state and the sequence of the event it reflects.
+    fn load_with_sequence(
+        &self,
+        account: &str,
+        stream_id: &str,
+    ) -> Result<Option<(StoredProjection, u64)>, StoreError> {
+        let key = stream_key(account, stream_id);
+        let Some(value) = self.trees.projections.get(&key)? else {
+            return Ok(None);
+        };
+        let stored = self.decode_projection(&key, &value)?;
+        let sequence = self.sequence_of_version(&key, stored.version)?;
+        Ok(Some((stored, sequence)))
+    }
 }
 
 #[async_trait]
@@ -371,7 +473,12 @@ impl EventStore for SledStore {
         account: &str,
         stream_id: &str,
     ) -> Result<Option<StoredProjection>, StoreError> {
-        self.load_sync(account, stream_id)
+        self.refuse_if_poisoned()?;
+        let Some((stored, sequence)) = self.load_with_sequence(account, stream_id)? else {
+            return Ok(None);
+        };
+        self.wait_until_durable(sequence).await?;
+        Ok(Some(stored))
     }
 
     async fn read_stream(
@@ -380,6 +487,7 @@ impl EventStore for SledStore {
         stream_id: &str,
         max_version: Option<u64>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.refuse_if_poisoned()?;
         let mut prefix = stream_key(account, stream_id);
         prefix.push(0);
         let durable = self.durable_limit();
@@ -411,6 +519,7 @@ impl EventStore for SledStore {
         after_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.refuse_if_poisoned()?;
         let durable = self.durable_limit();
         if after_sequence >= durable {
             return Ok(Vec::new());
@@ -432,7 +541,7 @@ impl EventStore for SledStore {
         limit: usize,
         filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
     ) -> Result<Page<Charge>, StoreError> {
-        self.page_of_streams(
+        self.durable_page_of_streams(
             &self.trees.charges_by_creation,
             account,
             cursor,
@@ -442,6 +551,7 @@ impl EventStore for SledStore {
                 _ => None,
             },
         )
+        .await
     }
 
     async fn list_customers(
@@ -450,7 +560,7 @@ impl EventStore for SledStore {
         cursor: &PageCursor,
         limit: usize,
     ) -> Result<Page<Customer>, StoreError> {
-        self.page_of_streams(
+        self.durable_page_of_streams(
             &self.trees.customers_by_creation,
             account,
             cursor,
@@ -460,6 +570,7 @@ impl EventStore for SledStore {
                 _ => None,
             },
         )
+        .await
     }
 
     async fn list_events(
@@ -469,6 +580,7 @@ impl EventStore for SledStore {
         limit: usize,
         filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
     ) -> Result<Page<RecordedEvent>, StoreError> {
+        self.refuse_if_poisoned()?;
         let durable = self.durable_limit();
         let cursor_sequence = |event_id: &str| -> Result<u64, StoreError> {
             Ok(self
@@ -502,6 +614,7 @@ impl EventStore for SledStore {
         account: &str,
         event_id: &str,
     ) -> Result<Option<RecordedEvent>, StoreError> {
+        self.refuse_if_poisoned()?;
         let Some(sequence) = self.trees.event_ids.get(stream_key(account, event_id))? else {
             return Ok(None);
         };
@@ -526,13 +639,17 @@ impl EventStore for SledStore {
         account: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.refuse_if_poisoned()?;
         let record_key = stream_key(account, key);
-        match self.trees.idempotency.get(&record_key)? {
-            Some(value) => serde_json::from_slice(&value)
-                .map(Some)
-                .map_err(|error| self.corrupt(format!("idempotency record {key}"), error)),
-            None => Ok(None),
-        }
+        let Some(value) = self.trees.idempotency.get(&record_key)? else {
+            return Ok(None);
+        };
+        let record: IdempotencyRecord = serde_json::from_slice(&value)
+            .map_err(|error| self.corrupt(format!("idempotency record {key}"), error))?;
+        // A record is written with its request's events; replaying it before they are durable
+        // would acknowledge what a crash could take back.
+        self.wait_until_durable(record.sequence).await?;
+        Ok(Some(record))
     }
 
     async fn read_projections_after(
@@ -540,6 +657,7 @@ impl EventStore for SledStore {
         after: Option<(String, String)>,
         limit: usize,
     ) -> Result<ProjectionRows, StoreError> {
+        self.refuse_if_poisoned()?;
         let entries = match &after {
             Some((account, stream_id)) => {
                 let mut start = stream_key(account, stream_id);
@@ -585,6 +703,7 @@ impl EventStore for SledStore {
     }
 
     async fn accounts_owning(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
+        self.refuse_if_poisoned()?;
         let mut prefix = stream_id.as_bytes().to_vec();
         prefix.push(0);
         let mut accounts = Vec::new();
@@ -625,6 +744,7 @@ struct Writer {
     durable_head: Arc<Mutex<Option<ChainHead>>>,
     durable_sender: watch::Sender<u64>,
     poisoned: Arc<OnceLock<String>>,
+    faults: FaultInjector,
 }
 
 /// Writes staged for one batch, applied together in one transaction.
@@ -708,7 +828,7 @@ impl Writer {
         if removed > 0 {
             self.make_durable().map_err(|detail| {
                 error!(path = %self.path, %detail, "could not make a purge durable; refusing further writes");
-                let _ = self.poisoned.set(detail.clone());
+                self.poison(&detail);
                 StoreError::Poisoned { detail }
             })?;
         }
@@ -784,7 +904,7 @@ impl Writer {
             // The batch is in sled's memory but may not be on disk: stop serving writes rather
             // than acknowledge or expose state that a crash could take back.
             error!(path = %self.path, %detail, "could not make a batch durable; refusing further writes");
-            let _ = self.poisoned.set(detail.clone());
+            self.poison(&detail);
             for reply in accepted {
                 reply.fail(StoreError::Poisoned {
                     detail: detail.clone(),
@@ -803,12 +923,21 @@ impl Writer {
     }
 
     fn make_durable(&mut self) -> Result<(), String> {
-        self.db
-            .flush()
+        self.faults
+            .before(FaultPoint::Flush)
+            .and_then(|()| self.db.flush().map_err(std::io::Error::other))
             .map_err(|error| format!("sled flush failed: {error}"))?;
-        self.sync
-            .sync()
+        self.faults
+            .before(FaultPoint::Fdatasync)
+            .and_then(|()| self.sync.sync())
             .map_err(|error| format!("fdatasync of {}/db failed: {error}", self.path))
+    }
+
+    /// Refuse all further writes and reads, and wake every reader waiting for a sequence that
+    /// will now never become durable (they see the poison and fail).
+    fn poison(&self, detail: &str) {
+        let _ = self.poisoned.set(detail.to_string());
+        self.durable_sender.send_modify(|_| {});
     }
 
     /// The stream's version and creation sequence, counting what this batch already staged.
@@ -981,6 +1110,9 @@ impl Writer {
     }
 
     fn commit(&self, writes: &[(TreeName, Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+        self.faults
+            .before(FaultPoint::Commit)
+            .map_err(|error| format!("the batch transaction failed: {error}"))?;
         let trees = &self.trees;
         let outcome: Result<(), TransactionError<()>> = (
             &trees.events,

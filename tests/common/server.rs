@@ -131,6 +131,22 @@ impl TestServer {
             .ok()
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Send SIGKILL and wait for the process to be gone: a crash, with no chance to flush or
+    /// close anything. The data directory is free to reopen once this returns.
+    pub fn kill_hard(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // `Child::kill` sends SIGKILL on Unix.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Send SIGTERM and wait; returns whether the server exited successfully.
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
@@ -248,6 +264,35 @@ impl TestServer {
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply.body
     }
+}
+
+/// Run `chargeledger verify --data <directory>`; returns whether it exited 0, and its output.
+pub fn verify_data_directory(data_directory: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+        .arg("verify")
+        .arg("--data")
+        .arg(data_directory)
+        .output()
+        .expect("chargeledger verify runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The resident memory of a process in kB, from `/proc/<pid>/status` (`VmRSS`).
+pub fn resident_kilobytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Drop for TestServer {

@@ -106,7 +106,24 @@ impl From<LedgerError> for OmiseError {
                 "too_many_requests",
                 contention.to_string(),
             ),
-            other => OmiseError::internal(&other),
+            missing @ (LedgerError::NoSuchVersion { .. } | LedgerError::NotYetCreated { .. }) => {
+                OmiseError::not_found(missing.to_string())
+            }
+            invalid @ LedgerError::InvalidAccount { .. } => {
+                OmiseError::bad_request(invalid.to_string())
+            }
+            LedgerError::Store(StoreError::Poisoned { .. } | StoreError::Closed) => {
+                error!(%failure, "the store has stopped; restart the server, then run `chargeledger verify`");
+                OmiseError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    crate::server::stripe::error::STORE_STOPPED_MESSAGE,
+                )
+            }
+            LedgerError::CorruptStream { .. }
+            | LedgerError::CorruptIdempotencyRecord { .. }
+            | LedgerError::Store(_)
+            | LedgerError::Io(_) => OmiseError::internal(&failure),
         }
     }
 }

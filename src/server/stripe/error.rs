@@ -173,6 +173,26 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The store has stopped taking writes after one it could not make durable: whether that
+    /// write survives is unknown until a restart, so a retry now cannot succeed.
+    pub fn store_stopped(detail: &dyn std::fmt::Display) -> Self {
+        error!(%detail, "the store has stopped; restart the server, then run `chargeledger verify`");
+        let mut api_error = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::ApiError,
+            STORE_STOPPED_MESSAGE,
+            None,
+            None,
+        );
+        api_error.should_retry = Some(false);
+        api_error
+    }
+}
+
+/// What a client is told when the store has stopped taking writes (both dialects).
+pub const STORE_STOPPED_MESSAGE: &str = "The ledger could not make a write durable and has stopped accepting requests; this request may or may not have been applied. The server must be restarted (then `chargeledger verify` checks the data); after that, retry with the same idempotency key.";
+
 impl From<RequestError> for ApiError {
     fn from(refusal: RequestError) -> Self {
         let (status, error_type) = match refusal.kind() {
@@ -239,10 +259,22 @@ impl From<LedgerError> for ApiError {
                 api_error.should_retry = Some(true);
                 api_error
             }
+            // Only reachable through the library (HTTP keeps accounts to one dialect); still a
+            // refusal, never a 500.
+            LedgerError::OmiseRequest(refusal) => {
+                ApiError::invalid_request(refusal.to_string(), None, None)
+            }
+            invalid @ LedgerError::InvalidAccount { .. } => {
+                ApiError::invalid_request(invalid.to_string(), None, None)
+            }
             LedgerError::Store(StoreError::Poisoned { .. } | StoreError::Closed) => {
+                ApiError::store_stopped(&failure)
+            }
+            // A damaged record stays damaged: retrying cannot help; the log says which.
+            LedgerError::CorruptStream { .. } | LedgerError::CorruptIdempotencyRecord { .. } => {
                 ApiError::internal(&failure, false)
             }
-            other => ApiError::internal(&other, true),
+            LedgerError::Store(_) | LedgerError::Io(_) => ApiError::internal(&failure, true),
         }
     }
 }

@@ -49,15 +49,34 @@ async fn charge(server: &TestServer, amount: i64, extra: Value) -> Value {
 }
 
 fn assert_error(reply: &Reply, status: u16, code: &str, message: &str) {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(
-        reply.body,
-        json!({
-            "object": "error",
-            "location": format!("https://www.omise.co/api-errors#{}", code.replace('_', "-")),
-            "code": code,
-            "message": message,
-        })
+    if let Some(mismatch) = error_mismatch(reply, status, code, message) {
+        panic!("{mismatch}");
+    }
+}
+
+/// How `reply` differs from Omise's error of `status`, `code` and `message`, if it does.
+fn error_mismatch(reply: &Reply, status: u16, code: &str, message: &str) -> Option<String> {
+    let expected = json!({
+        "object": "error",
+        "location": format!("https://www.omise.co/api-errors#{}", code.replace('_', "-")),
+        "code": code,
+        "message": message,
+    });
+    (reply.status != status || reply.body != expected).then(|| {
+        format!(
+            "expected {status} {expected}, got {} {}",
+            reply.status, reply.body
+        )
+    })
+}
+
+/// Fail once, listing every row of an error table whose reply was not as expected.
+fn assert_no_mismatches(table: &str, mismatches: &[String]) {
+    assert!(
+        mismatches.is_empty(),
+        "{} rows of {table} do not match:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
     );
 }
 
@@ -120,6 +139,7 @@ async fn the_vault_checks_cards_and_keeps_only_what_the_card_object_shows() {
     assert_eq!(reply.body["card"]["brand"], "MasterCard");
     assert_eq!(reply.body["card"]["security_code_check"], false);
 
+    let mut mismatches = Vec::new();
     let bad_card = |number: &'static str, month: i64, year: i64| json!({"card": {"name": "A", "number": number, "expiration_month": month, "expiration_year": year}});
     for (body, message) in [
         (
@@ -137,10 +157,18 @@ async fn the_vault_checks_cards_and_keeps_only_what_the_card_object_shows() {
         (json!({"card": {"number": VISA}}), "name can't be blank"),
     ] {
         let reply = server
-            .omise("POST", "/tokens", OmiseBody::Json(body), OMISE_PUBLIC_KEY)
+            .omise(
+                "POST",
+                "/tokens",
+                OmiseBody::Json(body.clone()),
+                OMISE_PUBLIC_KEY,
+            )
             .await;
-        assert_error(&reply, 400, "invalid_card", message);
+        if let Some(mismatch) = error_mismatch(&reply, 400, "invalid_card", message) {
+            mismatches.push(format!("POST /tokens {body}: {mismatch}"));
+        }
     }
+    assert_no_mismatches("the card errors", &mismatches);
     let reply = server
         .omise(
             "GET",
@@ -259,6 +287,7 @@ async fn charges_are_created_from_json_and_forms_and_refused_with_omise_errors()
         .await;
     assert_error(&used, 400, "used_token", "token was already used");
     let fresh = token(&server, VISA).await;
+    let mut mismatches = Vec::new();
     for (body, status, code, message) in [
         (
             json!({"amount": 1999, "currency": "thb", "card": fresh}),
@@ -304,10 +333,18 @@ async fn charges_are_created_from_json_and_forms_and_refused_with_omise_errors()
         ),
     ] {
         let reply = server
-            .omise("POST", "/charges", OmiseBody::Json(body), OMISE_SECRET_KEY)
+            .omise(
+                "POST",
+                "/charges",
+                OmiseBody::Json(body.clone()),
+                OMISE_SECRET_KEY,
+            )
             .await;
-        assert_error(&reply, status, code, message);
+        if let Some(mismatch) = error_mismatch(&reply, status, code, message) {
+            mismatches.push(format!("POST /charges {body}: {mismatch}"));
+        }
     }
+    assert_no_mismatches("the charge creation errors", &mismatches);
     assert_eq!(
         event_total(&server).await,
         events_before,
@@ -439,6 +476,7 @@ async fn patch_replaces_metadata_and_an_empty_description_changes_nothing() {
         ]
     );
 
+    let mut mismatches = Vec::new();
     for (body, message) in [
         (json!({"metadata": "x"}), "metadata must be an object"),
         (
@@ -447,10 +485,18 @@ async fn patch_replaces_metadata_and_an_empty_description_changes_nothing() {
         ),
     ] {
         let reply = server
-            .omise("PATCH", &path, OmiseBody::Json(body), OMISE_SECRET_KEY)
+            .omise(
+                "PATCH",
+                &path,
+                OmiseBody::Json(body.clone()),
+                OMISE_SECRET_KEY,
+            )
             .await;
-        assert_error(&reply, 400, "bad_request", message);
+        if let Some(mismatch) = error_mismatch(&reply, 400, "bad_request", message) {
+            mismatches.push(format!("PATCH {path} {body}: {mismatch}"));
+        }
     }
+    assert_no_mismatches("the update errors", &mismatches);
     let reply = server
         .omise(
             "PATCH",

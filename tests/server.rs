@@ -133,248 +133,379 @@ fn error_row(reply: &common::server::Reply) -> (u16, Value, Value, Value, String
     )
 }
 
+/// One request of the error table and what its reply must show. A field left `None` is not
+/// checked for that row; `Some(Value::Null)` means the error has no such field.
+struct ErrorRow {
+    description: &'static str,
+    method: &'static str,
+    path: String,
+    params: Vec<(String, String)>,
+    api_key: Option<&'static str>,
+    status: u16,
+    kind: Option<Value>,
+    code: Option<Value>,
+    param: Option<Value>,
+    message: Option<Message>,
+}
+
+enum Message {
+    Exactly(String),
+    StartsWith(&'static str),
+}
+
+impl ErrorRow {
+    /// A request with the test secret key, expected to get `status`.
+    fn new(
+        description: &'static str,
+        method: &'static str,
+        path: &str,
+        params: &[(&str, &str)],
+        status: u16,
+    ) -> Self {
+        ErrorRow {
+            description,
+            method,
+            path: path.to_string(),
+            params: params
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            api_key: Some(SECRET_KEY),
+            status,
+            kind: None,
+            code: None,
+            param: None,
+            message: None,
+        }
+    }
+
+    fn key(mut self, api_key: Option<&'static str>) -> Self {
+        self.api_key = api_key;
+        self
+    }
+
+    /// Every field of the error: type, code, param (each `Value::Null` when absent) and message.
+    fn error(mut self, kind: &str, code: Value, param: Value, message: impl Into<String>) -> Self {
+        self.kind = Some(json!(kind));
+        self.code = Some(code);
+        self.param = Some(param);
+        self.message = Some(Message::Exactly(message.into()));
+        self
+    }
+
+    fn param(mut self, param: &str) -> Self {
+        self.param = Some(json!(param));
+        self
+    }
+
+    fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(Message::Exactly(message.into()));
+        self
+    }
+
+    fn message_starting(mut self, prefix: &'static str) -> Self {
+        self.message = Some(Message::StartsWith(prefix));
+        self
+    }
+
+    /// What differs between this row's expectations and `reply`, one line each.
+    fn mismatches(&self, reply: &common::server::Reply) -> Vec<String> {
+        let error = reply.error();
+        let field = |name: &str| error.get(name).cloned().unwrap_or(Value::Null);
+        let mut found = Vec::new();
+        if reply.status != self.status {
+            found.push(format!(
+                "status: expected {}, got {}",
+                self.status, reply.status
+            ));
+        }
+        for (name, expected) in [
+            ("type", &self.kind),
+            ("code", &self.code),
+            ("param", &self.param),
+        ] {
+            if let Some(expected) = expected
+                && &field(name) != expected
+            {
+                found.push(format!("{name}: expected {expected}, got {}", field(name)));
+            }
+        }
+        let message = error["message"].as_str().unwrap_or_default();
+        match &self.message {
+            Some(Message::Exactly(expected)) if message != expected => {
+                found.push(format!("message: expected {expected:?}, got {message:?}"));
+            }
+            Some(Message::StartsWith(prefix)) if !message.starts_with(prefix) => {
+                found.push(format!(
+                    "message: expected to start with {prefix:?}, got {message:?}"
+                ));
+            }
+            _ => {}
+        }
+        found
+    }
+}
+
+/// Each row runs in order (some depend on the ones before: `customer` may be set only once), and
+/// every mismatch is collected, so one run reports all the rows that are wrong.
 #[tokio::test]
 async fn every_row_of_the_error_table() {
     let (_directory, server) = server();
     let charge = server.create_charge(&[]).await;
     let charge_id = id(&charge);
     let path = format!("/v1/charges/{charge_id}");
-    let invalid = json!("invalid_request_error");
+    let first_customer = id(&server.post("/v1/customers", &[]).await.body);
+    let second_customer = id(&server.post("/v1/customers", &[]).await.body);
+    let invalid = "invalid_request_error";
+    let long_key = "k".repeat(41);
+    let long_key_param = format!("metadata[{long_key}]");
+    let long_value = "v".repeat(801);
+    let names: Vec<String> = (0..51)
+        .map(|index| format!("metadata[key{index}]"))
+        .collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "v")).collect();
 
-    let reply = server.post(&path, &[("foo", "1")]).await;
-    assert_eq!(
-        error_row(&reply),
-        (
-            400,
-            invalid.clone(),
+    let rows = [
+        ErrorRow::new("an unknown parameter", "POST", &path, &[("foo", "1")], 400).error(
+            invalid,
             json!("parameter_unknown"),
             json!("foo"),
-            "Received unknown parameter: foo".into()
+            "Received unknown parameter: foo",
+        ),
+        ErrorRow::new(
+            "two unknown parameters",
+            "POST",
+            &path,
+            &[("foo", "1"), ("bar", "2")],
+            400,
         )
-    );
-    let reply = server.post(&path, &[("foo", "1"), ("bar", "2")]).await;
-    assert_eq!(
-        reply.error()["message"],
-        "Received unknown parameters: foo, bar"
-    );
-    let reply = server
-        .post(
+        .message("Received unknown parameters: foo, bar"),
+        ErrorRow::new(
+            "an unknown nested parameter",
+            "POST",
             &path,
             &[
                 ("shipping[name]", "J"),
                 ("shipping[address][line1]", "x"),
                 ("shipping[color]", "red"),
             ],
-        )
-        .await;
-    assert_eq!(
-        reply.error()["message"],
-        "Received unknown parameter: shipping[color]"
-    );
-    assert_eq!(reply.error()["param"], "shipping[color]");
-
-    let reply = server
-        .post(&path, &[("shipping[address][line1]", "1 Main")])
-        .await;
-    assert_eq!(
-        error_row(&reply),
-        (
             400,
-            invalid.clone(),
+        )
+        .message("Received unknown parameter: shipping[color]")
+        .param("shipping[color]"),
+        ErrorRow::new(
+            "shipping without its name",
+            "POST",
+            &path,
+            &[("shipping[address][line1]", "1 Main")],
+            400,
+        )
+        .error(
+            invalid,
             json!("parameter_missing"),
             json!("shipping[name]"),
-            "Missing required param: shipping[name].".into()
-        )
-    );
-
-    let reply = server
-        .post("/v1/charges/ch_missing", &[("description", "x")])
-        .await;
-    assert_eq!(
-        error_row(&reply),
-        (
+            "Missing required param: shipping[name].",
+        ),
+        ErrorRow::new(
+            "an update of a missing charge",
+            "POST",
+            "/v1/charges/ch_missing",
+            &[("description", "x")],
             404,
-            invalid.clone(),
+        )
+        .error(
+            invalid,
             json!("resource_missing"),
             json!("id"),
-            "No such charge: 'ch_missing'".into()
-        )
-    );
-    let reply = server.get("/v1/charges/ch_missing").await;
-    assert_eq!(reply.status, 404);
-
-    let reply = server.post(&path, &[("customer", "cus_missing")]).await;
-    assert_eq!(
-        error_row(&reply),
-        (
+            "No such charge: 'ch_missing'",
+        ),
+        ErrorRow::new(
+            "a read of a missing charge",
+            "GET",
+            "/v1/charges/ch_missing",
+            &[],
             404,
-            invalid.clone(),
+        ),
+        ErrorRow::new(
+            "a missing customer",
+            "POST",
+            &path,
+            &[("customer", "cus_missing")],
+            404,
+        )
+        .error(
+            invalid,
             json!("resource_missing"),
             json!("customer"),
-            "No such customer: 'cus_missing'".into()
-        )
-    );
-
-    let reply = server
-        .post(&path, &[("receipt_email", "not-an-email")])
-        .await;
-    assert_eq!(
-        error_row(&reply),
-        (
+            "No such customer: 'cus_missing'",
+        ),
+        ErrorRow::new(
+            "an invalid receipt email",
+            "POST",
+            &path,
+            &[("receipt_email", "not-an-email")],
             400,
-            invalid.clone(),
+        )
+        .error(
+            invalid,
             json!("email_invalid"),
             json!("receipt_email"),
-            "Invalid email address: not-an-email".into()
-        )
-    );
-
-    let long_key = "k".repeat(41);
-    let reply = server
-        .post(&path, &[(&format!("metadata[{long_key}]"), "v")])
-        .await;
-    assert_eq!(
-        error_row(&reply),
-        (
+            "Invalid email address: not-an-email",
+        ),
+        ErrorRow::new(
+            "a metadata key of 41 characters",
+            "POST",
+            &path,
+            &[(&long_key_param, "v")],
             400,
-            invalid.clone(),
+        )
+        .error(
+            invalid,
             Value::Null,
             json!("metadata"),
             format!(
                 "Metadata keys can have up to 40 characters, but you passed in a key that is 41 characters. Invalid key: {long_key}"
-            )
-        )
-    );
-    let long_value = "v".repeat(801);
-    let reply = server.post(&path, &[("metadata[k]", &long_value)]).await;
-    assert_eq!(
-        error_row(&reply),
-        (
+            ),
+        ),
+        ErrorRow::new(
+            "a metadata value of 801 characters",
+            "POST",
+            &path,
+            &[("metadata[k]", &long_value)],
             400,
-            invalid.clone(),
+        )
+        .error(
+            invalid,
             Value::Null,
             json!("metadata"),
             format!(
                 "Metadata values can have up to 500 characters, but you passed in a value that is 801 characters. Invalid value: {long_value}"
-            )
-        )
-    );
-    let names: Vec<String> = (0..51)
-        .map(|index| format!("metadata[key{index}]"))
-        .collect();
-    let many: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "v")).collect();
-    let reply = server.post(&path, &many).await;
-    assert_eq!(
-        error_row(&reply),
-        (
-            400,
-            invalid.clone(),
+            ),
+        ),
+        ErrorRow::new("51 metadata keys", "POST", &path, &many, 400).error(
+            invalid,
             Value::Null,
             json!("metadata"),
-            "Metadata can have up to 50 keys, but you've set 51.".into()
-        )
-    );
-
-    let reply = server
-        .post(&path, &[("fraud_details[user_report]", "maybe")])
-        .await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(reply.error()["param"], "fraud_details[user_report]");
-    assert_eq!(
-        reply.error()["message"],
-        "Invalid fraud_details[user_report]: must be one of fraudulent or safe"
-    );
-
-    let reply = server.post(&path, &[("expand[]", "owner")]).await;
-    assert_eq!(
-        error_row(&reply),
-        (
+            "Metadata can have up to 50 keys, but you've set 51.",
+        ),
+        ErrorRow::new(
+            "an unknown fraud report",
+            "POST",
+            &path,
+            &[("fraud_details[user_report]", "maybe")],
             400,
-            invalid.clone(),
+        )
+        .param("fraud_details[user_report]")
+        .message("Invalid fraud_details[user_report]: must be one of fraudulent or safe"),
+        ErrorRow::new(
+            "an expansion that does not exist",
+            "POST",
+            &path,
+            &[("expand[]", "owner")],
+            400,
+        )
+        .error(
+            invalid,
             Value::Null,
             json!("expand"),
-            "This property cannot be expanded (owner).".into()
+            "This property cannot be expanded (owner).",
+        ),
+        // customer and transfer_group may only be set once: this row sets them, the next two
+        // try to change them.
+        ErrorRow::new(
+            "setting customer and transfer_group the first time",
+            "POST",
+            &path,
+            &[("customer", &first_customer), ("transfer_group", "g1")],
+            200,
+        ),
+        ErrorRow::new(
+            "changing the customer",
+            "POST",
+            &path,
+            &[("customer", &second_customer)],
+            400,
         )
-    );
-
-    // customer and transfer_group may only be set once.
-    let first = id(&server.post("/v1/customers", &[]).await.body);
-    let second = id(&server.post("/v1/customers", &[]).await.body);
-    assert_eq!(
-        server
-            .post(&path, &[("customer", &first), ("transfer_group", "g1")])
-            .await
-            .status,
-        200
-    );
-    let reply = server.post(&path, &[("customer", &second)]).await;
-    assert_eq!(
-        (reply.status, reply.error()["param"].clone()),
-        (400, json!("customer"))
-    );
-    let reply = server.post(&path, &[("transfer_group", "g2")]).await;
-    assert_eq!(
-        (reply.status, reply.error()["param"].clone()),
-        (400, json!("transfer_group"))
-    );
-
-    let reply = server.request("GET", &path, &[], None, None).await;
-    assert_eq!(reply.status, 401);
-    assert!(
-        reply.error()["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")
-    );
-    let reply = server
-        .request("GET", &path, &[], Some("sk_test_wrongwrongwrong9876"), None)
-        .await;
-    assert_eq!(
-        error_row(&reply),
-        (
-            401,
-            invalid.clone(),
-            Value::Null,
-            Value::Null,
-            "Invalid API Key provided: sk_test_****9876".into()
+        .param("customer"),
+        ErrorRow::new(
+            "changing the transfer group",
+            "POST",
+            &path,
+            &[("transfer_group", "g2")],
+            400,
         )
-    );
-    let reply = server
-        .request(
+        .param("transfer_group"),
+        ErrorRow::new("no API key", "GET", &path, &[], 401)
+            .key(None)
+            .message_starting("You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."),
+        ErrorRow::new("an unknown API key", "GET", &path, &[], 401)
+            .key(Some("sk_test_wrongwrongwrong9876"))
+            .error(
+                invalid,
+                Value::Null,
+                Value::Null,
+                "Invalid API Key provided: sk_test_****9876",
+            ),
+        ErrorRow::new(
+            "a write with a publishable key",
             "POST",
             &path,
             &[("description", "x")],
-            Some(PUBLISHABLE_KEY),
-            None,
+            403,
         )
-        .await;
-    assert_eq!(reply.status, 403);
-    assert!(reply.error()["message"].as_str().unwrap().starts_with(
-        "This API call cannot be made with a publishable API key. Please use a secret API key."
-    ));
-    // A publishable key reads nothing either (tests/hardening.rs tries every route).
-    let reply = server
-        .request("GET", &path, &[], Some(PUBLISHABLE_KEY), None)
-        .await;
-    assert_eq!(reply.status, 403);
-
-    let reply = server.post("/v1/foo", &[]).await;
-    assert_eq!(
-        error_row(&reply),
-        (
+        .key(Some(PUBLISHABLE_KEY))
+        .message_starting(
+            "This API call cannot be made with a publishable API key. Please use a secret API key.",
+        ),
+        // A publishable key reads nothing either (tests/hardening.rs tries every route).
+        ErrorRow::new("a read with a publishable key", "GET", &path, &[], 403)
+            .key(Some(PUBLISHABLE_KEY)),
+        ErrorRow::new("an unknown URL", "POST", "/v1/foo", &[], 404).error(
+            invalid,
+            Value::Null,
+            Value::Null,
+            "Unrecognized request URL (POST: /v1/foo).",
+        ),
+        ErrorRow::new(
+            "a method the charges list does not have",
+            "DELETE",
+            "/v1/charges",
+            &[],
             404,
-            invalid.clone(),
-            Value::Null,
-            Value::Null,
-            "Unrecognized request URL (POST: /v1/foo).".into()
         )
-    );
-    let reply = server
-        .request("DELETE", "/v1/charges", &[], Some(SECRET_KEY), None)
-        .await;
-    assert_eq!(
-        reply.error()["message"],
-        "Unrecognized request URL (DELETE: /v1/charges)."
+        .message("Unrecognized request URL (DELETE: /v1/charges)."),
+    ];
+
+    let mut report = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        let params: Vec<(&str, &str)> = row
+            .params
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let reply = server
+            .request(row.method, &row.path, &params, row.api_key, None)
+            .await;
+        let mismatches = row.mismatches(&reply);
+        if !mismatches.is_empty() {
+            report.push(format!(
+                "row {} ({}: {} {}):\n    {}\n    reply: {} {}",
+                index + 1,
+                row.description,
+                row.method,
+                row.path,
+                mismatches.join("\n    "),
+                reply.status,
+                reply.body
+            ));
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "{} of {} error-table rows do not match:\n{}",
+        report.len(),
+        rows.len(),
+        report.join("\n")
     );
 
     // Nothing refused above changed the charge: one creation, one update.

@@ -14,7 +14,7 @@ use chargeledger::domain::omise::{
 use chargeledger::domain::{Metadata, OmiseRefusal, Projection, fold};
 use chargeledger::{
     Address, CaptureCharge, Charge, CreateCharge, Ledger, LedgerError, RefundCharge, RequestMeta,
-    ShippingInput, StoreError, UpdateCharge,
+    ShippingInput, UpdateCharge,
 };
 use common::ACCOUNT;
 use proptest::prelude::*;
@@ -311,23 +311,9 @@ async fn check_across_reopen(
     reopened.close().await.expect("close");
 }
 
-/// Open `path` again just after closing it. sled 0.34 can release a directory's lock a moment
-/// after its last handle is dropped (spacejam/sled#1234), so an immediate reopen may find it
-/// "already open" (`WouldBlock`); wait for the lock briefly rather than fail on sled's timing.
+/// Open `path` again just after closing it: the store itself waits out sled's lock release.
 async fn reopen(path: &Path) -> Ledger {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Ledger::open(path).await {
-            Ok(ledger) => return ledger,
-            Err(LedgerError::Store(StoreError::Io(error)))
-                if error.kind() == std::io::ErrorKind::WouldBlock
-                    && std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("reopen: {error:?}"),
-        }
-    }
+    Ledger::open(path).await.expect("reopen right after close")
 }
 
 /// An error that is the ledger failing rather than refusing the request: a 500 on the wire.

@@ -152,18 +152,7 @@ impl SledStore {
             )));
         }
         crate::store::permissions::create_private_directory(&path)?;
-        let db = sled::Config::new().path(&path).open().map_err(|error| match error {
-            sled::Error::Io(io_error) if io_error.to_string().contains("could not acquire lock") => {
-                StoreError::Io(std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    format!(
-                        "{} is already open (sled allows one process per data directory): stop the other chargeledger using it, or use another --data directory",
-                        path.display()
-                    ),
-                ))
-            }
-            other => StoreError::Sled(other),
-        })?;
+        let db = open_sled(&path)?;
         let trees = Trees {
             events: db.open_tree("events")?,
             streams: db.open_tree("streams")?,
@@ -1161,6 +1150,37 @@ impl Writer {
             TransactionError::Storage(error) => error.to_string(),
             TransactionError::Abort(()) => "the transaction was aborted".to_string(),
         })
+    }
+}
+
+/// How long `open` waits for a lock held by this very process to go: sled 0.34 releases a data
+/// directory's lock only once its background flusher has stopped, a moment after the last
+/// handle is dropped, so a close followed at once by an open would otherwise fail.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Open sled in `path`, waiting briefly for a lock that is being released.
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io_error))
+                if io_error.to_string().contains("could not acquire lock") =>
+            {
+                if started.elapsed() < LOCK_RELEASE_WAIT {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                return Err(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is already open (sled allows one process per data directory): stop the other chargeledger using it, or use another --data directory",
+                        path.display()
+                    ),
+                )));
+            }
+            Err(other) => return Err(StoreError::Sled(other)),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::events::{AccountPolicySet, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
 use crate::store::{
     AppendRequest, EventStore, IdempotencyRecord, LinkedAppend, Page, PageCursor, SledStore,
-    StoreError, StoredProjection,
+    StoreError, StoredProjection, StreamVersion,
 };
 use crate::subscription::Subscription;
 
@@ -270,19 +270,18 @@ impl Ledger {
             Some(id) => self.find_customer(account, id).await?,
             None => None,
         };
-        let policy = self.account_policy(account).await?;
-        self.execute(
+        self.execute_with_policy(
             account,
             charge_id,
             || fingerprint("update_charge", charge_id, &command),
             request,
-            |current| {
+            |current, policy| {
                 let charge = existing_charge(charge_id, current)?;
                 match domain::decide::update_charge(
                     &charge,
                     &command,
                     referenced_customer.as_ref(),
-                    &policy,
+                    policy,
                 )? {
                     None => Ok(Decision::Unchanged(charge)),
                     Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
@@ -439,13 +438,29 @@ impl Ledger {
     /// An account's rules (the defaults until it sets any).
     pub async fn account_policy(&self, account: &str) -> Result<AccountPolicy, LedgerError> {
         check_account(account)?;
-        Ok(match self.store.load(account, POLICY_STREAM).await? {
+        Ok(self.account_policy_with_version(account).await?.0)
+    }
+
+    /// An account's rules and the version of its policy stream (0 while it has set none).
+    async fn account_policy_with_version(
+        &self,
+        account: &str,
+    ) -> Result<(AccountPolicy, u64), LedgerError> {
+        match self.store.load(account, POLICY_STREAM).await? {
+            None => Ok((AccountPolicy::default(), 0)),
             Some(StoredProjection {
                 projection: Projection::AccountPolicy(policy),
+                version,
                 ..
-            }) => policy,
-            _ => AccountPolicy::default(),
-        })
+            }) => Ok((policy, version)),
+            Some(other) => Err(LedgerError::CorruptStream {
+                stream_id: POLICY_STREAM.to_string(),
+                source: FoldError::WrongStream {
+                    event_type: "account.policy_set",
+                    stream_kind: other.projection.kind_name(),
+                },
+            }),
+        }
     }
 
     /// A charge as it is now.
@@ -731,12 +746,43 @@ impl Ledger {
         .await
     }
 
-    /// The one write path: idempotency, load, decide, append, retry on conflict.
-    ///
-    /// `linked_stream_id` names a second stream the decision reads and may append to in the same
-    /// transaction (the token a charge spends). It is re-read on every attempt and its version is
-    /// checked at commit, so two charges can never spend one token. It is not locked: taking two
-    /// striped locks could deadlock, and optimistic concurrency already makes it safe.
+    /// A write whose decision depends on the account's policy (`freeze_after_capture`). The
+    /// policy is read on every attempt, inside the stream's lock, and its version is checked at
+    /// commit: an update racing a policy change either commits before it or is decided again
+    /// under the new policy.
+    async fn execute_with_policy<T>(
+        &self,
+        account: &str,
+        stream_id: &str,
+        fingerprint: impl FnOnce() -> String,
+        request: RequestMeta,
+        mut decide: impl FnMut(
+            Option<&StoredProjection>,
+            &AccountPolicy,
+        ) -> Result<Decision<T>, LedgerError>,
+    ) -> Result<T, LedgerError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let scope = WriteScope {
+            stream_id,
+            linked_stream_id: None,
+            reads_policy: true,
+        };
+        self.execute_in(
+            account,
+            scope,
+            fingerprint,
+            request,
+            |current, _, policy| decide(current, policy),
+        )
+        .await
+    }
+
+    /// A write that may also append to a second stream (the token a charge spends). The linked
+    /// stream is re-read on every attempt and its version is checked at commit, so two charges
+    /// can never spend one token. It is not locked: taking two striped locks could deadlock, and
+    /// optimistic concurrency already makes it safe.
     async fn execute_with_linked<T>(
         &self,
         account: &str,
@@ -752,6 +798,45 @@ impl Ledger {
     where
         T: Serialize + DeserializeOwned,
     {
+        let scope = WriteScope {
+            stream_id,
+            linked_stream_id,
+            reads_policy: false,
+        };
+        self.execute_in(
+            account,
+            scope,
+            fingerprint,
+            request,
+            |current, linked, _| decide(current, linked),
+        )
+        .await
+    }
+
+    /// The one write path: idempotency, load, decide, append, retry on conflict. The decision
+    /// is given the stream, the linked stream and (when `scope.reads_policy`) the account's
+    /// policy; a scope that does not read the policy is given the default, which no caller
+    /// outside `execute_with_policy` can see.
+    async fn execute_in<T>(
+        &self,
+        account: &str,
+        scope: WriteScope<'_>,
+        fingerprint: impl FnOnce() -> String,
+        request: RequestMeta,
+        mut decide: impl FnMut(
+            Option<&StoredProjection>,
+            Option<&StoredProjection>,
+            &AccountPolicy,
+        ) -> Result<Decision<T>, LedgerError>,
+    ) -> Result<T, LedgerError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let WriteScope {
+            stream_id,
+            linked_stream_id,
+            reads_policy,
+        } = scope;
         // Hashing the parameters costs a serialization: only requests with a key pay it.
         let fingerprint = request.idempotency_key.as_ref().map(|_| fingerprint());
         let fingerprint = fingerprint.as_deref().unwrap_or_default();
@@ -774,8 +859,18 @@ impl Ledger {
                 Some(linked) => self.store.load(account, linked).await?,
                 None => None,
             };
+            let (policy, read_versions) = if reads_policy {
+                let (policy, version) = self.account_policy_with_version(account).await?;
+                let read = StreamVersion {
+                    stream_id: POLICY_STREAM.to_string(),
+                    version,
+                };
+                (policy, vec![read])
+            } else {
+                (AccountPolicy::default(), Vec::new())
+            };
             let (payloads, projection, outcome, linked) =
-                match decide(current.as_ref(), linked_current.as_ref())? {
+                match decide(current.as_ref(), linked_current.as_ref(), &policy)? {
                     Decision::Unchanged(outcome) => return Ok(outcome),
                     Decision::Append {
                         payloads,
@@ -803,6 +898,7 @@ impl Ledger {
                 projection,
                 idempotency,
                 linked,
+                read_versions,
             };
             match self.store.append(append).await {
                 Ok(events) => {
@@ -863,6 +959,14 @@ impl Ledger {
             }
         })
     }
+}
+
+/// The streams a write touches: the one it appends to, a linked one it may also append to, and
+/// whether its decision reads the account's policy.
+struct WriteScope<'a> {
+    stream_id: &'a str,
+    linked_stream_id: Option<&'a str>,
+    reads_policy: bool,
 }
 
 /// A request's identity for idempotency: the operation, its target and its parameters.

@@ -96,3 +96,72 @@ async fn concurrent_writers_on_many_charges_get_gap_free_global_sequences() {
     );
     assert!(ledger.verify(&|_, _| {}).await.expect("verify").is_sound());
 }
+
+/// An update racing a `freeze_after_capture` change: the policy is read with a version the
+/// commit checks, so the update either commits before the change or is decided again under it.
+/// The policy change is held at its commit (a fault-seam gate) while the update reads the old,
+/// unfrozen policy; once the change commits, the update must be refused, never committed
+/// after the freeze.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_racing_a_freeze_never_commits_after_it() {
+    use chargeledger::domain::{AccountPolicy, RequestError};
+    use chargeledger::store::faults::{FaultInjector, FaultPoint};
+    use chargeledger::{Ledger, LedgerError};
+    use std::time::Duration;
+
+    let directory = tempfile::tempdir().expect("tempdir");
+    let faults = FaultInjector::new();
+    let ledger = Ledger::open_with_faults(directory.path(), faults.clone())
+        .await
+        .expect("open");
+    let charge = create_test_charge(&ledger, ACCOUNT).await;
+    assert!(charge.captured);
+
+    let mut gate = faults.close_gate_at(FaultPoint::Commit, faults.calls(FaultPoint::Commit) + 1);
+    let freezing = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            let policy = AccountPolicy {
+                freeze_after_capture: true,
+            };
+            ledger
+                .set_account_policy(ACCOUNT, policy, RequestMeta::library())
+                .await
+        })
+    };
+    assert!(
+        gate.entered(Duration::from_secs(10)).await,
+        "the freeze reached its commit"
+    );
+    let updating = {
+        let ledger = ledger.clone();
+        let charge_id = charge.id.clone();
+        tokio::spawn(async move {
+            ledger
+                .update_charge(
+                    ACCOUNT,
+                    &charge_id,
+                    UpdateCharge::new().description("after the freeze"),
+                    RequestMeta::library(),
+                )
+                .await
+        })
+    };
+    // Time for the update to read the still-unfrozen policy and queue its append behind the
+    // held commit. Were it slower, it would read the frozen policy and be refused all the same.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.release();
+    freezing.await.unwrap().expect("the freeze commits");
+    let updated = updating.await.unwrap();
+    assert!(
+        matches!(
+            updated,
+            Err(LedgerError::Request(
+                RequestError::ChargeFrozenAfterCapture { .. }
+            ))
+        ),
+        "an update decided under the old policy must not commit after the freeze: {updated:?}"
+    );
+    let history = ledger.history(ACCOUNT, &charge.id).await.unwrap();
+    assert_eq!(history.len(), 1, "nothing was appended to the charge");
+}

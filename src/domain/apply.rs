@@ -8,8 +8,8 @@ use crate::domain::charge::{
     Refund, RefundList, Token,
 };
 use crate::domain::commands::AccountPolicy;
-use crate::domain::omise;
 use crate::domain::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
+use crate::domain::omise;
 
 /// The current state of one stream: what the ledger stores as its projection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ impl Projection {
         value.unwrap_or(serde_json::Value::Null)
     }
 
-    fn kind_name(&self) -> &'static str {
+    pub fn kind_name(&self) -> &'static str {
         match self {
             Projection::Charge(_) => "charge",
             Projection::Customer(_) => "customer",

@@ -143,15 +143,14 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Charge, LedgerError> {
         check_account(account)?;
-        let policy = self.account_policy(account).await?;
-        self.execute(
+        self.execute_with_policy(
             account,
             charge_id,
             || fingerprint("update_omise_charge", charge_id, &command),
             request,
-            |current| {
+            |current, policy| {
                 let charge = existing_charge(charge_id, current)?;
-                match omise::update_charge(&charge, &command, &policy)? {
+                match omise::update_charge(&charge, &command, policy)? {
                     None => Ok(Decision::Unchanged(charge)),
                     Some(payload) => fold_new_charge(charge_id, Some(charge), payload),
                 }

@@ -76,6 +76,17 @@ pub struct AppendRequest {
     pub idempotency: Option<IdempotencyRecord>,
     /// Other streams of the same account written in the same transaction, after the main one.
     pub linked: Vec<LinkedAppend>,
+    /// Streams the decision read but does not write (the account's policy), with the version it
+    /// read: the append commits only if each is still at that version, so a decision is never
+    /// committed on a rule that changed under it.
+    pub read_versions: Vec<StreamVersion>,
+}
+
+/// A stream and the version a decision read it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamVersion {
+    pub stream_id: String,
+    pub version: u64,
 }
 
 /// Where to start a page of a list (charges, customers, events), newest first.

@@ -985,6 +985,19 @@ impl Writer {
             }
             streams.push((write, key, state));
         }
+        for read in &request.read_versions {
+            let key = stream_key(&request.account, &read.stream_id);
+            let actual = self
+                .stream_state(&key, staged)?
+                .map_or(0, |(version, _)| version);
+            if actual != read.version {
+                return Err(StoreError::VersionConflict {
+                    stream_id: read.stream_id.clone(),
+                    expected: read.version,
+                    actual,
+                });
+            }
+        }
         let idempotency_key =
             match &request.idempotency {
                 Some(record) => {

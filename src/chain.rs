@@ -17,8 +17,10 @@ const HASH_DOMAIN: &[u8] = b"chargeledger.event.v1\n";
 /// The hex SHA-256 of an event body in its stored JSON form.
 pub fn hash_body(body: &EventBody) -> String {
     // Serializing these plain structs cannot fail: no maps with non-string keys, no custom
-    // serializers that error. An empty vector would still hash, and verification would flag it.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    // serializers that error. If it ever did, that is a bug, and hashing empty bytes instead
+    // would seal a record that says nothing: stop loudly.
+    let bytes = serde_json::to_vec(body)
+        .expect("an event body always encodes as JSON; failing to is a bug in chargeledger");
     let mut hasher = Sha256::new();
     hasher.update(HASH_DOMAIN);
     hasher.update(&bytes);

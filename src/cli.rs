@@ -185,7 +185,9 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                 address,
                 data_directory: data.path,
                 api_keys,
-                idempotency_retention: seconds(idempotency_retention_hours.saturating_mul(3600)),
+                idempotency_retention: seconds(
+                    idempotency_retention_hours.saturating_mul(crate::server::SECONDS_PER_HOUR),
+                ),
                 limits: ConnectionLimits {
                     // At most a million (checked above), so it fits any usize this runs on.
                     max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),

@@ -63,7 +63,9 @@ pub enum LedgerError {
         "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {key}. Please try again later."
     )]
     IdempotencyKeyInUse { key: String },
-    #[error("Idempotency keys can be at most 255 characters long; this one has {length_chars}.")]
+    #[error(
+        "Idempotency keys can be at most {IDEMPOTENCY_KEY_MAX_CHARS} characters long; this one has {length_chars}."
+    )]
     IdempotencyKeyTooLong { length_chars: usize },
     #[error("charge {charge_id} has no version {version}; its latest version is {latest}")]
     NoSuchVersion {
@@ -77,7 +79,9 @@ pub enum LedgerError {
         as_of: OffsetDateTime,
         created_at: OffsetDateTime,
     },
-    #[error("'{account}' is not a valid account name: use 1 to 255 printable characters")]
+    #[error(
+        "'{account}' is not a valid account name: use 1 to {ACCOUNT_NAME_MAX_CHARS} printable characters"
+    )]
     InvalidAccount { account: String },
     #[error(
         "stream {stream_id} kept changing under this write ({attempts} attempts); another process is writing to it"
@@ -95,6 +99,16 @@ pub enum LedgerError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl LedgerError {
+    /// A stream whose stored events cannot be folded, as a `map_err` adapter.
+    pub(crate) fn corrupt_stream(stream_id: &str) -> impl Fn(FoldError) -> LedgerError + Copy + '_ {
+        move |source| LedgerError::CorruptStream {
+            stream_id: stream_id.to_string(),
+            source,
+        }
+    }
 }
 
 /// Filters and paging for `Ledger::list_charges`; `Default` is Stripe's default page of 10.
@@ -384,11 +398,8 @@ impl Ledger {
                     });
                 }
                 let payload = domain::decide::create_customer(&command, &context)?;
-                let projection =
-                    domain::apply(None, &payload).map_err(|source| LedgerError::CorruptStream {
-                        stream_id: customer_id.clone(),
-                        source,
-                    })?;
+                let projection = domain::apply(None, &payload)
+                    .map_err(LedgerError::corrupt_stream(&customer_id))?;
                 let Projection::Customer(customer) = &projection else {
                     return Err(unexpected_payload(&customer_id, &payload, "customer"));
                 };
@@ -580,10 +591,7 @@ impl Ledger {
         charge_id: &str,
     ) -> Result<Vec<HistoryEntry>, LedgerError> {
         let events = self.charge_events(account, charge_id, None).await?;
-        audit::history(&events).map_err(|source| LedgerError::CorruptStream {
-            stream_id: charge_id.to_string(),
-            source,
-        })
+        audit::history(&events).map_err(LedgerError::corrupt_stream(&charge_id))
     }
 
     /// The events of one charge, oldest first.
@@ -667,10 +675,7 @@ impl Ledger {
             .store
             .read_stream(account, stream_id, Some(event.body.stream_version))
             .await?;
-        let corrupt = |source| LedgerError::CorruptStream {
-            stream_id: stream_id.clone(),
-            source,
-        };
+        let corrupt = LedgerError::corrupt_stream(&stream_id);
         let Some((last, earlier)) = stream.split_last() else {
             return Err(corrupt(FoldError::CannotStartStream {
                 event_type: event.body.payload.event_type(),
@@ -885,7 +890,9 @@ impl Ledger {
                 .map(|key| IdempotencyRecord {
                     key: key.clone(),
                     fingerprint: fingerprint.to_string(),
-                    outcome: serde_json::to_value(&outcome).unwrap_or_default(),
+                    outcome: serde_json::to_value(&outcome).expect(
+                        "a write's outcome (a charge, refund, customer, token or policy) always encodes as JSON",
+                    ),
                     created_at_unix: OffsetDateTime::now_utc().unix_timestamp(),
                     sequence: 0,
                 });
@@ -925,11 +932,21 @@ impl Ledger {
                     return self.replay_idempotent(*record, fingerprint).await;
                 }
                 Err(StoreError::IdempotencyKeyInFlight { key }) => {
-                    // Another request with this key is in the same commit; wait for its result.
-                    if waited_since.elapsed() > IDEMPOTENCY_WAIT {
+                    // Another request with this key is in the commit under way: its record is
+                    // readable once that commit is durable, so wait for the durable head to move
+                    // (marking the current head seen first, so a commit that already happened is
+                    // not waited for again), then read it. If that commit failed, there is no
+                    // record and this request is decided afresh.
+                    let remaining = IDEMPOTENCY_WAIT.saturating_sub(waited_since.elapsed());
+                    if remaining.is_zero() {
                         return Err(LedgerError::IdempotencyKeyInUse { key });
                     }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let mut durable = self.store.durable_sequence();
+                    durable.borrow_and_update();
+                    if let Some(record) = self.store.idempotency_record(account, &key).await? {
+                        return self.replay_idempotent(record, fingerprint).await;
+                    }
+                    let _ = tokio::time::timeout(remaining, durable.changed()).await;
                     if let Some(record) = self.store.idempotency_record(account, &key).await? {
                         return self.replay_idempotent(record, fingerprint).await;
                     }
@@ -976,7 +993,10 @@ fn fingerprint(operation: &str, target: &str, parameters: &impl Serialize) -> St
     hasher.update([0]);
     hasher.update(target.as_bytes());
     hasher.update([0]);
-    hasher.update(serde_json::to_vec(parameters).unwrap_or_default());
+    // An empty encoding would make every request of this operation look alike: a bug, so stop.
+    hasher.update(
+        serde_json::to_vec(parameters).expect("a command's parameters always encode as JSON"),
+    );
     hex::encode(hasher.finalize())
 }
 
@@ -1001,10 +1021,13 @@ pub fn fresh_ids() -> crate::domain::FreshIds {
     }
 }
 
+/// The longest account name: a key prefix in storage and a label in logs.
+pub const ACCOUNT_NAME_MAX_CHARS: usize = 255;
+
 /// Account names are keys in storage and labels in logs: printable, 1 to 255 characters.
 fn check_account(account: &str) -> Result<(), LedgerError> {
     let length = account.chars().count();
-    if length == 0 || length > 255 || account.chars().any(char::is_control) {
+    if length == 0 || length > ACCOUNT_NAME_MAX_CHARS || account.chars().any(char::is_control) {
         return Err(LedgerError::InvalidAccount {
             account: account.to_string(),
         });
@@ -1039,10 +1062,7 @@ fn fold_new_charge(
         charge.map(|charge| Projection::Charge(Box::new(charge))),
         &payload,
     )
-    .map_err(|source| LedgerError::CorruptStream {
-        stream_id: charge_id.to_string(),
-        source,
-    })?;
+    .map_err(LedgerError::corrupt_stream(&charge_id))?;
     let Projection::Charge(outcome) = &projection else {
         return Err(unexpected_payload(charge_id, &payload, "charge"));
     };
@@ -1070,10 +1090,7 @@ fn unexpected_payload(
 }
 
 fn fold_charge(charge_id: &str, events: &[RecordedEvent]) -> Result<Charge, LedgerError> {
-    let corrupt = |source| LedgerError::CorruptStream {
-        stream_id: charge_id.to_string(),
-        source,
-    };
+    let corrupt = LedgerError::corrupt_stream(&charge_id);
     match domain::fold(events.iter().map(|event| &event.body.payload)).map_err(corrupt)? {
         Some(Projection::Charge(charge)) => Ok(*charge),
         _ => Err(RequestError::NoSuchCharge {

@@ -294,10 +294,6 @@ fn fold_stream(
     current: Option<&StoredProjection>,
     payload: &crate::events::EventPayload,
 ) -> Result<Projection, LedgerError> {
-    domain::apply(current.map(|stored| stored.projection.clone()), payload).map_err(|source| {
-        LedgerError::CorruptStream {
-            stream_id: stream_id.to_string(),
-            source,
-        }
-    })
+    domain::apply(current.map(|stored| stored.projection.clone()), payload)
+        .map_err(LedgerError::corrupt_stream(stream_id))
 }

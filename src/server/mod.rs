@@ -50,6 +50,9 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_HEADER_COUNT: usize = 100;
 /// Stripe's guarantee, and the least this server accepts.
 pub const MIN_IDEMPOTENCY_RETENTION_HOURS: u64 = 24;
+/// How often expired idempotency keys are purged.
+const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(SECONDS_PER_HOUR);
+pub const SECONDS_PER_HOUR: u64 = 3600;
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -72,7 +75,9 @@ impl ServeOptions {
             address,
             data_directory: data_directory.into(),
             api_keys: Vec::new(),
-            idempotency_retention: Duration::from_secs(MIN_IDEMPOTENCY_RETENTION_HOURS * 3600),
+            idempotency_retention: Duration::from_secs(
+                MIN_IDEMPOTENCY_RETENTION_HOURS * SECONDS_PER_HOUR,
+            ),
             limits: ConnectionLimits::default(),
         }
     }
@@ -236,7 +241,7 @@ impl BoundServer {
 
 /// Stripe keeps idempotency keys at least 24 hours; refuse a shorter retention before opening anything.
 fn check_retention(options: &ServeOptions) -> Result<(), ServeError> {
-    let retention_hours = options.idempotency_retention.as_secs() / 3600;
+    let retention_hours = options.idempotency_retention.as_secs() / SECONDS_PER_HOUR;
     if retention_hours < MIN_IDEMPOTENCY_RETENTION_HOURS {
         return Err(ServeError::RetentionTooShort {
             hours: retention_hours,
@@ -275,7 +280,7 @@ pub async fn shutdown_signal() {
 
 /// Forget idempotency keys older than the retention, hourly.
 async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
-    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+    let mut interval = tokio::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
     loop {
         interval.tick().await;
         match ledger.purge_idempotency_keys(retention).await {

@@ -189,7 +189,6 @@ pub trait EventStore: Send + Sync + 'static {
         filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
     ) -> Result<Page<Charge>, StoreError>;
 
-    /// The first response recorded for an idempotency key, if any.
     /// One page of an account's customers, newest first.
     async fn list_customers(
         &self,
@@ -218,6 +217,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// Remove idempotency records created before `created_before_unix`; returns how many.
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError>;
 
+    /// The first response recorded for an idempotency key, if any, once it is durable.
     async fn idempotency_record(
         &self,
         account: &str,

@@ -876,7 +876,7 @@ impl Writer {
             return;
         }
         if head.sequence != self.head.sequence {
-            let head_json = serde_json::to_vec(&head).unwrap_or_default();
+            let head_json = encode_json(&head);
             staged
                 .writes
                 .push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
@@ -1338,7 +1338,6 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
     Ok(Some(head))
 }
 
-/// The per-account index entries of one event: its place in the account's list and its id.
 /// One stream's part of an append.
 struct StreamWrite<'request> {
     stream_id: &'request str,
@@ -1426,6 +1425,7 @@ fn stage_stream(
     (version, created_sequence)
 }
 
+/// The per-account index entries of one event: its place in the account's list and its id.
 fn account_event_writes(event: &RecordedEvent) -> [(TreeName, Vec<u8>, Vec<u8>); 2] {
     let sequence = event.body.sequence;
     [
@@ -1535,9 +1535,13 @@ fn read_u64(bytes: &[u8], offset: usize) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// Our own stored types as JSON. Plain data with string keys always serializes; if it ever did
+/// not, that is a bug, and this stops the writer thread (every later write is refused as closed)
+/// rather than store empty bytes where a record should be.
 fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Plain data structures with string keys always serialize.
-    serde_json::to_vec(value).unwrap_or_default()
+    serde_json::to_vec(value).expect(
+        "the store's own records always encode as JSON; failing to is a bug in chargeledger",
+    )
 }
 
 fn encode_projection(stored: &StoredProjection) -> Vec<u8> {

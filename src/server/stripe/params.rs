@@ -9,6 +9,9 @@ use crate::server::form::{Param, Params};
 use crate::server::stripe::error::ApiError;
 use crate::store::PageCursor;
 
+/// The largest page a Stripe list returns (`limit`), as on Stripe.
+pub const MAX_PAGE_LIMIT: i64 = 100;
+
 /// A request's parameters, taken one by one; what is left at the end was not expected.
 pub struct Form {
     params: Params,
@@ -200,8 +203,8 @@ impl Form {
                 Some("limit"),
                 Some("parameter_invalid_integer"),
             )),
-            Some(limit) if limit > 100 => Err(ApiError::invalid_request(
-                "This value must be less than or equal to 100.",
+            Some(limit) if limit > MAX_PAGE_LIMIT => Err(ApiError::invalid_request(
+                format!("This value must be less than or equal to {MAX_PAGE_LIMIT}."),
                 Some("limit"),
                 Some("parameter_invalid_integer"),
             )),

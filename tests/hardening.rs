@@ -95,12 +95,7 @@ fn create_charge(server: &TestServer) -> String {
         b"amount=2000&currency=usd&source=tok_visa",
         &[],
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     reply.json()["id"].as_str().unwrap().to_string()
 }
 
@@ -115,12 +110,7 @@ fn omise_token(server: &TestServer) -> String {
         &[JSON],
         card.to_string().as_bytes(),
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     reply.json()["id"].as_str().unwrap().to_string()
 }
 
@@ -241,12 +231,7 @@ fn omise_metadata_nested_to_the_limit_is_stored_and_reads_back_after_a_restart()
         &[JSON],
         body.to_string().as_bytes(),
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let charge_id = reply.json()["id"].as_str().unwrap().to_string();
     let too_deep = json!({"metadata": {"a": nested}});
     let reply = omise(
@@ -269,12 +254,7 @@ fn omise_metadata_nested_to_the_limit_is_stored_and_reads_back_after_a_restart()
         &[],
         b"",
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(reply.json()["metadata"], nested);
     let reply = omise(
         &server,
@@ -284,12 +264,7 @@ fn omise_metadata_nested_to_the_limit_is_stored_and_reads_back_after_a_restart()
         &[],
         b"",
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
 }
 
 #[test]
@@ -357,12 +332,7 @@ fn a_utf8_idempotency_key_is_honoured_in_both_dialects() {
         &headers,
         omise_body(token).as_bytes(),
     );
-    assert_eq!(
-        first.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&first.body)
-    );
+    first.assert_ok();
     assert_eq!(first.json()["id"], second.json()["id"]);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert_eq!(second.header("idempotency-key"), Some("ключ-2"));
@@ -422,12 +392,7 @@ fn bytes_that_would_be_altered_are_refused_naming_the_parameter() {
         b"description=a%09b%0D%0Ac+%E2%9C%93&metadata[%F0%9F%92%B3]=%C3%A9",
         &[],
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let charge = get(&server, &path, SECRET_KEY).json();
     assert_eq!(charge["description"], "a\tb\r\nc ✓");
     assert_eq!(charge["metadata"], json!({"💳": "é"}));

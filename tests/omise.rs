@@ -967,12 +967,15 @@ async fn concurrent_charges_on_one_token_spend_it_once() {
     assert_eq!(list.body["total"], 1);
 }
 
-#[tokio::test]
-async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
-    use chargeledger::domain::omise::{CreateOmiseCharge, CreateToken, UpdateOmiseCharge};
-    let directory = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(directory.path()).await.unwrap();
-    let account = "acct_test_omise_library";
+/// A vault token made through the library, and an uncaptured THB 25 charge that would spend it.
+async fn library_uncaptured_charge(
+    ledger: &Ledger,
+    account: &str,
+) -> (
+    chargeledger::domain::Token,
+    chargeledger::domain::omise::CreateOmiseCharge,
+) {
+    use chargeledger::domain::omise::{CreateOmiseCharge, CreateToken};
     let token = ledger
         .create_token(
             account,
@@ -989,6 +992,16 @@ async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
         .unwrap();
     let mut create = CreateOmiseCharge::with_token(2500, "thb", &token.id);
     create.capture = false;
+    (token, create)
+}
+
+#[tokio::test]
+async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
+    use chargeledger::domain::omise::UpdateOmiseCharge;
+    let directory = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(directory.path()).await.unwrap();
+    let account = "acct_test_omise_library";
+    let (token, create) = library_uncaptured_charge(&ledger, account).await;
     let charge = ledger
         .create_omise_charge(account, create, RequestMeta::library())
         .await
@@ -1039,29 +1052,12 @@ async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
 #[tokio::test]
 async fn a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appended() {
     use chargeledger::domain::RequestError;
-    use chargeledger::domain::omise::{
-        CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseRefusal,
-    };
+    use chargeledger::domain::omise::{CaptureOmiseCharge, OmiseRefusal};
     use chargeledger::{CaptureCharge, CreateCharge, LedgerError, RefundCharge, UpdateCharge};
     let directory = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(directory.path()).await.unwrap();
     let account = "acct_test_both_dialects";
-    let token = ledger
-        .create_token(
-            account,
-            CreateToken {
-                name: Some("A B".into()),
-                number: Some(VISA.into()),
-                expiration_month: Some(1),
-                expiration_year: Some(2099),
-                ..CreateToken::default()
-            },
-            RequestMeta::library(),
-        )
-        .await
-        .unwrap();
-    let mut create = CreateOmiseCharge::with_token(2500, "thb", &token.id);
-    create.capture = false;
+    let (_, create) = library_uncaptured_charge(&ledger, account).await;
     let omise_charge = ledger
         .create_omise_charge(account, create, RequestMeta::library())
         .await

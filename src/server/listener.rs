@@ -158,6 +158,24 @@ impl IdleTimeout {
         self.deadline.as_mut().reset(Instant::now() + self.idle);
     }
 
+    /// A write's outcome: bytes written count as movement; a write that cannot proceed times
+    /// out once the connection has been idle too long (a client that never reads).
+    fn after_write(
+        &mut self,
+        polled: Poll<io::Result<usize>>,
+        context: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(written) if written > 0) {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.poll_idle(context),
+        }
+    }
+
     /// Called when the stream itself is not ready: time out if the deadline has passed.
     fn poll_idle<T>(&mut self, context: &mut Context<'_>) -> Poll<io::Result<T>> {
         match self.deadline.as_mut().poll(context) {
@@ -200,15 +218,8 @@ impl AsyncWrite for IdleTimeout {
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(context, bytes) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(written) if written > 0) {
-                    this.moved();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.poll_idle(context),
-        }
+        let polled = Pin::new(&mut this.stream).poll_write(context, bytes);
+        this.after_write(polled, context)
     }
 
     fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -229,15 +240,8 @@ impl AsyncWrite for IdleTimeout {
         buffers: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(context, buffers) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(written) if written > 0) {
-                    this.moved();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.poll_idle(context),
-        }
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(context, buffers);
+        this.after_write(polled, context)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -25,6 +25,12 @@ impl RawReply {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Fail the test unless the answer is a 200, showing the body if it is not.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert_eq!(self.status, 200, "{}", String::from_utf8_lossy(&self.body));
+    }
+
     /// The body as JSON; panics with the body's text if it is not JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| {

@@ -9,13 +9,13 @@ use crate::domain::commands::{
     UpdateCharge, fold_metadata_edits,
 };
 use crate::domain::error::RequestError;
-use crate::domain::validation::{
-    self, DEFAULT_MAX_CHARS, DESCRIPTION_MAX_CHARS, check_email, check_length,
-    check_metadata_edits, check_metadata_size, check_statement_descriptor, empty_as_none,
-};
 use crate::domain::events::{
     ChargeCaptured, ChargeCreated, ChargeRefunded, ChargeUpdated, CustomerCreated, EventPayload,
     FieldChange,
+};
+use crate::domain::validation::{
+    self, DEFAULT_MAX_CHARS, DESCRIPTION_MAX_CHARS, check_email, check_length,
+    check_metadata_edits, check_metadata_size, check_statement_descriptor, empty_as_none,
 };
 
 /// Identifiers the shell drew for objects a command may create.

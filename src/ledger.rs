@@ -591,7 +591,7 @@ impl Ledger {
         charge_id: &str,
     ) -> Result<Vec<HistoryEntry>, LedgerError> {
         let events = self.charge_events(account, charge_id, None).await?;
-        audit::history(&events).map_err(LedgerError::corrupt_stream(&charge_id))
+        audit::history(&events).map_err(LedgerError::corrupt_stream(charge_id))
     }
 
     /// The events of one charge, oldest first.
@@ -675,7 +675,7 @@ impl Ledger {
             .store
             .read_stream(account, stream_id, Some(event.body.stream_version))
             .await?;
-        let corrupt = LedgerError::corrupt_stream(&stream_id);
+        let corrupt = LedgerError::corrupt_stream(stream_id);
         let Some((last, earlier)) = stream.split_last() else {
             return Err(corrupt(FoldError::CannotStartStream {
                 event_type: event.body.payload.event_type(),
@@ -1062,7 +1062,7 @@ fn fold_new_charge(
         charge.map(|charge| Projection::Charge(Box::new(charge))),
         &payload,
     )
-    .map_err(LedgerError::corrupt_stream(&charge_id))?;
+    .map_err(LedgerError::corrupt_stream(charge_id))?;
     let Projection::Charge(outcome) = &projection else {
         return Err(unexpected_payload(charge_id, &payload, "charge"));
     };
@@ -1090,7 +1090,7 @@ fn unexpected_payload(
 }
 
 fn fold_charge(charge_id: &str, events: &[RecordedEvent]) -> Result<Charge, LedgerError> {
-    let corrupt = LedgerError::corrupt_stream(&charge_id);
+    let corrupt = LedgerError::corrupt_stream(charge_id);
     match domain::fold(events.iter().map(|event| &event.body.payload)).map_err(corrupt)? {
         Some(Projection::Charge(charge)) => Ok(*charge),
         _ => Err(RequestError::NoSuchCharge {

@@ -561,7 +561,20 @@ async fn buffer_body(request: Request, timeout: Duration) -> Result<Request, (St
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared_bytes.is_some_and(|bytes| bytes > MAX_BODY_BYTES as u64) {
+    if let Some(declared) = declared_bytes
+        && declared > MAX_BODY_BYTES as u64
+    {
+        // A client that writes its whole body before reading the answer (most do) would see a
+        // broken pipe instead of the 413 if the connection closed under it: read and discard a
+        // body up to twice the limit first, within the body timeout. A larger one is refused
+        // at once.
+        if declared <= 2 * MAX_BODY_BYTES as u64 {
+            let mut body = request.into_body();
+            let drain = async {
+                while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {}
+            };
+            let _ = tokio::time::timeout(timeout, drain).await;
+        }
         return Err(too_large());
     }
     let (parts, body) = request.into_parts();

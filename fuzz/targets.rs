@@ -13,7 +13,7 @@ use chargeledger::domain::{
 };
 use chargeledger::server::form;
 use chargeledger::server::omise::body::OmiseParams;
-use chargeledger::server::stripe::params::Form;
+use chargeledger::server::stripe::params::{Form, UPDATE_CHARGE_PARAMETERS};
 
 /// A target: bytes in, no panic out.
 pub type Target = fn(&[u8]);
@@ -181,26 +181,9 @@ fn stripe_update(data: &[u8]) -> Option<UpdateCharge> {
     let params = form::parse(data).ok()?;
     let mut form = Form::new(params);
     // The handler refuses unknown names first; read on regardless, to reach the rest.
-    let _ = form.reject_unknown(&[
-        "customer",
-        "description",
-        "expand",
-        "fraud_details",
-        "metadata",
-        "receipt_email",
-        "shipping",
-        "transfer_group",
-    ]);
+    let _ = form.reject_unknown(&UPDATE_CHARGE_PARAMETERS);
     let _ = form.expand(&["customer", "application", "review", "transfer"]);
-    Some(UpdateCharge {
-        customer: form.text("customer").ok()?,
-        description: form.text("description").ok()?,
-        metadata: form.metadata().ok()?,
-        receipt_email: form.text("receipt_email").ok()?,
-        shipping: form.shipping_update().ok()?,
-        fraud_details_user_report: form.fraud_details().ok()?,
-        transfer_group: form.text("transfer_group").ok()?,
-    })
+    form.update_charge().ok()
 }
 
 /// The update as the Omise `PATCH /charges/{id}` handler reads it; `None` when it refuses.

@@ -1,6 +1,7 @@
 //! The functional core: charge state, commands, validation, `decide` and `apply`. No IO, no clocks, no randomness.
 
 pub mod apply;
+pub mod card_number;
 pub mod charge;
 pub mod commands;
 pub mod decide;

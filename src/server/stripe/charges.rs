@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::objects::ListObject;
-use super::params::missing;
+use super::params::{UPDATE_CHARGE_PARAMETERS, missing};
 use super::{
     CHARGE_EXPANDABLE, CHARGE_LIST_EXPANDABLE, charge_object, objects, query_form, read_form,
     respond, respond_with_charge,
 };
-use crate::domain::{CaptureCharge, CreateCharge, RequestError, UpdateCharge};
+use crate::domain::{CaptureCharge, CreateCharge, RequestError};
 use crate::ledger::ListCharges;
 use crate::server::paging;
 use crate::server::{App, Call};
@@ -89,26 +89,9 @@ pub(super) async fn update_charge(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let mut form = read_form(query, body)?;
-    form.reject_unknown(&[
-        "customer",
-        "description",
-        "expand",
-        "fraud_details",
-        "metadata",
-        "receipt_email",
-        "shipping",
-        "transfer_group",
-    ])?;
+    form.reject_unknown(&UPDATE_CHARGE_PARAMETERS)?;
     let expand = form.expand(&CHARGE_EXPANDABLE)?;
-    let command = UpdateCharge {
-        customer: form.text("customer")?,
-        description: form.text("description")?,
-        metadata: form.metadata()?,
-        receipt_email: form.text("receipt_email")?,
-        shipping: form.shipping_update()?,
-        fraud_details_user_report: form.fraud_details()?,
-        transfer_group: form.text("transfer_group")?,
-    };
+    let command = form.update_charge()?;
     let account = &call.caller.account;
     let written = app
         .ledger

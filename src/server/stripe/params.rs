@@ -4,7 +4,9 @@
 //! (lengths, emails, countries, metadata limits) stay in the domain, so the library and every
 //! HTTP dialect refuse the same things with the same words.
 
-use crate::domain::{Address, MetadataEdit, RequestError, ShippingInput, ShippingUpdate};
+use crate::domain::{
+    Address, MetadataEdit, RequestError, ShippingInput, ShippingUpdate, UpdateCharge,
+};
 use crate::server::form::{Param, Params};
 use crate::server::stripe::error::ApiError;
 use crate::store::PageCursor;
@@ -17,7 +19,32 @@ pub struct Form {
     params: Params,
 }
 
+/// The parameters `POST /v1/charges/{id}` accepts.
+pub const UPDATE_CHARGE_PARAMETERS: [&str; 8] = [
+    "customer",
+    "description",
+    "expand",
+    "fraud_details",
+    "metadata",
+    "receipt_email",
+    "shipping",
+    "transfer_group",
+];
+
 impl Form {
+    /// The update a `POST /v1/charges/{id}` form asks for (its `expand` is read separately).
+    pub fn update_charge(&mut self) -> Result<UpdateCharge, ApiError> {
+        Ok(UpdateCharge {
+            customer: self.text("customer")?,
+            description: self.text("description")?,
+            metadata: self.metadata()?,
+            receipt_email: self.text("receipt_email")?,
+            shipping: self.shipping_update()?,
+            fraud_details_user_report: self.fraud_details()?,
+            transfer_group: self.text("transfer_group")?,
+        })
+    }
+
     pub fn new(params: Params) -> Self {
         Form { params }
     }

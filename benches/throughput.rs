@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chargeledger::chain::{GENESIS_HASH, seal};
-use chargeledger::domain::decide::{create_charge, update_charge};
+use chargeledger::domain::stripe::decide::{create_charge, update_charge};
 use chargeledger::domain::{AccountPolicy, DecisionContext, Projection, apply};
 use chargeledger::events::{EVENT_SCHEMA_VERSION, EventBody};
 use chargeledger::store::StoredProjection;

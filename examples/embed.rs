@@ -40,7 +40,7 @@ pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "authorized {} for {} {}",
-        charge.id, charge.amount, charge.currency
+        charge.id, charge.money.authorized, charge.currency
     );
 
     let shipping = ShippingInput::new(
@@ -75,7 +75,7 @@ pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "captured {} of {}; {} released",
-        charge.amount_captured, charge.amount, charge.amount_refunded
+        charge.money.captured, charge.money.authorized, charge.money.released
     );
     let refunded = ledger
         .refund_charge(

@@ -7,9 +7,10 @@
 
 use chargeledger::domain::apply::apply_to_charge;
 use chargeledger::domain::omise::UpdateOmiseCharge;
+use chargeledger::domain::stripe::decide;
 use chargeledger::domain::{
-    AccountPolicy, Charge, CreateCharge, CreateCustomer, Customer, DecisionContext, FreshIds,
-    Projection, UpdateCharge, apply, decide,
+    AccountPolicy, ChargeState, CreateCharge, CreateCustomer, Customer, DecisionContext, FreshIds,
+    Projection, UpdateCharge, apply,
 };
 use chargeledger::server::form;
 use chargeledger::server::omise::body::OmiseParams;
@@ -209,7 +210,7 @@ fn context() -> DecisionContext {
     }
 }
 
-fn charge_from(command: CreateCharge) -> Charge {
+fn charge_from(command: CreateCharge) -> ChargeState {
     let payload = decide::create_charge(&command, None, &context()).expect("a valid creation");
     match apply(None, &payload).expect("a creation folds") {
         Projection::Charge(charge) => *charge,

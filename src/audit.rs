@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{FoldError, Projection, apply};
 use crate::events::{RecordedEvent, RequestMeta};
+use crate::json_diff;
 
 /// One field that an event changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,20 +32,69 @@ pub struct HistoryEntry {
     pub changes: Vec<FieldDiff>,
 }
 
-/// Fold a stream's events one at a time, diffing the state before and after each.
+/// How a history presents a state: the JSON it diffs, which of its objects change a key at a
+/// time, and which fields a creation entry shows.
+pub struct HistoryView {
+    /// The state as the reader knows it (the ledger's own state, or a dialect's wire object).
+    pub render: fn(&Projection) -> Value,
+    /// Objects shown key by key (`metadata[order_id]`): showing them whole would bury the change.
+    pub keyed_fields: &'static [&'static str],
+    /// The fields a creation request chooses, which are all its history entry shows: derived and
+    /// constant fields (ids, outcome, billing details…) would drown what the request said.
+    pub requested_on_creation: fn(&str) -> bool,
+}
+
+/// The ledger's own view: the dialect-neutral state (`money[captured]`, `details[transfer_group]`).
+pub const LEDGER_VIEW: HistoryView = HistoryView {
+    render: Projection::to_json,
+    keyed_fields: &["metadata", "money", "details", "instrument"],
+    requested_on_creation: |field| {
+        const REQUESTED: [&str; 20] = [
+            "money[authorized]",
+            "money[captured]",
+            "lifecycle",
+            "currency",
+            "customer",
+            "description",
+            "receipt_email",
+            "shipping",
+            "instrument[source]",
+            "instrument[token]",
+            "details[statement_descriptor]",
+            "details[statement_descriptor_suffix]",
+            "details[transfer_group]",
+            "details[capture]",
+            "details[return_uri]",
+            "details[ip]",
+            "email",
+            "name",
+            "freeze_after_capture",
+            "card",
+        ];
+        REQUESTED.contains(&field) || field.starts_with("metadata[")
+    },
+};
+
+/// Fold a stream's events one at a time, diffing the ledger's state before and after each.
 pub fn history(events: &[RecordedEvent]) -> Result<Vec<HistoryEntry>, FoldError> {
+    history_in_view(events, &LEDGER_VIEW)
+}
+
+/// Fold a stream's events one at a time, diffing the state before and after each as `view` shows it.
+pub fn history_in_view(
+    events: &[RecordedEvent],
+    view: &HistoryView,
+) -> Result<Vec<HistoryEntry>, FoldError> {
     let mut state: Option<Projection> = None;
     let mut before = Value::Null;
     let mut entries = Vec::with_capacity(events.len());
     for event in events {
         let is_creation = state.is_none();
         let next = apply(state, &event.body.payload)?;
-        let after = projection_value(&next);
-        let mut changes = diff_objects(&before, &after);
+        let after = (view.render)(&next);
+        let mut changes = field_diffs(&before, &after, view);
         if is_creation {
-            // Derived and constant fields (ids, outcome, billing details…) would drown what the
-            // request actually said.
-            changes.retain(|change| is_requested_on_creation(&change.field));
+            changes.retain(|change| (view.requested_on_creation)(&change.field));
         }
         entries.push(HistoryEntry {
             version: event.body.stream_version,
@@ -61,77 +111,47 @@ pub fn history(events: &[RecordedEvent]) -> Result<Vec<HistoryEntry>, FoldError>
     Ok(entries)
 }
 
-/// The fields a creation request chooses, which are what its history entry shows.
-fn is_requested_on_creation(field: &str) -> bool {
-    const REQUESTED: [&str; 14] = [
-        "amount",
-        "captured",
-        "currency",
-        "customer",
-        "description",
-        "email",
-        "name",
-        "payment_method",
-        "receipt_email",
-        "shipping",
-        "statement_descriptor",
-        "statement_descriptor_suffix",
-        "transfer_group",
-        "freeze_after_capture",
-    ];
-    REQUESTED.contains(&field) || field.starts_with("metadata[")
-}
-
-fn projection_value(projection: &Projection) -> Value {
-    projection.to_json()
-}
-
-/// Top-level differences between two JSON objects; `metadata` and `omise` are diffed key by key, and the
-/// embedded refund list is summarized by its count (its amounts show in `amount_refunded`).
-pub fn diff_objects(before: &Value, after: &Value) -> Vec<FieldDiff> {
-    let empty = serde_json::Map::new();
-    let before = before.as_object().unwrap_or(&empty);
-    let after = after.as_object().unwrap_or(&empty);
-    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let mut diffs = Vec::new();
-    for key in keys {
-        let previous = before.get(key).cloned().unwrap_or(Value::Null);
-        let current = after.get(key).cloned().unwrap_or(Value::Null);
-        if previous == current {
+/// What changed between two renderings, as the view shows it. A refund list is summarized by
+/// its count (its amounts show in the money fields).
+fn field_diffs(before: &Value, after: &Value, view: &HistoryView) -> Vec<FieldDiff> {
+    let differences = json_diff::differences(before, after, |field, _, _| {
+        view.keyed_fields.contains(&field)
+    });
+    let mut diffs = Vec::with_capacity(differences.len());
+    for difference in differences {
+        if difference.field == "refunds" {
+            let (previous, current) = (
+                refund_count(&difference.previous),
+                refund_count(&difference.current),
+            );
+            if previous != current && !difference.previous.is_null() {
+                diffs.push(FieldDiff {
+                    field: "refunds.total_count".into(),
+                    previous,
+                    current,
+                });
+            }
             continue;
         }
-        match key.as_str() {
-            // Metadata, and the Omise-only part of a charge (`omise[reversed_at]`), change a
-            // key at a time: showing whole objects would bury the change.
-            "metadata" | "omise" => {
-                for nested in diff_objects(&previous, &current) {
-                    diffs.push(FieldDiff {
-                        field: format!("{key}[{}]", nested.field),
-                        ..nested
-                    });
-                }
-            }
-            "refunds" => {
-                let count = |list: &Value| list.get("total_count").cloned().unwrap_or(Value::Null);
-                let (previous_count, current_count) = (count(&previous), count(&current));
-                if previous_count != current_count && !previous.is_null() {
-                    diffs.push(FieldDiff {
-                        field: "refunds.total_count".into(),
-                        previous: previous_count,
-                        current: current_count,
-                    });
-                }
-            }
-            _ => diffs.push(FieldDiff {
-                field: key.clone(),
-                previous,
-                current,
-            }),
-        }
+        let field = match &difference.key {
+            Some(key) => format!("{}[{key}]", difference.field),
+            None => difference.field,
+        };
+        diffs.push(FieldDiff {
+            field,
+            previous: difference.previous,
+            current: difference.current,
+        });
     }
     diffs
+}
+
+/// How many refunds a rendered refund list holds: an array's length, or a list object's `total_count`.
+fn refund_count(list: &Value) -> Value {
+    match list {
+        Value::Array(refunds) => Value::from(refunds.len()),
+        other => other.get("total_count").cloned().unwrap_or(Value::Null),
+    }
 }
 
 impl fmt::Display for HistoryEntry {

@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 
 use crate::audit::{self, HistoryEntry};
 use crate::domain::{
-    self, AccountPolicy, CaptureCharge, Charge, CreateCharge, CreateCustomer, Customer,
+    self, AccountPolicy, CaptureCharge, ChargeState, CreateCharge, CreateCustomer, Customer,
     DecisionContext, FoldError, Projection, Refund, RefundCharge, RequestError, UpdateCharge,
 };
 use crate::events::{AccountPolicySet, EventPayload, RecordedEvent, RequestMeta};
@@ -141,14 +141,16 @@ impl Default for ListCharges {
 }
 
 impl ListCharges {
-    fn matches(&self, charge: &Charge) -> bool {
+    fn matches(&self, charge: &ChargeState) -> bool {
         self.customer
             .as_ref()
             .is_none_or(|customer| charge.customer.as_ref() == Some(customer))
-            && self
-                .transfer_group
-                .as_ref()
-                .is_none_or(|group| charge.transfer_group.as_ref() == Some(group))
+            && self.transfer_group.as_ref().is_none_or(|group| {
+                charge
+                    .stripe_details()
+                    .and_then(|details| details.transfer_group.as_ref())
+                    == Some(group)
+            })
             && self.created_gt.is_none_or(|bound| charge.created > bound)
             && self.created_gte.is_none_or(|bound| charge.created >= bound)
             && self.created_lt.is_none_or(|bound| charge.created < bound)
@@ -160,7 +162,7 @@ impl ListCharges {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Refunded {
     pub refund: Refund,
-    pub charge: Charge,
+    pub charge: ChargeState,
 }
 
 /// What a command decided, before it is appended.
@@ -241,7 +243,7 @@ impl Ledger {
         account: &str,
         command: CreateCharge,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let customer = match &command.customer {
             Some(id) => self.find_customer(account, id).await?,
@@ -263,7 +265,8 @@ impl Ledger {
                         attempts: 1,
                     });
                 }
-                let payload = domain::decide::create_charge(&command, customer.as_ref(), &context)?;
+                let payload =
+                    domain::stripe::decide::create_charge(&command, customer.as_ref(), &context)?;
                 fold_new_charge(&charge_id, None, payload)
             },
         )
@@ -278,7 +281,7 @@ impl Ledger {
         charge_id: &str,
         command: UpdateCharge,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let referenced_customer = match &command.customer {
             Some(id) => self.find_customer(account, id).await?,
@@ -291,7 +294,7 @@ impl Ledger {
             request,
             |current, policy| {
                 let charge = existing_charge(charge_id, current)?;
-                match domain::decide::update_charge(
+                match domain::stripe::decide::update_charge(
                     &charge,
                     &command,
                     referenced_customer.as_ref(),
@@ -312,7 +315,7 @@ impl Ledger {
         charge_id: &str,
         command: CaptureCharge,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let context = decision_context(account);
         self.execute(
@@ -322,7 +325,7 @@ impl Ledger {
             request,
             |current| {
                 let charge = existing_charge(charge_id, current)?;
-                let payload = domain::decide::capture_charge(&charge, &command, &context)?;
+                let payload = domain::stripe::decide::capture_charge(&charge, &command, &context)?;
                 fold_new_charge(charge_id, Some(charge), payload)
             },
         )
@@ -346,7 +349,7 @@ impl Ledger {
             request,
             |current| {
                 let charge = existing_charge(charge_id, current)?;
-                let payload = domain::decide::refund_charge(&charge, &command, &context)?;
+                let payload = domain::stripe::decide::refund_charge(&charge, &command, &context)?;
                 let EventPayload::ChargeRefunded(refunded) = &payload else {
                     return Err(unexpected_payload(charge_id, &payload, "charge"));
                 };
@@ -397,7 +400,7 @@ impl Ledger {
                         attempts: 1,
                     });
                 }
-                let payload = domain::decide::create_customer(&command, &context)?;
+                let payload = domain::stripe::decide::create_customer(&command, &context)?;
                 let projection = domain::apply(None, &payload)
                     .map_err(LedgerError::corrupt_stream(&customer_id))?;
                 let Projection::Customer(customer) = &projection else {
@@ -475,7 +478,11 @@ impl Ledger {
     }
 
     /// A charge as it is now.
-    pub async fn get_charge(&self, account: &str, charge_id: &str) -> Result<Charge, LedgerError> {
+    pub async fn get_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let stored = self.store.load(account, charge_id).await?;
         existing_charge(charge_id, stored.as_ref())
@@ -486,7 +493,7 @@ impl Ledger {
         &self,
         account: &str,
         charge_id: &str,
-    ) -> Result<(Charge, u64), LedgerError> {
+    ) -> Result<(ChargeState, u64), LedgerError> {
         check_account(account)?;
         let stored = self.store.load(account, charge_id).await?;
         let version = stored.as_ref().map_or(0, |stored| stored.version);
@@ -515,7 +522,7 @@ impl Ledger {
         &self,
         account: &str,
         query: &ListCharges,
-    ) -> Result<Page<Charge>, LedgerError> {
+    ) -> Result<Page<ChargeState>, LedgerError> {
         check_account(account)?;
         let limit = query.limit.clamp(1, 100);
         Ok(self
@@ -590,8 +597,19 @@ impl Ledger {
         account: &str,
         charge_id: &str,
     ) -> Result<Vec<HistoryEntry>, LedgerError> {
+        self.history_in_view(account, charge_id, &audit::LEDGER_VIEW)
+            .await
+    }
+
+    /// A charge's history as `view` shows each state (a dialect's wire object, say).
+    pub async fn history_in_view(
+        &self,
+        account: &str,
+        charge_id: &str,
+        view: &audit::HistoryView,
+    ) -> Result<Vec<HistoryEntry>, LedgerError> {
         let events = self.charge_events(account, charge_id, None).await?;
-        audit::history(&events).map_err(LedgerError::corrupt_stream(charge_id))
+        audit::history_in_view(&events, view).map_err(LedgerError::corrupt_stream(charge_id))
     }
 
     /// The events of one charge, oldest first.
@@ -624,7 +642,7 @@ impl Ledger {
         account: &str,
         charge_id: &str,
         version: u64,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         let events = self
             .charge_events(account, charge_id, Some(version))
             .await?;
@@ -646,7 +664,7 @@ impl Ledger {
         account: &str,
         charge_id: &str,
         as_of: OffsetDateTime,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         let events = self.charge_events(account, charge_id, None).await?;
         let created_at = events[0].body.recorded_at;
         if as_of < created_at {
@@ -1043,7 +1061,7 @@ fn account_is_live(account: &str) -> bool {
 fn existing_charge(
     charge_id: &str,
     stored: Option<&StoredProjection>,
-) -> Result<Charge, LedgerError> {
+) -> Result<ChargeState, LedgerError> {
     match stored.map(|stored| &stored.projection) {
         Some(Projection::Charge(charge)) => Ok((**charge).clone()),
         _ => Err(RequestError::NoSuchCharge {
@@ -1055,9 +1073,9 @@ fn existing_charge(
 
 fn fold_new_charge(
     charge_id: &str,
-    charge: Option<Charge>,
+    charge: Option<ChargeState>,
     payload: EventPayload,
-) -> Result<Decision<Charge>, LedgerError> {
+) -> Result<Decision<ChargeState>, LedgerError> {
     let projection = domain::apply(
         charge.map(|charge| Projection::Charge(Box::new(charge))),
         &payload,
@@ -1089,7 +1107,7 @@ fn unexpected_payload(
     }
 }
 
-fn fold_charge(charge_id: &str, events: &[RecordedEvent]) -> Result<Charge, LedgerError> {
+fn fold_charge(charge_id: &str, events: &[RecordedEvent]) -> Result<ChargeState, LedgerError> {
     let corrupt = LedgerError::corrupt_stream(charge_id);
     match domain::fold(events.iter().map(|event| &event.body.payload)).map_err(corrupt)? {
         Some(Projection::Charge(charge)) => Ok(*charge),

@@ -61,8 +61,6 @@
 //! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
 //! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`
 //! for the design and its invariants.
-// serde_json's `json!` for Omise's 50-field charge object nests deeper than the default 128.
-#![recursion_limit = "256"]
 
 pub mod audit;
 pub mod chain;
@@ -71,6 +69,7 @@ pub mod cli;
 pub mod domain;
 pub mod events;
 pub mod ids;
+pub mod json_diff;
 pub mod ledger;
 pub mod maintenance;
 #[cfg(feature = "server")]
@@ -80,7 +79,7 @@ pub mod subscription;
 
 pub use audit::{FieldDiff, HistoryEntry};
 pub use domain::{
-    AccountPolicy, Address, CaptureCharge, Charge, CreateCharge, CreateCustomer, Customer,
+    AccountPolicy, Address, CaptureCharge, ChargeState, CreateCharge, CreateCustomer, Customer,
     MetadataEdit, Refund, RefundCharge, RequestError, ShippingInput, UpdateCharge,
 };
 pub use events::{EventPayload, RecordedEvent, RequestMeta};

@@ -115,7 +115,7 @@ async fn an_update_racing_a_freeze_never_commits_after_it() {
         .await
         .expect("open");
     let charge = create_test_charge(&ledger, ACCOUNT).await;
-    assert!(charge.captured);
+    assert!(charge.is_captured());
 
     let mut gate = faults.close_gate_at(FaultPoint::Commit, faults.calls(FaultPoint::Commit) + 1);
     let freezing = {

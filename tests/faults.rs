@@ -9,7 +9,8 @@ use std::time::Duration;
 use chargeledger::server::{BoundServer, ServeOptions};
 use chargeledger::store::faults::{FaultInjector, FaultPoint};
 use chargeledger::{
-    Charge, CreateCharge, Ledger, LedgerError, ListCharges, RequestMeta, StoreError, UpdateCharge,
+    ChargeState, CreateCharge, Ledger, LedgerError, ListCharges, RequestMeta, StoreError,
+    UpdateCharge,
 };
 use common::server::{OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, SECRET_KEY};
 use common::{ACCOUNT, create_test_charge};
@@ -37,7 +38,7 @@ async fn set_metadata(
     charge_id: &str,
     key: &str,
     value: &str,
-) -> Result<Charge, LedgerError> {
+) -> Result<ChargeState, LedgerError> {
     ledger
         .update_charge(
             ACCOUNT,

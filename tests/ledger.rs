@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use chargeledger::domain::RequestError;
+use chargeledger::domain::{Lifecycle, Money, RequestError};
 use chargeledger::{
     AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, Ledger, LedgerError, ListCharges,
     PageCursor, RefundCharge, RequestMeta, UpdateCharge,
@@ -382,8 +382,8 @@ async fn capture_and_refund_move_the_amounts_like_stripe() {
         )
         .await
         .expect("authorize");
-    assert!(!charge.captured);
-    assert_eq!(charge.amount_captured, 0);
+    assert_eq!(charge.lifecycle, Lifecycle::Authorized);
+    assert_eq!(charge.money.captured, 0);
     let captured = ledger
         .capture_charge(
             ACCOUNT,
@@ -393,11 +393,19 @@ async fn capture_and_refund_move_the_amounts_like_stripe() {
         )
         .await
         .expect("capture");
-    assert!(captured.captured);
+    assert_eq!(captured.lifecycle, Lifecycle::Captured);
     assert_eq!(
-        (captured.amount_captured, captured.amount_refunded),
-        (600, 400)
+        captured.money,
+        Money {
+            authorized: 1000,
+            captured: 600,
+            refunded: 0,
+            released: 400
+        }
     );
+    // Stripe shows the released remainder as a refund.
+    assert_eq!(captured.refunds.len(), 1);
+    assert_eq!(captured.refunds[0].amount, 400);
     let error = ledger
         .capture_charge(
             ACCOUNT,
@@ -420,9 +428,9 @@ async fn capture_and_refund_move_the_amounts_like_stripe() {
         )
         .await
         .expect("refund");
-    assert_eq!(refunded.charge.amount_refunded, 650);
-    assert!(!refunded.charge.refunded);
-    assert_eq!(refunded.charge.refunds.data[0].id, refunded.refund.id);
+    assert_eq!(refunded.charge.money.refunded, 250);
+    assert_eq!(refunded.charge.lifecycle, Lifecycle::Captured);
+    assert_eq!(refunded.charge.refunds[1].id, refunded.refund.id);
     ledger
         .refund_charge(
             ACCOUNT,
@@ -442,8 +450,9 @@ async fn capture_and_refund_move_the_amounts_like_stripe() {
         .await
         .expect("rest");
     assert_eq!(rest.refund.amount, 350);
-    assert!(rest.charge.refunded);
-    assert_eq!(rest.charge.refunds.total_count, 3);
+    assert_eq!(rest.charge.lifecycle, Lifecycle::Refunded);
+    assert_eq!(rest.charge.money.refunded, 600);
+    assert_eq!(rest.charge.refunds.len(), 3);
 }
 
 #[tokio::test]

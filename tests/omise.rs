@@ -1038,14 +1038,17 @@ async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
         .collect();
     assert_eq!(
         fields,
-        [vec!["metadata[order]"], vec!["omise[reversed_at]"]]
+        [
+            vec!["metadata[order]"],
+            vec!["lifecycle", "money[released]", "reversed_at"]
+        ]
     );
     let at_version_2 = ledger
         .charge_at_version(account, &charge.id, 2)
         .await
         .unwrap();
     assert_eq!(at_version_2.metadata["order"], json!({"id": 9}));
-    assert!(at_version_2.omise.unwrap().reversed_at.is_none());
+    assert!(at_version_2.reversed_at.is_none());
     assert!(ledger.get_token(account, &token.id).await.unwrap().used());
 }
 

@@ -13,8 +13,8 @@ use chargeledger::domain::omise::{
 };
 use chargeledger::domain::{Metadata, OmiseRefusal, Projection, fold};
 use chargeledger::{
-    Address, CaptureCharge, Charge, CreateCharge, Ledger, LedgerError, RefundCharge, RequestMeta,
-    ShippingInput, UpdateCharge,
+    Address, CaptureCharge, ChargeState, CreateCharge, Ledger, LedgerError, RefundCharge,
+    RequestMeta, ShippingInput, UpdateCharge,
 };
 use common::ACCOUNT;
 use proptest::prelude::*;
@@ -55,7 +55,7 @@ async fn perform(
     account: &str,
     charge_id: &str,
     operation: &Operation,
-) -> Result<Charge, LedgerError> {
+) -> Result<ChargeState, LedgerError> {
     let update = |command: UpdateCharge| {
         ledger.update_charge(account, charge_id, command, RequestMeta::library())
     };
@@ -115,7 +115,7 @@ async fn check_consistency(
     ledger: &Ledger,
     account: &str,
     charge_id: &str,
-    states_by_version: &[Charge],
+    states_by_version: &[ChargeState],
 ) {
     let (current, version) = ledger
         .get_charge_with_version(account, charge_id)
@@ -172,7 +172,7 @@ async fn perform_omise(
     ledger: &Ledger,
     charge_id: &str,
     operation: &OmiseOperation,
-) -> Result<Charge, LedgerError> {
+) -> Result<ChargeState, LedgerError> {
     let update = |command: UpdateOmiseCharge| {
         ledger.update_omise_charge(OMISE_ACCOUNT, charge_id, command, RequestMeta::library())
     };
@@ -212,33 +212,33 @@ async fn perform_omise(
 }
 
 /// The refusal Omise's rules give `operation` on `charge`, or `None` if it must succeed.
-fn expected_omise_refusal(charge: &Charge, operation: &OmiseOperation) -> Option<OmiseRefusal> {
-    let reversed = charge
-        .omise
-        .as_ref()
-        .is_some_and(|omise| omise.reversed_at.is_some());
+fn expected_omise_refusal(
+    charge: &ChargeState,
+    operation: &OmiseOperation,
+) -> Option<OmiseRefusal> {
+    let reversed = charge.reversed_at.is_some();
+    let captured = charge.is_captured();
+    let authorized = charge.money.authorized;
     match operation {
         OmiseOperation::Description(_) | OmiseOperation::Metadata(..) => None,
         OmiseOperation::Capture(_) if reversed => Some(OmiseRefusal::CaptureOfReversedCharge),
-        OmiseOperation::Capture(_) if charge.captured => Some(OmiseRefusal::AlreadyCaptured),
+        OmiseOperation::Capture(_) if captured => Some(OmiseRefusal::AlreadyCaptured),
         OmiseOperation::Capture(Some(amount)) if *amount <= 0 => {
             Some(OmiseRefusal::CaptureAmountNotPositive)
         }
-        OmiseOperation::Capture(Some(amount)) if *amount > charge.amount => {
+        OmiseOperation::Capture(Some(amount)) if *amount > authorized => {
             Some(OmiseRefusal::CaptureAmountTooLarge {
                 requested: *amount,
-                authorized: charge.amount,
+                authorized,
             })
         }
         OmiseOperation::Capture(_) => None,
-        OmiseOperation::Reverse if charge.captured || reversed => {
-            Some(OmiseRefusal::ReverseNotAllowed)
-        }
+        OmiseOperation::Reverse if captured || reversed => Some(OmiseRefusal::ReverseNotAllowed),
         OmiseOperation::Reverse => None,
     }
 }
 
-async fn create_omise_charge(ledger: &Ledger, capture: bool) -> Charge {
+async fn create_omise_charge(ledger: &Ledger, capture: bool) -> ChargeState {
     let token = ledger
         .create_token(
             OMISE_ACCOUNT,
@@ -272,9 +272,9 @@ async fn head(ledger: &Ledger) -> Option<u64> {
 
 /// Keep `states` (the charge after each of its events) up to date with one request's outcome.
 fn record(
-    states: &mut Vec<Charge>,
+    states: &mut Vec<ChargeState>,
     appended: bool,
-    outcome: Result<Charge, LedgerError>,
+    outcome: Result<ChargeState, LedgerError>,
     operation: &dyn std::fmt::Debug,
 ) {
     match outcome {
@@ -298,7 +298,7 @@ async fn check_across_reopen(
     path: &Path,
     account: &str,
     charge_id: &str,
-    states: &[Charge],
+    states: &[ChargeState],
 ) {
     check_consistency(&ledger, account, charge_id, states).await;
     ledger.close().await.expect("close");
@@ -335,13 +335,13 @@ async fn assert_refused_and_nothing_appended(
     account: &str,
     charge_id: &str,
     attempt: &dyn std::fmt::Debug,
-    outcome: Result<Charge, LedgerError>,
+    outcome: Result<ChargeState, LedgerError>,
     before: (Option<u64>, u64),
 ) {
     match &outcome {
         Ok(charge) => panic!(
-            "{attempt:?} on a charge of the other dialect succeeded (status {:?}, captured {}, refunded {})",
-            charge.status, charge.captured, charge.amount_refunded
+            "{attempt:?} on a charge of the other dialect succeeded (lifecycle {:?}, money {:?})",
+            charge.lifecycle, charge.money
         ),
         Err(error) => assert!(
             !is_internal(error),
@@ -423,12 +423,19 @@ proptest! {
                 }
                 if let Ok(charge) = &outcome {
                     if let OmiseOperation::Capture(amount) = operation {
-                        assert!(charge.captured && appended, "{operation:?} captures");
-                        assert_eq!(charge.amount_captured, amount.unwrap_or(OMISE_AMOUNT));
+                        assert!(charge.is_captured() && appended, "{operation:?} captures");
+                        assert_eq!(charge.money.captured, amount.unwrap_or(OMISE_AMOUNT));
+                        assert_eq!(
+                            charge.money.released,
+                            OMISE_AMOUNT - charge.money.captured,
+                            "an Omise capture releases the rest without a refund"
+                        );
+                        assert!(charge.refunds.is_empty());
                     }
                     if let OmiseOperation::Reverse = operation {
-                        assert!(appended && !charge.captured, "{operation:?} reverses");
-                        assert!(charge.omise.as_ref().is_some_and(|omise| omise.reversed_at.is_some()));
+                        assert!(appended && !charge.is_captured(), "{operation:?} reverses");
+                        assert_eq!(charge.lifecycle, chargeledger::domain::Lifecycle::Reversed);
+                        assert!(charge.reversed_at.is_some());
                     }
                 }
                 record(&mut states, appended, outcome, operation);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use chargeledger::domain::decide::{
+use chargeledger::domain::stripe::decide::{
     capture_charge, create_charge, create_customer, refund_charge, update_charge,
 };
 use chargeledger::domain::{AccountPolicy, Customer, Metadata, RequestError};

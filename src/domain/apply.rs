@@ -4,18 +4,17 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::charge::{
-    BillingDetails, Charge, ChargeStatus, Customer, FraudDetails, Outcome, PaymentMethodDetails,
-    Refund, RefundList, Token,
+    ChargeState, DialectDetails, Instrument, Lifecycle, Money, OmiseDetails, Origin, StripeDetails,
 };
-use crate::domain::commands::AccountPolicy;
 use crate::domain::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
-use crate::domain::omise;
+use crate::domain::policy::AccountPolicy;
+use crate::domain::values::{Customer, FraudDetails, Token};
 
 /// The current state of one stream: what the ledger stores as its projection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "state", rename_all = "snake_case")]
 pub enum Projection {
-    Charge(Box<Charge>),
+    Charge(Box<ChargeState>),
     Customer(Customer),
     AccountPolicy(AccountPolicy),
     Token(Box<Token>),
@@ -33,6 +32,24 @@ pub enum FoldError {
         event_type: &'static str,
         stream_kind: &'static str,
     },
+    /// The event would break an invariant of the charge (money, lifecycle): the log disagrees
+    /// with the rules that wrote it.
+    #[error("a {event_type} event cannot apply to charge {charge_id}: {reason}")]
+    InvariantBroken {
+        event_type: &'static str,
+        charge_id: String,
+        reason: &'static str,
+    },
+}
+
+impl FoldError {
+    fn broken(charge: &ChargeState, event_type: &'static str, reason: &'static str) -> Self {
+        FoldError::InvariantBroken {
+            event_type,
+            charge_id: charge.id.clone(),
+            reason,
+        }
+    }
 }
 
 impl Projection {
@@ -44,8 +61,9 @@ impl Projection {
             Projection::AccountPolicy(policy) => serde_json::to_value(policy),
             Projection::Token(token) => serde_json::to_value(token),
         };
-        // These types are plain data with string keys: serializing them cannot fail.
-        value.unwrap_or(serde_json::Value::Null)
+        // Plain data with string keys: serializing cannot fail, and if it did the state would be
+        // unreadable, so stop rather than show `null`.
+        value.expect("a projection serializes to JSON")
     }
 
     pub fn kind_name(&self) -> &'static str {
@@ -63,7 +81,7 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
     let event_type = payload.event_type();
     match (state, payload) {
         (None, EventPayload::ChargeCreated(created)) => {
-            Ok(Projection::Charge(Box::new(charge_from_creation(created))))
+            Ok(Projection::Charge(Box::new(charge_from_creation(created)?)))
         }
         (None, EventPayload::CustomerCreated(created)) => {
             Ok(Projection::Customer(customer_from_creation(created)))
@@ -108,64 +126,138 @@ pub fn fold<'a>(
     Ok(state)
 }
 
-/// Apply a charge event to an existing charge.
-pub fn apply_to_charge(mut charge: Charge, payload: &EventPayload) -> Result<Charge, FoldError> {
+/// Apply a charge event to an existing charge, then check the money invariants.
+pub fn apply_to_charge(
+    mut charge: ChargeState,
+    payload: &EventPayload,
+) -> Result<ChargeState, FoldError> {
+    let event_type = payload.event_type();
     match payload {
         EventPayload::ChargeUpdated(updated) => {
-            apply_field_changes(&mut charge, &updated.changes);
+            apply_field_changes(&mut charge, &updated.changes, event_type)?;
         }
         EventPayload::ChargeCaptured(captured) => {
-            charge.captured = true;
-            charge.amount_captured = captured.amount_captured;
-            charge.balance_transaction = Some(captured.balance_transaction.clone());
+            if charge.is_captured() || charge.lifecycle == Lifecycle::Reversed {
+                return Err(FoldError::broken(
+                    &charge,
+                    event_type,
+                    "it is not authorized",
+                ));
+            }
+            charge.money.captured = captured.amount_captured;
+            // Whatever was not captured is let go, whether or not a refund record says so.
+            charge.money.released = charge.money.authorized - captured.amount_captured;
+            charge.lifecycle = Lifecycle::Captured;
+            charge.transaction = Some(captured.balance_transaction.clone());
+            charge.captured_at = captured.captured_at;
             if let Some(remainder) = &captured.released_remainder {
-                record_refund(&mut charge, remainder.clone());
+                if remainder.amount != charge.money.released {
+                    return Err(FoldError::broken(
+                        &charge,
+                        event_type,
+                        "its released remainder is not the uncaptured amount",
+                    ));
+                }
+                charge.refunds.push(remainder.clone());
             }
-            apply_field_changes(&mut charge, &captured.changes);
-            if let Some(state) = &mut charge.omise {
-                state.paid_at = captured.captured_at;
-            }
+            apply_field_changes(&mut charge, &captured.changes, event_type)?;
         }
         EventPayload::ChargeReversed(reversed) => {
-            let Some(state) = &mut charge.omise else {
+            if charge.origin() != Origin::Omise {
                 // Reversal is Omise's operation; a Stripe charge never records one.
                 return Err(FoldError::WrongStream {
-                    event_type: payload.event_type(),
+                    event_type,
                     stream_kind: "Stripe charge",
                 });
-            };
-            state.reversed_at = Some(reversed.reversed_at);
+            }
+            if charge.lifecycle != Lifecycle::Authorized {
+                return Err(FoldError::broken(
+                    &charge,
+                    event_type,
+                    "it is not authorized",
+                ));
+            }
+            charge.money.released = charge.money.authorized;
+            charge.lifecycle = Lifecycle::Reversed;
+            charge.reversed_at = Some(reversed.reversed_at);
         }
         EventPayload::ChargeRefunded(refunded) => {
-            record_refund(&mut charge, refunded.refund.clone());
+            let amount = refunded.refund.amount;
+            match charge.lifecycle {
+                // Refunding an uncaptured charge releases its authorization.
+                Lifecycle::Authorized => {
+                    charge.money.released += amount;
+                    charge.lifecycle = Lifecycle::Reversed;
+                }
+                Lifecycle::Captured => {
+                    charge.money.refunded += amount;
+                    charge.lifecycle = ChargeState::lifecycle_of(&charge.money);
+                }
+                Lifecycle::Refunded | Lifecycle::Reversed => {
+                    return Err(FoldError::broken(
+                        &charge,
+                        event_type,
+                        "nothing is left to refund",
+                    ));
+                }
+            }
+            charge.refunds.push(refunded.refund.clone());
         }
         EventPayload::ChargeCreated(_) => {
-            return Err(FoldError::StreamAlreadyStarted {
-                event_type: payload.event_type(),
-            });
+            return Err(FoldError::StreamAlreadyStarted { event_type });
         }
         EventPayload::CustomerCreated(_)
         | EventPayload::AccountPolicySet(_)
         | EventPayload::TokenCreated(_)
         | EventPayload::TokenUsed(_) => {
             return Err(FoldError::WrongStream {
-                event_type: payload.event_type(),
+                event_type,
                 stream_kind: "charge",
             });
         }
     }
+    check_money(&charge, event_type)?;
     Ok(charge)
 }
 
-fn record_refund(charge: &mut Charge, refund: Refund) {
-    charge.amount_refunded += refund.amount;
-    charge.refunded = charge.amount_refunded >= charge.amount;
-    // Stripe lists refunds newest first.
-    charge.refunds.data.insert(0, refund);
-    charge.refunds.total_count += 1;
+/// The money invariants every charge keeps after every event.
+fn check_money(charge: &ChargeState, event_type: &'static str) -> Result<(), FoldError> {
+    let Money {
+        authorized,
+        captured,
+        refunded,
+        released,
+    } = charge.money;
+    let holds = 0 < authorized
+        && 0 <= refunded
+        && refunded <= captured
+        && captured <= authorized
+        && 0 <= released
+        && captured
+            .checked_add(released)
+            .is_some_and(|total| total <= authorized);
+    if !holds {
+        return Err(FoldError::broken(
+            charge,
+            event_type,
+            "its money would break 0 ≤ refunded ≤ captured ≤ authorized, captured + released ≤ authorized",
+        ));
+    }
+    if ChargeState::lifecycle_of(&charge.money) != charge.lifecycle {
+        return Err(FoldError::broken(
+            charge,
+            event_type,
+            "its lifecycle would disagree with its money",
+        ));
+    }
+    Ok(())
 }
 
-fn apply_field_changes(charge: &mut Charge, changes: &[FieldChange]) {
+fn apply_field_changes(
+    charge: &mut ChargeState,
+    changes: &[FieldChange],
+    event_type: &'static str,
+) -> Result<(), FoldError> {
     for change in changes {
         match change {
             FieldChange::Customer { current, .. } => charge.customer = current.clone(),
@@ -180,83 +272,91 @@ fn apply_field_changes(charge: &mut Charge, changes: &[FieldChange]) {
             }
             FieldChange::ReceiptEmail { current, .. } => charge.receipt_email = current.clone(),
             FieldChange::Shipping { current, .. } => charge.shipping = current.clone(),
-            FieldChange::FraudDetails { current, .. } => charge.fraud_details = current.clone(),
-            FieldChange::TransferGroup { current, .. } => charge.transfer_group = current.clone(),
+            FieldChange::FraudDetails { current, .. } => {
+                stripe_details(charge, event_type)?.fraud_details = current.clone();
+            }
+            FieldChange::TransferGroup { current, .. } => {
+                stripe_details(charge, event_type)?.transfer_group = current.clone();
+            }
             FieldChange::StatementDescriptor { current, .. } => {
-                charge.statement_descriptor = current.clone();
-                charge.calculated_statement_descriptor = calculated_descriptor(current);
+                stripe_details(charge, event_type)?.statement_descriptor = current.clone();
             }
             FieldChange::StatementDescriptorSuffix { current, .. } => {
-                charge.statement_descriptor_suffix = current.clone();
+                stripe_details(charge, event_type)?.statement_descriptor_suffix = current.clone();
             }
         }
     }
+    Ok(())
 }
 
-/// What appears on the cardholder's statement: the charge's own descriptor, else the ledger's.
-fn calculated_descriptor(statement_descriptor: &Option<String>) -> Option<String> {
-    Some(
-        statement_descriptor
-            .clone()
-            .unwrap_or_else(|| "CHARGELEDGER".to_string()),
-    )
+/// The Stripe-only part of a charge that a Stripe-only change writes to; an Omise charge has none.
+fn stripe_details<'charge>(
+    charge: &'charge mut ChargeState,
+    event_type: &'static str,
+) -> Result<&'charge mut StripeDetails, FoldError> {
+    match &mut charge.details {
+        DialectDetails::Stripe(details) => Ok(details),
+        DialectDetails::Omise(_) => Err(FoldError::WrongStream {
+            event_type,
+            stream_kind: "Omise charge",
+        }),
+    }
 }
 
-fn charge_from_creation(created: &ChargeCreated) -> Charge {
-    Charge {
+fn charge_from_creation(created: &ChargeCreated) -> Result<ChargeState, FoldError> {
+    let (instrument, details) = match &created.omise {
+        None => (
+            Instrument::TestCard {
+                source: created.source.clone(),
+                payment_method: created.payment_method.clone(),
+                card: created.card.clone(),
+            },
+            DialectDetails::Stripe(StripeDetails {
+                fraud_details: FraudDetails::default(),
+                statement_descriptor: created.statement_descriptor.clone(),
+                statement_descriptor_suffix: created.statement_descriptor_suffix.clone(),
+                transfer_group: created.transfer_group.clone(),
+            }),
+        ),
+        Some(omise) => (
+            Instrument::VaultCard {
+                token: created.source.clone(),
+                card: omise.card.clone(),
+            },
+            DialectDetails::Omise(OmiseDetails {
+                capture: created.captured,
+                return_uri: omise.return_uri.clone(),
+                ip: omise.ip.clone(),
+            }),
+        ),
+    };
+    let money = Money {
+        authorized: created.amount,
+        captured: if created.captured { created.amount } else { 0 },
+        refunded: 0,
+        released: 0,
+    };
+    let charge = ChargeState {
         id: created.charge_id.clone(),
-        object: "charge".into(),
-        amount: created.amount,
-        amount_captured: if created.captured { created.amount } else { 0 },
-        amount_refunded: 0,
-        application: None,
-        application_fee: None,
-        application_fee_amount: None,
-        balance_transaction: created.balance_transaction.clone(),
-        billing_details: BillingDetails::default(),
-        calculated_statement_descriptor: calculated_descriptor(&created.statement_descriptor),
-        captured: created.captured,
+        livemode: created.livemode,
         created: created.created,
         currency: created.currency.clone(),
+        money,
+        lifecycle: ChargeState::lifecycle_of(&money),
+        instrument,
         customer: created.customer.clone(),
         description: created.description.clone(),
-        disputed: false,
-        failure_balance_transaction: None,
-        failure_code: None,
-        failure_message: None,
-        fraud_details: FraudDetails::default(),
-        livemode: created.livemode,
         metadata: created.metadata.clone(),
-        on_behalf_of: None,
-        outcome: Some(Outcome::approved()),
-        paid: true,
-        payment_intent: None,
-        payment_method: Some(created.payment_method.clone()),
-        payment_method_details: Some(PaymentMethodDetails {
-            card: created.card.clone(),
-            method_type: "card".into(),
-        }),
-        presentment_details: None,
-        radar_options: None,
         receipt_email: created.receipt_email.clone(),
-        receipt_number: None,
-        receipt_url: None,
-        refunded: false,
-        refunds: RefundList::empty(&created.charge_id),
-        review: None,
         shipping: created.shipping.clone(),
-        source_transfer: None,
-        statement_descriptor: created.statement_descriptor.clone(),
-        statement_descriptor_suffix: created.statement_descriptor_suffix.clone(),
-        status: ChargeStatus::Succeeded,
-        transfer: None,
-        transfer_data: None,
-        transfer_group: created.transfer_group.clone(),
-        omise: created
-            .omise
-            .as_ref()
-            .map(|creation| omise::initial_state(creation, created.created, created.captured)),
-    }
+        transaction: created.balance_transaction.clone(),
+        refunds: Vec::new(),
+        captured_at: created.captured.then_some(created.created),
+        reversed_at: None,
+        details,
+    };
+    check_money(&charge, "charge.created")?;
+    Ok(charge)
 }
 
 fn customer_from_creation(created: &CustomerCreated) -> Customer {

@@ -1,294 +1,190 @@
-//! The charge and customer objects as the ledger projects them: Stripe's charge object, field for field.
+//! The charge as the ledger knows it, whichever API created it: origin, money, lifecycle, instrument and per-dialect details.
 //!
-//! These are the *state* types folded from events. Their serde form is Stripe's JSON shape
-//! (`nullable` fields are present as `null`), which is also what projections store; events never
-//! embed them, so the stored event schema does not move when this shape does.
-
-use std::collections::BTreeMap;
+//! `ChargeState` is what `apply` folds and what projections store. It is no API's wire object:
+//! Stripe's 45-field charge and Omise's 2019-05-29 charge are rendered from it by pure functions
+//! in `server::stripe` and `server::omise`. Each dialect's rules (`domain::stripe`,
+//! `domain::omise`) decide only for charges of their own origin.
 
 use serde::{Deserialize, Serialize};
 
-/// Metadata attached to charges and customers. Values are JSON so Omise's free-form metadata fits;
-/// Stripe accounts only ever store strings (validation enforces it). A `BTreeMap` keeps key order
-/// deterministic, which the hash chain relies on.
-pub type Metadata = BTreeMap<String, serde_json::Value>;
+use crate::domain::values::{Card, FraudDetails, Metadata, Refund, Shipping, VaultCard};
 
-/// Stripe's `charge.status`.
+/// The API a charge was created through. It never changes, and only that dialect's rules decide
+/// for the charge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ChargeStatus {
-    Succeeded,
-    Pending,
-    Failed,
+pub enum Origin {
+    Stripe,
+    Omise,
 }
 
-/// A postal address; every part is optional on Stripe.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    pub city: Option<String>,
-    pub country: Option<String>,
-    pub line1: Option<String>,
-    pub line2: Option<String>,
-    pub postal_code: Option<String>,
-    pub state: Option<String>,
-}
-
-/// `charge.shipping`: replaced as a whole by an update.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shipping {
-    pub address: Address,
-    pub carrier: Option<String>,
-    pub name: String,
-    pub phone: Option<String>,
-    pub tracking_number: Option<String>,
-}
-
-/// `charge.fraud_details`: `{}` until someone reports, then `{"user_report": "safe"}` and so on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FraudDetails {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub stripe_report: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub user_report: Option<String>,
-}
-
-/// `charge.billing_details`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BillingDetails {
-    pub address: Address,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub tax_id: Option<String>,
-}
-
-/// `charge.outcome` for an approved card payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub advice_code: Option<String>,
-    pub network_advice_code: Option<String>,
-    pub network_decline_code: Option<String>,
-    pub network_status: Option<String>,
-    pub reason: Option<String>,
-    pub risk_level: String,
-    pub risk_score: i64,
-    pub seller_message: Option<String>,
-    #[serde(rename = "type")]
-    pub outcome_type: String,
-}
-
-impl Outcome {
-    /// What Stripe reports for a test card that the network approved.
-    pub fn approved() -> Self {
-        Outcome {
-            advice_code: None,
-            network_advice_code: None,
-            network_decline_code: None,
-            network_status: Some("approved_by_network".into()),
-            reason: None,
-            risk_level: "normal".into(),
-            risk_score: 32,
-            seller_message: Some("Payment complete.".into()),
-            outcome_type: "authorized".into(),
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Stripe => "Stripe",
+            Origin::Omise => "Omise",
         }
     }
 }
 
-/// The card a charge was paid with: what the test token stood for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Card {
-    pub brand: String,
-    pub country: String,
-    pub exp_month: u32,
-    pub exp_year: u32,
-    pub fingerprint: String,
-    pub funding: String,
-    pub last4: String,
-    pub network: String,
-}
-
-/// `charge.payment_method_details` for a card payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentMethodDetails {
-    pub card: Card,
-    #[serde(rename = "type")]
-    pub method_type: String,
-}
-
-/// A refund object (`re_…`), listed inside `charge.refunds`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refund {
-    pub id: String,
-    pub object: String,
-    pub amount: i64,
-    pub balance_transaction: Option<String>,
-    pub charge: String,
-    pub created: i64,
-    pub currency: String,
-    pub metadata: Metadata,
-    pub reason: Option<String>,
-    pub status: String,
-}
-
-/// `charge.refunds`: a list object, newest refund first as Stripe lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundList {
-    pub object: String,
-    pub data: Vec<Refund>,
-    pub has_more: bool,
-    pub total_count: u64,
-    pub url: String,
-}
-
-impl RefundList {
-    pub fn empty(charge_id: &str) -> Self {
-        RefundList {
-            object: "list".into(),
-            data: Vec::new(),
-            has_more: false,
-            total_count: 0,
-            url: format!("/v1/charges/{charge_id}/refunds"),
-        }
-    }
-}
-
-/// Stripe's charge object with all 45 public fields of the 2026-07-29 schema.
+/// A charge's money, in the currency's smallest unit.
 ///
-/// Nullable fields serialize as `null`. Three fields are optional *and* not nullable in the
-/// schema (`presentment_details`, `radar_options`, `transfer`): writing `null` would break the
-/// schema, so, exactly as Stripe does, they are left out of the JSON while they have no value. The
-/// ledger never sets them (no multi-currency presentment, Radar sessions or Connect transfers).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Charge {
-    pub id: String,
-    pub object: String,
-    pub amount: i64,
-    pub amount_captured: i64,
-    pub amount_refunded: i64,
-    pub application: Option<String>,
-    pub application_fee: Option<String>,
-    pub application_fee_amount: Option<i64>,
-    pub balance_transaction: Option<String>,
-    pub billing_details: BillingDetails,
-    pub calculated_statement_descriptor: Option<String>,
-    pub captured: bool,
-    pub created: i64,
-    pub currency: String,
-    pub customer: Option<String>,
-    pub description: Option<String>,
-    pub disputed: bool,
-    pub failure_balance_transaction: Option<String>,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
+/// `apply` asserts after every event that `0 ≤ refunded ≤ captured ≤ authorized` and that
+/// `captured + released ≤ authorized`: money is never negative, never refunded past what was
+/// captured, never captured or released past what was authorized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    /// What the card was authorized for: the charge's amount.
+    pub authorized: i64,
+    /// What was captured (0 while only authorized).
+    pub captured: i64,
+    /// What went back to the customer out of what was captured.
+    pub refunded: i64,
+    /// What of the authorization was let go uncaptured: the remainder of a partial capture, or
+    /// all of it when an authorization is reversed.
+    pub released: i64,
+}
+
+/// Where a charge stands. Follows from `Money`; `apply` checks that the two agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Authorized and not yet captured.
+    Authorized,
+    /// Captured, and not all of it refunded.
+    Captured,
+    /// Captured, and all of what was captured refunded.
+    Refunded,
+    /// The authorization was released without a capture (Omise's reverse, or a Stripe refund
+    /// of an uncaptured charge).
+    Reversed,
+}
+
+/// What the charge was paid with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Instrument {
+    /// A Stripe test token (`tok_visa`) or test card, and the payment method it became.
+    TestCard {
+        source: String,
+        payment_method: String,
+        card: Card,
+    },
+    /// A card from Omise's vault, paid with through a single-use token.
+    VaultCard { token: String, card: VaultCard },
+}
+
+/// What only one dialect's charges have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "dialect", rename_all = "snake_case")]
+pub enum DialectDetails {
+    Stripe(StripeDetails),
+    Omise(OmiseDetails),
+}
+
+/// Stripe-only attributes of a charge created through Stripe's API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeDetails {
     pub fraud_details: FraudDetails,
-    pub livemode: bool,
-    pub metadata: Metadata,
-    pub on_behalf_of: Option<String>,
-    pub outcome: Option<Outcome>,
-    pub paid: bool,
-    pub payment_intent: Option<String>,
-    pub payment_method: Option<String>,
-    pub payment_method_details: Option<PaymentMethodDetails>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub presentment_details: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub radar_options: Option<serde_json::Value>,
-    pub receipt_email: Option<String>,
-    pub receipt_number: Option<String>,
-    pub receipt_url: Option<String>,
-    pub refunded: bool,
-    pub refunds: RefundList,
-    pub review: Option<String>,
-    pub shipping: Option<Shipping>,
-    pub source_transfer: Option<String>,
     pub statement_descriptor: Option<String>,
     pub statement_descriptor_suffix: Option<String>,
-    pub status: ChargeStatus,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub transfer: Option<String>,
-    pub transfer_data: Option<serde_json::Value>,
     pub transfer_group: Option<String>,
-    /// What only Omise's charge object shows; `None`, and absent from the JSON, on Stripe charges.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub omise: Option<OmiseChargeState>,
 }
 
-/// The part of a charge created through the Omise dialect that Stripe's object has no field for.
+/// Omise-only attributes of a charge created through Omise's API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OmiseChargeState {
-    /// The card as Omise's card object shows it.
-    pub card: VaultCard,
-    pub return_uri: Option<String>,
-    pub ip: Option<String>,
+pub struct OmiseDetails {
     /// The creation's `capture` flag: whether the charge was to be captured at once.
     pub capture: bool,
-    /// When the charge was captured (Unix seconds); `None` while it is only authorized.
-    pub paid_at: Option<i64>,
-    /// When the authorization was released (Omise's reverse).
-    pub reversed_at: Option<i64>,
+    pub return_uri: Option<String>,
+    /// The payer's IP address as the merchant reported it.
+    pub ip: Option<String>,
 }
 
-/// A card in the vault, as Omise's card object shows it. Never the full number nor the security code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VaultCard {
-    /// `card_test_…`.
-    pub id: String,
-    pub livemode: bool,
-    /// Omise's brand names: `Visa`, `MasterCard`, `JCB`, `American Express`, ...
-    pub brand: String,
-    pub first_digits: String,
-    pub last_digits: String,
-    pub name: String,
-    pub expiration_month: u8,
-    pub expiration_year: i32,
-    /// Stable per card number within an account, so a merchant can spot the same card twice.
-    pub fingerprint: String,
-    pub financing: String,
-    pub security_code_check: bool,
-    pub country: Option<String>,
-    pub city: Option<String>,
-    pub postal_code: Option<String>,
-    pub state: Option<String>,
-    pub street1: Option<String>,
-    pub street2: Option<String>,
-    pub phone_number: Option<String>,
-    pub created: i64,
-}
-
-/// A vault token (`tokn_…`): a card that can pay for one charge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Token {
-    pub id: String,
-    pub livemode: bool,
-    pub created: i64,
-    pub card: VaultCard,
-    /// The charge that spent it; a token can be used once.
-    pub charge: Option<String>,
-}
-
-impl Token {
-    pub fn used(&self) -> bool {
-        self.charge.is_some()
-    }
-}
-
-impl Charge {
-    /// The amount that can still be refunded: what was authorized, less what was already
-    /// refunded or released (a partial capture releases the uncaptured remainder as a refund).
-    pub fn refundable_amount(&self) -> i64 {
-        self.amount - self.amount_refunded
-    }
-}
-
-/// A customer (`cus_…`) that charges can point at.
+/// One charge, folded from its stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Customer {
+pub struct ChargeState {
     pub id: String,
-    pub object: String,
-    pub created: i64,
-    pub description: Option<String>,
-    pub email: Option<String>,
     pub livemode: bool,
+    /// Unix seconds.
+    pub created: i64,
+    /// Lower-case ISO 4217.
+    pub currency: String,
+    pub money: Money,
+    pub lifecycle: Lifecycle,
+    pub instrument: Instrument,
+    pub customer: Option<String>,
+    pub description: Option<String>,
     pub metadata: Metadata,
-    pub name: Option<String>,
+    pub receipt_email: Option<String>,
+    pub shipping: Option<Shipping>,
+    /// The balance transaction (Stripe's `txn_…`, Omise's `trxn_…`) of the capture.
+    pub transaction: Option<String>,
+    /// Refund records, oldest first: money returned, and on Stripe charges the released
+    /// remainder of a partial capture or an uncaptured authorization, which Stripe lists as refunds.
+    pub refunds: Vec<Refund>,
+    /// When the charge was captured (Unix seconds), where the event recorded it: at creation,
+    /// or by an Omise capture. Stripe captures record no time.
+    pub captured_at: Option<i64>,
+    /// When the authorization was reversed (Omise's reverse).
+    pub reversed_at: Option<i64>,
+    pub details: DialectDetails,
+}
+
+impl ChargeState {
+    pub fn origin(&self) -> Origin {
+        match self.details {
+            DialectDetails::Stripe(_) => Origin::Stripe,
+            DialectDetails::Omise(_) => Origin::Omise,
+        }
+    }
+
+    pub fn stripe_details(&self) -> Option<&StripeDetails> {
+        match &self.details {
+            DialectDetails::Stripe(details) => Some(details),
+            DialectDetails::Omise(_) => None,
+        }
+    }
+
+    pub fn omise_details(&self) -> Option<&OmiseDetails> {
+        match &self.details {
+            DialectDetails::Omise(details) => Some(details),
+            DialectDetails::Stripe(_) => None,
+        }
+    }
+
+    /// Whether money was captured (even if all of it was refunded since).
+    pub fn is_captured(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::Captured | Lifecycle::Refunded)
+    }
+
+    /// Whether nothing more can go back: all captured money refunded, or the authorization released.
+    pub fn is_fully_returned(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::Refunded | Lifecycle::Reversed)
+    }
+
+    /// What can still go back to the customer: the captured money not yet refunded, or, while
+    /// only authorized, the whole authorization (returned by releasing it).
+    pub fn refundable_amount(&self) -> i64 {
+        match self.lifecycle {
+            Lifecycle::Authorized => self.money.authorized - self.money.released,
+            Lifecycle::Captured | Lifecycle::Refunded => self.money.captured - self.money.refunded,
+            Lifecycle::Reversed => 0,
+        }
+    }
+
+    /// The lifecycle `money` implies; `apply` requires the recorded one to agree.
+    pub fn lifecycle_of(money: &Money) -> Lifecycle {
+        if money.captured > 0 {
+            if money.refunded == money.captured {
+                Lifecycle::Refunded
+            } else {
+                Lifecycle::Captured
+            }
+        } else if money.released > 0 && money.released == money.authorized {
+            Lifecycle::Reversed
+        } else {
+            Lifecycle::Authorized
+        }
+    }
 }

@@ -1,25 +1,30 @@
-//! The functional core: charge state, commands, validation, `decide` and `apply`. No IO, no clocks, no randomness.
+//! The functional core: charge state, each dialect's rules (`decide`) and the fold (`apply`). No IO, no clocks, no randomness.
+//!
+//! `charge` holds the dialect-neutral `ChargeState`; `stripe` and `omise` hold each dialect's
+//! commands, refusals and decisions, and decide only for charges of their own origin;
+//! `apply` folds either dialect's events onto the same state.
 
 pub mod apply;
 pub mod card_number;
 pub mod charge;
-pub mod commands;
-pub mod decide;
-pub mod error;
 pub mod events;
 pub mod omise;
-pub mod validation;
+pub mod policy;
+pub mod stripe;
+pub mod values;
 
 pub use apply::{FoldError, Projection, apply, fold};
 pub use charge::{
-    Address, BillingDetails, Card, Charge, ChargeStatus, Customer, FraudDetails, Metadata,
-    OmiseChargeState, Outcome, PaymentMethodDetails, Refund, RefundList, Shipping, Token,
-    VaultCard,
+    ChargeState, DialectDetails, Instrument, Lifecycle, Money, OmiseDetails, Origin, StripeDetails,
 };
-pub use commands::{
-    AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, MetadataEdit, RefundCharge,
-    ShippingInput, ShippingUpdate, UpdateCharge,
-};
-pub use decide::{DecisionContext, FreshIds};
-pub use error::{RefusalKind, RequestError};
 pub use omise::OmiseRefusal;
+pub use policy::AccountPolicy;
+pub use stripe::commands::{
+    CaptureCharge, CreateCharge, CreateCustomer, MetadataEdit, RefundCharge, ShippingInput,
+    ShippingUpdate, UpdateCharge,
+};
+pub use stripe::decide::{DecisionContext, FreshIds};
+pub use stripe::error::{RefusalKind, RequestError};
+pub use values::{
+    Address, Card, Customer, FraudDetails, Metadata, Refund, Shipping, Token, VaultCard,
+};

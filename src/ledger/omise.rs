@@ -12,7 +12,7 @@ use crate::domain::omise::{
     self, CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseContext, OmiseRefusal,
     UpdateOmiseCharge,
 };
-use crate::domain::{self, Charge, Projection, Token};
+use crate::domain::{self, ChargeState, Projection, Token};
 use crate::events::{RecordedEvent, RequestMeta};
 use crate::ids;
 use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection};
@@ -79,7 +79,7 @@ impl Ledger {
         account: &str,
         command: CreateOmiseCharge,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let context = omise_context(account);
         let charge_id = context.ids.charge.clone();
@@ -141,7 +141,7 @@ impl Ledger {
         charge_id: &str,
         command: UpdateOmiseCharge,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         self.execute_with_policy(
             account,
@@ -166,7 +166,7 @@ impl Ledger {
         charge_id: &str,
         command: CaptureOmiseCharge,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let context = omise_context(account);
         self.execute(
@@ -189,7 +189,7 @@ impl Ledger {
         account: &str,
         charge_id: &str,
         request: RequestMeta,
-    ) -> Result<Charge, LedgerError> {
+    ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
         let now_unix = OffsetDateTime::now_utc().unix_timestamp();
         self.execute(
@@ -211,12 +211,12 @@ impl Ledger {
     pub async fn all_charges(
         &self,
         account: &str,
-        filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
-    ) -> Result<Vec<Charge>, LedgerError> {
+        filter: &(dyn for<'charge> Fn(&'charge ChargeState) -> bool + Send + Sync),
+    ) -> Result<Vec<ChargeState>, LedgerError> {
         check_account(account)?;
         collect_pages(
             |cursor| async move { self.store.list_charges(account, &cursor, 100, filter).await },
-            |charge: &Charge| charge.id.clone(),
+            |charge: &ChargeState| charge.id.clone(),
         )
         .await
     }

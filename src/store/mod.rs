@@ -15,7 +15,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::chain::ChainFault;
-use crate::domain::{Charge, Customer, Projection};
+use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 
 pub use sled_store::SledStore;
@@ -186,8 +186,8 @@ pub trait EventStore: Send + Sync + 'static {
         account: &str,
         cursor: &PageCursor,
         limit: usize,
-        filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
-    ) -> Result<Page<Charge>, StoreError>;
+        filter: &(dyn for<'charge> Fn(&'charge ChargeState) -> bool + Send + Sync),
+    ) -> Result<Page<ChargeState>, StoreError>;
 
     /// One page of an account's customers, newest first.
     async fn list_customers(

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
 use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, seal};
-use crate::domain::{Charge, Customer, Projection};
+use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
 use crate::store::durability::DurableSync;
@@ -528,8 +528,8 @@ impl EventStore for SledStore {
         account: &str,
         cursor: &PageCursor,
         limit: usize,
-        filter: &(dyn for<'charge> Fn(&'charge Charge) -> bool + Send + Sync),
-    ) -> Result<Page<Charge>, StoreError> {
+        filter: &(dyn for<'charge> Fn(&'charge ChargeState) -> bool + Send + Sync),
+    ) -> Result<Page<ChargeState>, StoreError> {
         self.durable_page_of_streams(
             &self.trees.charges_by_creation,
             account,

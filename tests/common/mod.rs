@@ -4,7 +4,7 @@
 pub mod raw_http;
 pub mod server;
 
-use chargeledger::domain::{Charge, DecisionContext, FreshIds};
+use chargeledger::domain::{ChargeState, DecisionContext, FreshIds};
 use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
 
 pub const ACCOUNT: &str = "sk_test_account_one";
@@ -25,12 +25,12 @@ pub fn context() -> DecisionContext {
 }
 
 /// A freshly created, captured $20 charge, folded from its creation event.
-pub fn captured_charge() -> Charge {
+pub fn captured_charge() -> ChargeState {
     charge_from(CreateCharge::new(2000, "usd").source("tok_visa"))
 }
 
 /// An authorized, uncaptured $20 charge.
-pub fn uncaptured_charge() -> Charge {
+pub fn uncaptured_charge() -> ChargeState {
     charge_from(
         CreateCharge::new(2000, "usd")
             .source("tok_visa")
@@ -38,8 +38,8 @@ pub fn uncaptured_charge() -> Charge {
     )
 }
 
-pub fn charge_from(command: CreateCharge) -> Charge {
-    let payload = chargeledger::domain::decide::create_charge(&command, None, &context())
+pub fn charge_from(command: CreateCharge) -> ChargeState {
+    let payload = chargeledger::domain::stripe::decide::create_charge(&command, None, &context())
         .expect("valid creation");
     match chargeledger::domain::apply(None, &payload).expect("creation folds") {
         chargeledger::domain::Projection::Charge(charge) => *charge,
@@ -53,7 +53,7 @@ pub async fn open_ledger(directory: &tempfile::TempDir) -> Ledger {
         .expect("open ledger")
 }
 
-pub async fn create_test_charge(ledger: &Ledger, account: &str) -> Charge {
+pub async fn create_test_charge(ledger: &Ledger, account: &str) -> ChargeState {
     ledger
         .create_charge(
             account,

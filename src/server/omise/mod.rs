@@ -6,6 +6,7 @@
 //! same `idempotency::write` as the Stripe dialect, so an `Idempotency-Key` works here too.
 
 pub mod body;
+pub mod charge_object;
 pub mod error;
 pub mod objects;
 
@@ -19,7 +20,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::domain::omise::{CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge};
-use crate::domain::{Charge, Projection};
+use crate::domain::{ChargeState, Projection};
 use crate::events::RecordedEvent;
 use crate::server::idempotency::{self, Written};
 use crate::server::{App, Call, MAX_BODY_BYTES};
@@ -99,7 +100,7 @@ fn respond(body: Value, call: &Call, replayed: bool) -> Response {
     response
 }
 
-fn respond_with_charge(written: Written<Charge>, call: &Call) -> Response {
+fn respond_with_charge(written: Written<ChargeState>, call: &Call) -> Response {
     respond(
         objects::charge_object(&written.value),
         call,
@@ -361,7 +362,7 @@ async fn list_charges(
     let query = ListQuery::read(&params)?;
     let mut charges = app
         .ledger
-        .all_charges(&call.caller.account, &|charge: &Charge| {
+        .all_charges(&call.caller.account, &|charge: &ChargeState| {
             query.includes(charge.created)
         })
         .await?;

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::omise::{AUTHORIZATION_LIFETIME_SECONDS, is_reversed};
-use crate::domain::{Charge, Refund, Token, VaultCard};
+pub use super::charge_object::charge_object;
+use crate::domain::{Refund, Token, VaultCard};
 use crate::events::{EventPayload, RecordedEvent};
 
 /// The API version whose shapes these are.
@@ -23,19 +23,8 @@ pub fn timestamp(unix_seconds: i64) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
-fn optional_timestamp(unix_seconds: Option<i64>) -> Value {
+pub(super) fn optional_timestamp(unix_seconds: Option<i64>) -> Value {
     unix_seconds.map_or(Value::Null, timestamp)
-}
-
-/// Omise's status for a charge.
-pub fn charge_status(charge: &Charge) -> &'static str {
-    if is_reversed(charge) {
-        "reversed"
-    } else if charge.captured {
-        "successful"
-    } else {
-        "pending"
-    }
 }
 
 /// The card object; `location` is null because vault cards belong to no customer.
@@ -82,7 +71,7 @@ pub fn token_object(token: &Token) -> Value {
     })
 }
 
-fn refund_object(refund: &Refund, livemode: bool) -> Value {
+pub(super) fn refund_object(refund: &Refund, livemode: bool) -> Value {
     json!({
         "object": "refund",
         "id": refund.id,
@@ -95,76 +84,6 @@ fn refund_object(refund: &Refund, livemode: bool) -> Value {
         "voided": false,
         "metadata": refund.metadata,
         "created_at": timestamp(refund.created),
-    })
-}
-
-/// The charge object in the 2019-05-29 shape.
-pub fn charge_object(charge: &Charge) -> Value {
-    let omise = charge.omise.as_ref();
-    let reversed = is_reversed(charge);
-    let authorized_uncaptured = !charge.captured && !reversed;
-    let refunds: Vec<Value> = charge
-        .refunds
-        .data
-        .iter()
-        .map(|refund| refund_object(refund, charge.livemode))
-        .collect();
-    let refunds_total = refunds.len();
-    json!({
-        "object": "charge",
-        "id": charge.id,
-        "location": format!("/charges/{}", charge.id),
-        "livemode": charge.livemode,
-        "amount": charge.amount,
-        "authorized_amount": charge.amount,
-        "captured_amount": charge.amount_captured,
-        "refunded_amount": charge.amount_refunded,
-        "currency": charge.currency.to_ascii_uppercase(),
-        "funding_amount": charge.amount,
-        "funding_currency": charge.currency.to_ascii_uppercase(),
-        "description": charge.description,
-        "metadata": charge.metadata,
-        "status": charge_status(charge),
-        "capture": omise.is_some_and(|state| state.capture),
-        "authorized": true,
-        "paid": charge.captured,
-        "reversed": reversed,
-        "expired": false,
-        "voided": false,
-        "disputable": charge.captured && !charge.refunded,
-        "capturable": authorized_uncaptured,
-        "reversible": authorized_uncaptured,
-        "refundable": charge.captured && !charge.refunded,
-        "partially_refundable": charge.captured && !charge.refunded,
-        "transaction": charge.balance_transaction,
-        "customer": charge.customer,
-        "card": omise.map(|state| card_object(&state.card)),
-        "source": null,
-        "refunds": {
-            "object": "list",
-            "data": refunds,
-            "limit": 20,
-            "offset": 0,
-            "total": refunds_total,
-            "order": "chronological",
-            "location": format!("/charges/{}/refunds", charge.id),
-        },
-        "failure_code": charge.failure_code,
-        "failure_message": charge.failure_message,
-        "ip": omise.and_then(|state| state.ip.clone()),
-        "return_uri": omise.and_then(|state| state.return_uri.clone()),
-        "authorize_uri": null,
-        "link": null,
-        "schedule": null,
-        "dispute": null,
-        "platform_fee": {"fixed": null, "amount": null, "percentage": null},
-        "zero_interest_installments": false,
-        "created_at": timestamp(charge.created),
-        "authorized_at": timestamp(charge.created),
-        "paid_at": optional_timestamp(omise.and_then(|state| state.paid_at)),
-        "reversed_at": optional_timestamp(omise.and_then(|state| state.reversed_at)),
-        "expires_at": timestamp(charge.created + AUTHORIZATION_LIFETIME_SECONDS),
-        "expired_at": null,
     })
 }
 

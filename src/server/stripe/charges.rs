@@ -177,7 +177,14 @@ pub(super) async fn charge_history(
     form.reject_unknown(&["limit", "starting_after", "ending_before"])?;
     let limit = form.limit()?;
     let cursor = form.cursor()?;
-    let entries = app.ledger.history(&call.caller.account, &charge_id).await?;
+    let entries = app
+        .ledger
+        .history_in_view(
+            &call.caller.account,
+            &charge_id,
+            &objects::STRIPE_HISTORY_VIEW,
+        )
+        .await?;
     // Oldest first, as a history reads; `starting_after` moves to later versions. Each entry's
     // `id` is its event's id.
     let (window, has_more) = paging::page_in_memory(&entries, &cursor, limit, |entry| {

@@ -8,7 +8,6 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::objects::ListObject;
 use super::{objects, query_form, respond};
-use crate::domain::Projection;
 use crate::events::RecordedEvent;
 use crate::server::{App, Call};
 
@@ -24,8 +23,8 @@ pub(super) async fn event_object(
         .ledger
         .states_around(&call.caller.account, event)
         .await?;
-    let previous_json = before.as_ref().map(projection_json).transpose()?;
-    let object = projection_json(&after)?;
+    let previous_json = before.as_ref().map(objects::projection_object);
+    let object = objects::projection_object(&after);
     let previous_attributes = event_type
         .ends_with(".updated")
         .then(|| objects::previous_attributes(&previous_json.unwrap_or(Value::Null), &object));
@@ -36,10 +35,6 @@ pub(super) async fn event_object(
         object,
         previous_attributes,
     ))
-}
-
-fn projection_json(projection: &Projection) -> Result<Value, ApiError> {
-    Ok(projection.to_json())
 }
 
 pub(super) async fn list_events(

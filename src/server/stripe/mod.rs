@@ -3,6 +3,7 @@
 //! Each handler reads its parameters (unknown ones first), calls the ledger once, and renders
 //! Stripe's object. Writes go through `idempotency::write`.
 
+pub mod charge_object;
 mod charges;
 mod customers;
 pub mod error;
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 use self::error::ApiError;
 use self::params::Form;
-use crate::domain::Charge;
+use crate::domain::ChargeState;
 use crate::ledger::LedgerError;
 use crate::server::idempotency::{self, Written};
 use crate::server::{App, Call, MAX_BODY_BYTES, form, unrecognized_url};
@@ -142,10 +143,10 @@ fn to_json(value: &impl Serialize) -> Result<Value, ApiError> {
 async fn charge_object(
     app: &App,
     account: &str,
-    charge: &Charge,
+    charge: &ChargeState,
     expand: &[String],
 ) -> Result<Value, ApiError> {
-    let mut value = to_json(charge)?;
+    let mut value = to_json(&charge_object::charge_object(charge))?;
     let expand_customer = expand
         .iter()
         .any(|path| path == "customer" || path == "data.customer");
@@ -161,7 +162,7 @@ async fn respond_with_charge(
     app: &App,
     call: &Call,
     expand: &[String],
-    write: impl Future<Output = Result<Charge, LedgerError>>,
+    write: impl Future<Output = Result<ChargeState, LedgerError>>,
 ) -> Result<Response, ApiError> {
     let Written { value, replayed } = idempotency::write(app, call, write).await?;
     let body = charge_object(app, &call.caller.account, &value, expand).await?;

@@ -7,8 +7,11 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::audit::HistoryEntry;
+use super::charge_object;
+use crate::audit::{HistoryEntry, HistoryView};
+use crate::domain::Projection;
 use crate::events::{EventPayload, RecordedEvent};
+use crate::json_diff;
 
 /// The API version events say they were rendered with.
 pub const API_VERSION: &str = "2026-07-29.dahlia";
@@ -93,36 +96,59 @@ pub fn event_object(
 /// `shipping`) gives the previous value of its changed keys only, with `null` for keys that
 /// did not exist before.
 pub fn previous_attributes(before: &Value, after: &Value) -> Value {
-    let empty = Map::new();
-    let before = before.as_object().unwrap_or(&empty);
-    let after = after.as_object().unwrap_or(&empty);
     let mut previous = Map::new();
-    for (key, current) in after {
-        let old = before.get(key).unwrap_or(&Value::Null);
-        if old == current {
-            continue;
-        }
-        let value = match (old, current) {
-            (Value::Object(old_fields), Value::Object(new_fields)) => {
-                let mut changed = Map::new();
-                for (field, old_value) in old_fields {
-                    if new_fields.get(field) != Some(old_value) {
-                        changed.insert(field.clone(), old_value.clone());
-                    }
-                }
-                for field in new_fields.keys() {
-                    if !old_fields.contains_key(field) {
-                        changed.insert(field.clone(), Value::Null);
-                    }
-                }
-                Value::Object(changed)
+    let opened = |_: &str, old: &Value, new: &Value| old.is_object() && new.is_object();
+    for difference in json_diff::differences(before, after, opened) {
+        match difference.key {
+            None => {
+                previous.insert(difference.field, difference.previous);
             }
-            _ => old.clone(),
-        };
-        previous.insert(key.clone(), value);
+            Some(key) => {
+                let changed = previous
+                    .entry(difference.field)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(changed) = changed {
+                    changed.insert(key, difference.previous);
+                }
+            }
+        }
     }
     Value::Object(previous)
 }
+
+/// The object a Stripe event or history shows: a charge as Stripe's charge object, a customer
+/// as stored (its stored form is Stripe's customer object).
+pub fn projection_object(projection: &Projection) -> Value {
+    match projection {
+        Projection::Charge(charge) => serde_json::to_value(charge_object::charge_object(charge))
+            .expect("Stripe's charge object serializes to JSON"),
+        other => other.to_json(),
+    }
+}
+
+/// A Stripe charge's history shows Stripe's attribute names (`amount_refunded`, `metadata[key]`).
+pub const STRIPE_HISTORY_VIEW: HistoryView = HistoryView {
+    render: projection_object,
+    keyed_fields: &["metadata"],
+    requested_on_creation: |field| {
+        const REQUESTED: [&str; 13] = [
+            "amount",
+            "captured",
+            "currency",
+            "customer",
+            "description",
+            "payment_method",
+            "receipt_email",
+            "shipping",
+            "statement_descriptor",
+            "statement_descriptor_suffix",
+            "transfer_group",
+            "email",
+            "name",
+        ];
+        REQUESTED.contains(&field) || field.starts_with("metadata[")
+    },
+};
 
 /// One version of a charge in `GET /v1/charges/{id}/history`.
 pub fn history_entry_object(charge_id: &str, entry: &HistoryEntry) -> Value {

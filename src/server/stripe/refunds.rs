@@ -6,6 +6,7 @@ use axum::extract::{Extension, Path, RawQuery, State};
 use axum::response::Response;
 use serde_json::Value;
 
+use super::charge_object;
 use super::error::ApiError;
 use super::objects::ListObject;
 use super::{
@@ -30,7 +31,7 @@ pub(super) async fn refund_object(
         .any(|path| path == "charge" || path == "data.charge")
     {
         let charge = app.ledger.get_charge(account, &refund.charge).await?;
-        value["charge"] = to_json(&charge)?;
+        value["charge"] = to_json(&charge_object::charge_object(&charge))?;
     }
     Ok(value)
 }
@@ -76,11 +77,11 @@ pub(super) async fn list_refunds(
     let cursor = form.cursor()?;
     let account = &call.caller.account;
     let charge = app.ledger.get_charge(account, &charge_id).await?;
-    // Refunds are embedded in the charge, newest first; a charge has few, so page in memory.
-    // A cursor naming no refund of this charge gives an empty page.
-    let (window, has_more) =
-        paging::page_in_memory(&charge.refunds.data, &cursor, limit, |refund| &refund.id)
-            .unwrap_or((&[], false));
+    // Refunds are kept with the charge and listed newest first; a charge has few, so page in
+    // memory. A cursor naming no refund of this charge gives an empty page.
+    let refunds = charge_object::newest_first(&charge.refunds);
+    let (window, has_more) = paging::page_in_memory(&refunds, &cursor, limit, |refund| &refund.id)
+        .unwrap_or((&[], false));
     let mut data = Vec::new();
     for refund in window {
         data.push(refund_object(&app, account, refund, &expand).await?);

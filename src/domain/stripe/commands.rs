@@ -4,7 +4,7 @@
 //! `decide` can refuse it with the exact parameter named. Builders make library calls read like
 //! `UpdateCharge::new().metadata_set("shipping", "express")`.
 
-use crate::domain::charge::{Address, Metadata};
+use crate::domain::values::{Address, Metadata};
 
 /// One edit to a charge's or customer's metadata, in request order.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -306,14 +306,6 @@ impl CreateCustomer {
         ));
         self
     }
-}
-
-/// Rules an account chooses for itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AccountPolicy {
-    /// Refuse updates to captured charges (the Omise seed's rule). Off by default, as on Stripe
-    /// and Omise.
-    pub freeze_after_capture: bool,
 }
 
 /// The result of folding metadata edits onto existing metadata.

@@ -7,9 +7,9 @@ use iso_currency::Currency;
 use isocountry::CountryCode;
 use sha2::{Digest, Sha256};
 
-use crate::domain::charge::{Address, Card, Metadata, Shipping};
-use crate::domain::commands::{MetadataEdit, ShippingInput};
-use crate::domain::error::RequestError;
+use crate::domain::stripe::commands::{MetadataEdit, ShippingInput};
+use crate::domain::stripe::error::RequestError;
+use crate::domain::values::{Address, Card, Metadata, Shipping};
 
 /// Most Stripe strings: `maxLength: 5000` in the OpenAPI schema.
 pub const DEFAULT_MAX_CHARS: usize = 5000;

@@ -3,20 +3,22 @@
 //! Nothing here reads a clock, draws a random number or touches storage: the shell passes the
 //! time and fresh identifiers in a `DecisionContext`, and any objects a command refers to.
 
-use crate::domain::charge::{Charge, Customer, FraudDetails, Metadata, Refund};
-use crate::domain::commands::{
-    AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, RefundCharge, ShippingUpdate,
-    UpdateCharge, fold_metadata_edits,
-};
-use crate::domain::error::RequestError;
+use crate::domain::charge::{ChargeState, StripeDetails};
 use crate::domain::events::{
     ChargeCaptured, ChargeCreated, ChargeRefunded, ChargeUpdated, CustomerCreated, EventPayload,
     FieldChange,
 };
-use crate::domain::validation::{
+use crate::domain::policy::AccountPolicy;
+use crate::domain::stripe::commands::{
+    CaptureCharge, CreateCharge, CreateCustomer, RefundCharge, ShippingUpdate, UpdateCharge,
+    fold_metadata_edits,
+};
+use crate::domain::stripe::error::RequestError;
+use crate::domain::stripe::validation::{
     self, DEFAULT_MAX_CHARS, DESCRIPTION_MAX_CHARS, check_email, check_length,
     check_metadata_edits, check_metadata_size, check_statement_descriptor, empty_as_none,
 };
+use crate::domain::values::{Customer, FraudDetails, Metadata, Refund};
 
 /// Identifiers the shell drew for objects a command may create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,12 +123,12 @@ pub fn create_charge(
 /// Decide an update. Returns `Ok(None)` when the request changes nothing: no event is appended
 /// for it. `referenced_customer` is the customer the command names, if it exists in the account.
 pub fn update_charge(
-    charge: &Charge,
+    charge: &ChargeState,
     command: &UpdateCharge,
     referenced_customer: Option<&Customer>,
     policy: &AccountPolicy,
 ) -> Result<Option<EventPayload>, RequestError> {
-    check_origin(charge)?;
+    let details = stripe_details(charge)?;
     // Parameter rules first, so a malformed request is reported as such whatever the charge's state.
     if let Some(customer) = &command.customer {
         check_length("customer", customer, DEFAULT_MAX_CHARS)?;
@@ -172,7 +174,7 @@ pub fn update_charge(
     }
 
     // Then the rules that depend on the charge as it stands.
-    if policy.freeze_after_capture && charge.captured {
+    if policy.freeze_after_capture && charge.is_captured() {
         return Err(RequestError::ChargeFrozenAfterCapture {
             charge_id: charge.id.clone(),
         });
@@ -229,18 +231,18 @@ pub fn update_charge(
     }
     if let Some(user_report) = fraud_user_report {
         let current = FraudDetails {
-            stripe_report: charge.fraud_details.stripe_report.clone(),
+            stripe_report: details.fraud_details.stripe_report.clone(),
             user_report,
         };
         push_if_changed(
             &mut changes,
-            &charge.fraud_details,
+            &details.fraud_details,
             current,
             |previous, current| FieldChange::FraudDetails { previous, current },
         );
     }
     if let Some(group) = &command.transfer_group
-        && let Some(change) = transfer_group_change(charge, group)?
+        && let Some(change) = transfer_group_change(charge, details, group)?
     {
         changes.push(change);
     }
@@ -252,11 +254,11 @@ pub fn update_charge(
 
 /// Decide a capture of an authorized charge.
 pub fn capture_charge(
-    charge: &Charge,
+    charge: &ChargeState,
     command: &CaptureCharge,
     context: &DecisionContext,
 ) -> Result<EventPayload, RequestError> {
-    check_origin(charge)?;
+    let details = stripe_details(charge)?;
     if let Some(amount) = command.amount
         && amount <= 0
     {
@@ -278,21 +280,22 @@ pub fn capture_charge(
     if let Some(group) = &command.transfer_group {
         check_length("transfer_group", group, DEFAULT_MAX_CHARS)?;
     }
-    if charge.captured {
+    if charge.is_captured() {
         return Err(RequestError::ChargeAlreadyCaptured {
             charge_id: charge.id.clone(),
         });
     }
-    if charge.refunded {
+    if charge.is_fully_returned() {
         return Err(RequestError::ChargeAlreadyRefunded {
             charge_id: charge.id.clone(),
         });
     }
-    let amount_captured = command.amount.unwrap_or(charge.amount);
-    if amount_captured > charge.amount {
+    let authorized = charge.money.authorized;
+    let amount_captured = command.amount.unwrap_or(authorized);
+    if amount_captured > authorized {
         return Err(RequestError::CaptureAmountTooLarge {
             requested: amount_captured,
-            authorized: charge.amount,
+            authorized,
         });
     }
     let mut changes = Vec::new();
@@ -304,22 +307,22 @@ pub fn capture_charge(
     );
     push_text_change(
         &mut changes,
-        &charge.statement_descriptor,
+        &details.statement_descriptor,
         &command.statement_descriptor,
         |previous, current| FieldChange::StatementDescriptor { previous, current },
     );
     push_text_change(
         &mut changes,
-        &charge.statement_descriptor_suffix,
+        &details.statement_descriptor_suffix,
         &command.statement_descriptor_suffix,
         |previous, current| FieldChange::StatementDescriptorSuffix { previous, current },
     );
     if let Some(group) = &command.transfer_group
-        && let Some(change) = transfer_group_change(charge, group)?
+        && let Some(change) = transfer_group_change(charge, details, group)?
     {
         changes.push(change);
     }
-    let remainder = charge.amount - amount_captured;
+    let remainder = authorized - amount_captured;
     let released_remainder = (remainder > 0).then(|| Refund {
         id: context.ids.refund.clone(),
         object: "refund".into(),
@@ -344,11 +347,11 @@ pub fn capture_charge(
 /// Decide a refund. An uncaptured charge can only be refunded in full, which releases the
 /// authorization.
 pub fn refund_charge(
-    charge: &Charge,
+    charge: &ChargeState,
     command: &RefundCharge,
     context: &DecisionContext,
 ) -> Result<EventPayload, RequestError> {
-    check_origin(charge)?;
+    stripe_details(charge)?;
     if let Some(amount) = command.amount
         && amount <= 0
     {
@@ -371,14 +374,14 @@ pub fn refund_charge(
     check_metadata_edits(&command.metadata)?;
     let metadata = fold_metadata_edits(&Metadata::new(), &command.metadata);
     check_metadata_size(&metadata)?;
-    if charge.refunded {
+    if charge.is_fully_returned() {
         return Err(RequestError::ChargeAlreadyRefunded {
             charge_id: charge.id.clone(),
         });
     }
     let refundable = charge.refundable_amount();
     let amount = command.amount.unwrap_or(refundable);
-    if !charge.captured && amount != refundable {
+    if !charge.is_captured() && amount != refundable {
         return Err(RequestError::PartialRefundOfUncapturedCharge {
             charge_id: charge.id.clone(),
         });
@@ -396,7 +399,7 @@ pub fn refund_charge(
             object: "refund".into(),
             amount,
             balance_transaction: charge
-                .captured
+                .is_captured()
                 .then(|| context.ids.balance_transaction.clone()),
             charge: charge.id.clone(),
             created: context.now_unix,
@@ -440,23 +443,23 @@ pub fn create_customer(
     }))
 }
 
-/// `transfer_group` may only be provided while it is unset; repeating the current value is a no-op.
-/// Stripe's rules decide only for charges of Stripe's own origin; an Omise charge gets a typed
-/// refusal, never a decision made on a lifecycle Stripe's rules do not know (such as "reversed").
-fn check_origin(charge: &Charge) -> Result<(), RequestError> {
-    match charge.omise {
-        None => Ok(()),
-        Some(_) => Err(RequestError::ChargeOfOtherDialect {
+/// Stripe's rules decide only for charges of Stripe's own origin: an Omise charge gets a typed
+/// refusal, never a decision made on state Stripe's rules do not know (such as a vault card).
+fn stripe_details(charge: &ChargeState) -> Result<&StripeDetails, RequestError> {
+    charge
+        .stripe_details()
+        .ok_or_else(|| RequestError::ChargeOfOtherDialect {
             charge_id: charge.id.clone(),
-        }),
-    }
+        })
 }
 
+/// `transfer_group` may only be provided while it is unset; repeating the current value is a no-op.
 fn transfer_group_change(
-    charge: &Charge,
+    charge: &ChargeState,
+    details: &StripeDetails,
     group: &str,
 ) -> Result<Option<FieldChange>, RequestError> {
-    match &charge.transfer_group {
+    match &details.transfer_group {
         Some(existing) if existing == group => Ok(None),
         Some(existing) => Err(RequestError::TransferGroupAlreadySet {
             charge_id: charge.id.clone(),

@@ -1,0 +1,312 @@
+//! Omise's decisions: tokens, charge creation with Omise's minimums, updates that replace metadata, capture and reverse, for charges of Omise origin only.
+
+use crate::domain::card_number::{card_brand, card_fingerprint, passes_luhn};
+use crate::domain::charge::{ChargeState, Lifecycle, OmiseDetails};
+use crate::domain::events::{
+    ChargeCaptured, ChargeCreated, ChargeReversed, ChargeUpdated, EventPayload, FieldChange,
+    OmiseChargeCreation, TokenCreated, TokenUsed,
+};
+use crate::domain::omise::commands::{
+    CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge,
+};
+use crate::domain::omise::{
+    AMOUNT_MAX, DESCRIPTION_MAX_CHARS, METADATA_MAX_BYTES, OmiseContext, OmiseRefusal,
+    minimum_amount,
+};
+use crate::domain::policy::AccountPolicy;
+use crate::domain::values::{Card, Metadata, Token, VaultCard};
+
+/// Decide `POST /tokens`: check the card and keep only what the card object shows.
+pub fn create_token(
+    command: &CreateToken,
+    context: &OmiseContext,
+) -> Result<EventPayload, OmiseRefusal> {
+    let name = command
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .ok_or(OmiseRefusal::CardNameMissing)?;
+    let number: String = command
+        .number
+        .as_deref()
+        .ok_or(OmiseRefusal::CardNumberMissing)?
+        .chars()
+        .filter(|character| !matches!(character, ' ' | '-'))
+        .collect();
+    if number.is_empty() {
+        return Err(OmiseRefusal::CardNumberMissing);
+    }
+    let brand = card_brand(&number).ok_or(OmiseRefusal::CardNumberInvalid)?;
+    if !(12..=19).contains(&number.len()) || !passes_luhn(&number) {
+        return Err(OmiseRefusal::CardNumberInvalid);
+    }
+    let month = command
+        .expiration_month
+        .filter(|month| (1..=12).contains(month))
+        .ok_or(OmiseRefusal::ExpirationMonthInvalid)?;
+    let year = command
+        .expiration_year
+        .filter(|year| (1000..=9999).contains(year))
+        .ok_or(OmiseRefusal::ExpirationYearInvalid)?;
+    let now = time::OffsetDateTime::from_unix_timestamp(context.now_unix)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (this_year, this_month) = (i64::from(now.year()), i64::from(u8::from(now.month())));
+    if (year, month) < (this_year, this_month) {
+        return Err(OmiseRefusal::CardExpired);
+    }
+    let security_code_check = match command.security_code.as_deref() {
+        None | Some("") => false,
+        Some(code) if (3..=4).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) => {
+            true
+        }
+        Some(_) => return Err(OmiseRefusal::SecurityCodeInvalid),
+    };
+    let card = VaultCard {
+        id: context.ids.card.clone(),
+        livemode: context.livemode,
+        brand: brand.to_string(),
+        first_digits: number[..6].to_string(),
+        last_digits: number[number.len() - 4..].to_string(),
+        name: name.to_string(),
+        // Both checked to fit above.
+        expiration_month: u8::try_from(month).expect("checked to be 1..=12 above"),
+        expiration_year: i32::try_from(year).expect("checked to be 1000..=9999 above"),
+        fingerprint: card_fingerprint(&number),
+        financing: "credit".into(),
+        security_code_check,
+        country: non_empty(&command.country).map(|country| country.to_ascii_lowercase()),
+        city: non_empty(&command.city),
+        postal_code: non_empty(&command.postal_code),
+        state: non_empty(&command.state),
+        street1: non_empty(&command.street1),
+        street2: non_empty(&command.street2),
+        phone_number: non_empty(&command.phone_number),
+        created: context.now_unix,
+    };
+    Ok(EventPayload::TokenCreated(TokenCreated {
+        token_id: context.ids.token.clone(),
+        livemode: context.livemode,
+        created: context.now_unix,
+        card,
+    }))
+}
+
+/// What an Omise charge creation appends: the charge's first event, and the token it spends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmiseChargeDecision {
+    pub charge_created: EventPayload,
+    pub token_used: EventPayload,
+}
+
+/// Decide `POST /charges`. `token` is the vault token `command.card` names, if the account has it.
+pub fn create_charge(
+    command: &CreateOmiseCharge,
+    token: Option<&Token>,
+    context: &OmiseContext,
+) -> Result<OmiseChargeDecision, OmiseRefusal> {
+    let currency = command.currency.to_ascii_lowercase();
+    let minimum = minimum_amount(&currency).ok_or(OmiseRefusal::CurrencyNotSupported)?;
+    if command.amount < minimum {
+        return Err(OmiseRefusal::AmountTooSmall { minimum, currency });
+    }
+    if command.amount > AMOUNT_MAX {
+        return Err(OmiseRefusal::AmountTooLarge {
+            maximum: AMOUNT_MAX,
+            currency,
+        });
+    }
+    check_description(command.description.as_deref())?;
+    check_metadata(&command.metadata)?;
+    if command.source.is_some() {
+        return Err(OmiseRefusal::SourceNotSupported);
+    }
+    let token_id = match (&command.card, &command.customer) {
+        (Some(token_id), _) => token_id,
+        // Omise customers are not kept here, so no customer can be found.
+        (None, Some(customer)) => {
+            return Err(OmiseRefusal::CustomerNotFound {
+                id: customer.clone(),
+            });
+        }
+        (None, None) => return Err(OmiseRefusal::PaymentMissing),
+    };
+    let token = match token {
+        Some(token) if &token.id == token_id => token,
+        _ => {
+            return Err(OmiseRefusal::TokenNotFound {
+                id: token_id.clone(),
+            });
+        }
+    };
+    if token.used() {
+        return Err(OmiseRefusal::TokenUsed {
+            id: token_id.clone(),
+        });
+    }
+    let vault_card = token.card.clone();
+    let card = Card {
+        brand: vault_card.brand.to_ascii_lowercase(),
+        country: vault_card.country.clone().unwrap_or_default(),
+        exp_month: u32::from(vault_card.expiration_month),
+        exp_year: u32::try_from(vault_card.expiration_year).unwrap_or(0),
+        fingerprint: vault_card.fingerprint.clone(),
+        funding: vault_card.financing.clone(),
+        last4: vault_card.last_digits.clone(),
+        network: vault_card.brand.to_ascii_lowercase(),
+    };
+    let charge_created = EventPayload::ChargeCreated(ChargeCreated {
+        charge_id: context.ids.charge.clone(),
+        livemode: context.livemode,
+        created: context.now_unix,
+        amount: command.amount,
+        currency,
+        captured: command.capture,
+        customer: None,
+        source: token.id.clone(),
+        payment_method: vault_card.id.clone(),
+        card,
+        balance_transaction: command.capture.then(|| context.ids.transaction.clone()),
+        description: non_empty(&command.description),
+        metadata: command.metadata.clone(),
+        receipt_email: None,
+        shipping: None,
+        statement_descriptor: None,
+        statement_descriptor_suffix: None,
+        transfer_group: None,
+        omise: Some(OmiseChargeCreation {
+            card: vault_card,
+            return_uri: non_empty(&command.return_uri),
+            ip: non_empty(&command.ip),
+        }),
+    });
+    Ok(OmiseChargeDecision {
+        charge_created,
+        token_used: EventPayload::TokenUsed(TokenUsed {
+            charge_id: context.ids.charge.clone(),
+        }),
+    })
+}
+
+/// Decide `PATCH /charges/{id}`. `Ok(None)`: nothing changes, nothing is appended.
+///
+/// Metadata is replaced as a whole. Omise metadata is one free-form JSON document with no
+/// per-key unset syntax (and JSON `null` means "absent"), so merging could never remove a key or
+/// a nested value; replacing lets the caller state the exact document it wants, which is what
+/// the clients' `charge.update(metadata=...)` sends. The event still records only the top-level
+/// keys that changed.
+pub fn update_charge(
+    charge: &ChargeState,
+    command: &UpdateOmiseCharge,
+    policy: &AccountPolicy,
+) -> Result<Option<EventPayload>, OmiseRefusal> {
+    omise_details(charge)?;
+    check_description(command.description.as_deref())?;
+    if let Some(metadata) = &command.metadata {
+        check_metadata(metadata)?;
+    }
+    if policy.freeze_after_capture && charge.is_captured() {
+        return Err(OmiseRefusal::FrozenAfterCapture {
+            charge_id: charge.id.clone(),
+        });
+    }
+    let mut changes = Vec::new();
+    if let Some(description) = non_empty(&command.description)
+        && charge.description.as_deref() != Some(description.as_str())
+    {
+        changes.push(FieldChange::Description {
+            previous: charge.description.clone(),
+            current: Some(description),
+        });
+    }
+    if let Some(metadata) = &command.metadata
+        && let Some(change) =
+            crate::domain::stripe::decide::metadata_change(&charge.metadata, metadata)
+    {
+        changes.push(change);
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(EventPayload::ChargeUpdated(ChargeUpdated { changes })))
+}
+
+/// Decide `POST /charges/{id}/capture`. A partial capture leaves the rest uncaptured and
+/// released; unlike Stripe, Omise shows no refund for it.
+pub fn capture_charge(
+    charge: &ChargeState,
+    command: &CaptureOmiseCharge,
+    context: &OmiseContext,
+) -> Result<EventPayload, OmiseRefusal> {
+    omise_details(charge)?;
+    match charge.lifecycle {
+        Lifecycle::Authorized => {}
+        Lifecycle::Reversed => return Err(OmiseRefusal::CaptureOfReversedCharge),
+        Lifecycle::Captured | Lifecycle::Refunded => return Err(OmiseRefusal::AlreadyCaptured),
+    }
+    let authorized = charge.money.authorized;
+    let amount = match command.capture_amount {
+        None => authorized,
+        Some(amount) if amount <= 0 => return Err(OmiseRefusal::CaptureAmountNotPositive),
+        Some(amount) if amount > authorized => {
+            return Err(OmiseRefusal::CaptureAmountTooLarge {
+                requested: amount,
+                authorized,
+            });
+        }
+        Some(amount) => amount,
+    };
+    Ok(EventPayload::ChargeCaptured(ChargeCaptured {
+        amount_captured: amount,
+        balance_transaction: context.ids.transaction.clone(),
+        released_remainder: None,
+        changes: Vec::new(),
+        captured_at: Some(context.now_unix),
+    }))
+}
+
+/// Decide `POST /charges/{id}/reverse`: only an uncaptured, unreversed authorization.
+pub fn reverse_charge(charge: &ChargeState, now_unix: i64) -> Result<EventPayload, OmiseRefusal> {
+    omise_details(charge)?;
+    if charge.lifecycle != Lifecycle::Authorized {
+        return Err(OmiseRefusal::ReverseNotAllowed);
+    }
+    Ok(EventPayload::ChargeReversed(ChargeReversed {
+        reversed_at: now_unix,
+    }))
+}
+
+/// A charge Stripe's rules created has none of the state Omise's rules read (the vault card,
+/// the `capture` flag): refuse it by name rather than decide on a state that is not there.
+fn omise_details(charge: &ChargeState) -> Result<&OmiseDetails, OmiseRefusal> {
+    charge
+        .omise_details()
+        .ok_or_else(|| OmiseRefusal::ChargeOfOtherDialect {
+            charge_id: charge.id.clone(),
+        })
+}
+
+fn check_description(description: Option<&str>) -> Result<(), OmiseRefusal> {
+    if let Some(description) = description {
+        let length_chars = description.chars().count();
+        if length_chars > DESCRIPTION_MAX_CHARS {
+            return Err(OmiseRefusal::DescriptionTooLong { length_chars });
+        }
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &Metadata) -> Result<(), OmiseRefusal> {
+    let bytes = serde_json::to_vec(metadata).map_or(usize::MAX, |json| json.len());
+    if bytes > METADATA_MAX_BYTES {
+        return Err(OmiseRefusal::MetadataTooLarge { bytes });
+    }
+    Ok(())
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .filter(|value| !value.is_empty())
+        .map(str::to_string)
+}

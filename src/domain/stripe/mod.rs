@@ -1,0 +1,6 @@
+//! Stripe's rules: commands, parameter validation, refusals in Stripe's words, and the decisions for charges of Stripe origin.
+
+pub mod commands;
+pub mod decide;
+pub mod error;
+pub mod validation;

@@ -197,7 +197,9 @@ impl Ledger {
         let store = tokio::task::spawn_blocking(move || SledStore::open(path))
             .await
             .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
-        Ok(Ledger::with_store(Arc::new(store)))
+        let ledger = Ledger::with_store(Arc::new(store));
+        ledger.rebuild_stale_projections().await?;
+        Ok(ledger)
     }
 
     /// Open like [`Ledger::open`], with the store's writer asking `faults` before every commit,
@@ -210,7 +212,9 @@ impl Ledger {
         let store = tokio::task::spawn_blocking(move || SledStore::open_with_faults(path, faults))
             .await
             .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
-        Ok(Ledger::with_store(Arc::new(store)))
+        let ledger = Ledger::with_store(Arc::new(store));
+        ledger.rebuild_stale_projections().await?;
+        Ok(ledger)
     }
 
     /// Open a data directory only to check it (`verify`), even if `open` would refuse it.

@@ -129,6 +129,11 @@ impl Ledger {
             Err(ScanStop::Failed(error)) => return Err(error),
         };
         report.streams = rebuilt.len() as u64;
+        if self.store().projections_are_stale() {
+            // An older layout's projections are not this build's to compare: the next open
+            // rebuilds them from the log just checked.
+            return Ok(report);
+        }
         let mut mismatches = Vec::new();
         report.projections = self
             .compare_projections(rebuilt, &mut mismatches, 1)
@@ -183,6 +188,48 @@ impl Ledger {
             streams,
             mismatches,
         })
+    }
+
+    /// Rebuild every projection from the log if the store's are of an older layout (a store
+    /// written before layout 3), then mark them current. Run by `Ledger::open` before it serves
+    /// anything; a crash half-way leaves the old layout recorded, so the next open starts over.
+    pub(crate) async fn rebuild_stale_projections(&self) -> Result<(), LedgerError> {
+        if !self.store().projections_are_stale() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let total = self.store().head().await?.map_or(0, |head| head.sequence);
+        tracing::info!(
+            events = total,
+            "rebuilding projections from the log for layout 3"
+        );
+        let mut events = 0;
+        let rebuilt = match self.rebuild(total, &|_, _| {}, &mut events).await {
+            Ok(rebuilt) => rebuilt,
+            Err(ScanStop::Fault(fault)) => {
+                return Err(LedgerError::Io(std::io::Error::other(format!(
+                    "the projections of an older layout cannot be rebuilt: {fault}; the store \
+                     is left as it was; run `chargeledger verify` for details"
+                ))));
+            }
+            Err(ScanStop::Failed(error)) => return Err(error),
+        };
+        let streams = rebuilt.len();
+        let rows: Vec<(String, String, StoredProjection)> = rebuilt
+            .into_iter()
+            .map(|((account, stream_id), projection)| (account, stream_id, projection))
+            .collect();
+        for chunk in rows.chunks(PROJECTION_PAGE) {
+            self.store().put_projections(chunk.to_vec()).await?;
+        }
+        self.store().mark_projections_current().await?;
+        tracing::info!(
+            events,
+            streams,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "projections rebuilt"
+        );
+        Ok(())
     }
 
     /// Write every event as one JSON line, in log order. Returns the number written.

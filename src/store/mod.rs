@@ -237,6 +237,17 @@ pub trait EventStore: Send + Sync + 'static {
         projections: Vec<(String, String, StoredProjection)>,
     ) -> Result<(), StoreError>;
 
+    /// Whether the stored projections are of an older layout, to be rebuilt from the log (by
+    /// `Ledger::open`) before any is read. Stores that never had another layout say no.
+    fn projections_are_stale(&self) -> bool {
+        false
+    }
+
+    /// Record, durably, that every projection is now in the current layout.
+    async fn mark_projections_current(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Append already-sealed events (an import), checking that they continue the chain.
     /// `projections` are the states of the touched streams after these events.
     async fn import(

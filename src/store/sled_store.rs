@@ -46,8 +46,12 @@ use crate::store::{
 };
 
 const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_VALUE: &[u8] = b"chargeledger-sled-2";
-/// The layout before per-account event and customer indexes; `open` adds them.
+/// Layout 3: projections hold the dialect-neutral `ChargeState`.
+const FORMAT_VALUE: &[u8] = b"chargeledger-sled-3";
+/// Layout 2: projections held Stripe's charge object (with an `omise` part). Its events and
+/// indexes are layout 3's; only the projections must be rebuilt from the log.
+const FORMAT_VALUE_WITH_STRIPE_PROJECTIONS: &[u8] = b"chargeledger-sled-2";
+/// Layout 1: layout 2 before per-account event and customer indexes; `open` adds them.
 const FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES: &[u8] = b"chargeledger-sled-1";
 const HEAD_KEY: &[u8] = b"head";
 /// How many of the newest events `open` re-verifies before serving.
@@ -111,6 +115,9 @@ pub struct SledStore {
     durable_head: Arc<Mutex<Option<ChainHead>>>,
     durable_sequence: watch::Receiver<u64>,
     poisoned: Arc<OnceLock<String>>,
+    /// Set by `open` on a store of layout 1 or 2: its projections are in an older shape and are
+    /// never read until the ledger has rebuilt them from the log.
+    projections_stale: std::sync::atomic::AtomicBool,
 }
 
 impl SledStore {
@@ -175,8 +182,15 @@ impl SledStore {
             add_account_indexes(&path, &trees)?;
             info!(path = %path.display(), "added per-account event and customer indexes (layout 1 to 2)");
         }
-        if format.is_none() || (needs_account_indexes && mode == OpenMode::CheckHead) {
+        let projections_stale = format.is_some() && format.as_deref() != Some(FORMAT_VALUE);
+        if format.is_none() {
             trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
+            db.flush()?;
+        } else if needs_account_indexes && mode == OpenMode::CheckHead {
+            // The indexes are layout 2's; the layout becomes 3 only once projections are rebuilt.
+            trees
+                .meta
+                .insert(FORMAT_KEY, FORMAT_VALUE_WITH_STRIPE_PROJECTIONS)?;
             db.flush()?;
         }
         let mut sync = DurableSync::open(&path)?;
@@ -218,6 +232,7 @@ impl SledStore {
             durable_head,
             durable_sequence,
             poisoned,
+            projections_stale: projections_stale.into(),
         })
     }
 
@@ -668,6 +683,28 @@ impl EventStore for SledStore {
     async fn put_projections(&self, projections: ProjectionRows) -> Result<(), StoreError> {
         self.submit(|reply| Job::PutProjections(projections, reply))
             .await
+    }
+
+    fn projections_are_stale(&self) -> bool {
+        self.projections_stale
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn mark_projections_current(&self) -> Result<(), StoreError> {
+        let (db, meta, path) = (self.db.clone(), self.trees.meta.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
+            db.flush()?;
+            // sled's flush does not fsync: the layout may say 3 only once it is on the disk.
+            DurableSync::open(&path)?.sync()?;
+            Ok(())
+        })
+        .await
+        .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
+        self.projections_stale
+            .store(false, std::sync::atomic::Ordering::Release);
+        info!(path = %self.path.display(), "projections rebuilt in layout 3");
+        Ok(())
     }
 
     async fn import(
@@ -1233,6 +1270,7 @@ fn check_format_and_head(path: &Path, trees: &Trees) -> Result<Option<ChainHead>
     };
     if let Some(format) = trees.meta.get(FORMAT_KEY)?
         && format.as_ref() != FORMAT_VALUE
+        && format.as_ref() != FORMAT_VALUE_WITH_STRIPE_PROJECTIONS
         && format.as_ref() != FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES
     {
         return Err(corrupt(

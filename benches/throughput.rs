@@ -270,7 +270,7 @@ fn synthetic_log(
         let context = DecisionContext {
             now_unix: recorded_at.unix_timestamp(),
             livemode: false,
-            ids: chargeledger::ledger::fresh_ids(),
+            ids: chargeledger::ledger::IdSource::stripe_ids(&chargeledger::ledger::RandomIds),
         };
         let charge_id = context.ids.charge.clone();
         let created_sequence = events.len() as u64 + 1;

@@ -23,12 +23,15 @@ use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
 use crate::audit::{self, HistoryEntry};
+use crate::clock::{Clock, SystemClock};
+use crate::domain::FreshIds;
 use crate::domain::{
     self, AccountPolicy, CaptureCharge, ChargeState, CreateCharge, CreateCustomer, Customer,
     DecisionContext, FoldError, Projection, Refund, RefundCharge, RequestError, UpdateCharge,
 };
 use crate::events::{AccountPolicySet, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
+use crate::store::SledOptions;
 use crate::store::{
     AppendRequest, EventStore, IdempotencyRecord, LinkedAppend, Page, PageCursor, SledStore,
     StoreError, StoredProjection, StreamVersion,
@@ -186,6 +189,63 @@ enum Decision<T> {
 pub struct Ledger {
     store: Arc<dyn EventStore>,
     stream_locks: Arc<[Mutex<()>]>,
+    /// The time decisions are made at and idempotency retention is measured by.
+    clock: Arc<dyn Clock>,
+    /// Where the ids of new objects come from.
+    ids: Arc<dyn IdSource>,
+}
+
+/// Where the ledger draws the ids of the objects a command may create. The domain draws no
+/// randomness itself; a simulation or test may give ids of its own choosing.
+pub trait IdSource: Send + Sync {
+    /// Ids for what one Stripe command might create.
+    fn stripe_ids(&self) -> FreshIds;
+    /// Ids for what one Omise command might create, in the account's mode.
+    fn omise_ids(&self, livemode: bool) -> crate::domain::omise::OmiseIds;
+}
+
+/// Random ids in each platform's shape (`ch_` + 24, `chrg_test_` + 19…).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn stripe_ids(&self) -> FreshIds {
+        FreshIds {
+            charge: ids::charge_id(),
+            customer: ids::customer_id(),
+            payment_method: ids::random_id("card_", 24),
+            balance_transaction: ids::random_id("txn_", 24),
+            refund: ids::random_id("re_", 24),
+        }
+    }
+
+    fn omise_ids(&self, livemode: bool) -> crate::domain::omise::OmiseIds {
+        crate::domain::omise::OmiseIds {
+            charge: ids::omise_id("chrg", livemode),
+            card: ids::omise_id("card", livemode),
+            token: ids::omise_id("tokn", livemode),
+            transaction: ids::omise_id("trxn", livemode),
+        }
+    }
+}
+
+/// What a caller may choose when opening a ledger: the store writer's fault seam (tests), the
+/// clock and the id source.
+#[derive(Clone)]
+pub struct LedgerOptions {
+    pub faults: crate::store::faults::FaultInjector,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            faults: crate::store::faults::FaultInjector::none(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        }
+    }
 }
 
 impl Ledger {
@@ -193,11 +253,24 @@ impl Ledger {
     ///
     /// Refuses a store whose newest events do not match its recorded chain head.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        Ledger::open_with(path, LedgerOptions::default()).await
+    }
+
+    /// Open like [`Ledger::open`] with a chosen clock, id source and fault seam.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: LedgerOptions,
+    ) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        let store = tokio::task::spawn_blocking(move || SledStore::open(path))
+        let LedgerOptions { faults, clock, ids } = options;
+        let store_options = SledOptions {
+            faults,
+            clock: clock.clone(),
+        };
+        let store = tokio::task::spawn_blocking(move || SledStore::open_with(path, store_options))
             .await
             .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
-        let ledger = Ledger::with_store(Arc::new(store));
+        let ledger = Ledger::with_store_clock_and_ids(Arc::new(store), clock, ids);
         ledger.rebuild_stale_projections().await?;
         Ok(ledger)
     }
@@ -208,13 +281,14 @@ impl Ledger {
         path: impl AsRef<Path>,
         faults: crate::store::faults::FaultInjector,
     ) -> Result<Self, LedgerError> {
-        let path = path.as_ref().to_path_buf();
-        let store = tokio::task::spawn_blocking(move || SledStore::open_with_faults(path, faults))
-            .await
-            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
-        let ledger = Ledger::with_store(Arc::new(store));
-        ledger.rebuild_stale_projections().await?;
-        Ok(ledger)
+        Ledger::open_with(
+            path,
+            LedgerOptions {
+                faults,
+                ..LedgerOptions::default()
+            },
+        )
+        .await
     }
 
     /// Open a data directory only to check it (`verify`), even if `open` would refuse it.
@@ -228,11 +302,46 @@ impl Ledger {
 
     /// A ledger over any `EventStore` backend.
     pub fn with_store(store: Arc<dyn EventStore>) -> Self {
+        Ledger::with_store_clock_and_ids(store, Arc::new(SystemClock), Arc::new(RandomIds))
+    }
+
+    /// A ledger over any `EventStore` backend, deciding at `clock`'s time with `ids`' ids.
+    pub fn with_store_clock_and_ids(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Self {
         let stream_locks: Vec<Mutex<()>> =
             (0..STREAM_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ledger {
             store,
             stream_locks: stream_locks.into(),
+            clock,
+            ids,
+        }
+    }
+
+    /// The clock this ledger decides by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The request time, fresh ids, and the account's mode: what `decide` may not look up itself.
+    fn decision_context(&self, account: &str) -> DecisionContext {
+        DecisionContext {
+            now_unix: self.clock.now_unix(),
+            livemode: account_is_live(account),
+            ids: self.ids.stripe_ids(),
+        }
+    }
+
+    /// The same for an Omise command.
+    pub(crate) fn omise_context(&self, account: &str) -> crate::domain::omise::OmiseContext {
+        let livemode = account_is_live(account);
+        crate::domain::omise::OmiseContext {
+            now_unix: self.clock.now_unix(),
+            livemode,
+            ids: self.ids.omise_ids(livemode),
         }
     }
 
@@ -253,7 +362,7 @@ impl Ledger {
             Some(id) => self.find_customer(account, id).await?,
             None => None,
         };
-        let context = decision_context(account);
+        let context = self.decision_context(account);
         let charge_id = context.ids.charge.clone();
         self.execute(
             account,
@@ -321,7 +430,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
-        let context = decision_context(account);
+        let context = self.decision_context(account);
         self.execute(
             account,
             charge_id,
@@ -345,7 +454,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Refunded, LedgerError> {
         check_account(account)?;
-        let context = decision_context(account);
+        let context = self.decision_context(account);
         self.execute(
             account,
             charge_id,
@@ -390,7 +499,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Customer, LedgerError> {
         check_account(account)?;
-        let context = decision_context(account);
+        let context = self.decision_context(account);
         let customer_id = context.ids.customer.clone();
         self.execute(
             account,
@@ -579,7 +688,9 @@ impl Ledger {
     /// Forget idempotency keys first used more than `retention` ago; returns how many.
     pub async fn purge_idempotency_keys(&self, retention: Duration) -> Result<usize, LedgerError> {
         let retention_seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
-        let cutoff = OffsetDateTime::now_utc()
+        let cutoff = self
+            .clock
+            .now()
             .unix_timestamp()
             .saturating_sub(retention_seconds);
         Ok(self.store.purge_idempotency(cutoff).await?)
@@ -915,7 +1026,7 @@ impl Ledger {
                     outcome: serde_json::to_value(&outcome).expect(
                         "a write's outcome (a charge, refund, customer, token or policy) always encodes as JSON",
                     ),
-                    created_at_unix: OffsetDateTime::now_utc().unix_timestamp(),
+                    created_at_unix: self.clock.now_unix(),
                     sequence: 0,
                 });
             let append = AppendRequest {
@@ -1020,27 +1131,6 @@ fn fingerprint(operation: &str, target: &str, parameters: &impl Serialize) -> St
         serde_json::to_vec(parameters).expect("a command's parameters always encode as JSON"),
     );
     hex::encode(hasher.finalize())
-}
-
-/// The request time, fresh ids, and the account's mode: what `decide` may not look up itself.
-fn decision_context(account: &str) -> DecisionContext {
-    DecisionContext {
-        now_unix: OffsetDateTime::now_utc().unix_timestamp(),
-        livemode: account_is_live(account),
-        ids: fresh_ids(),
-    }
-}
-
-/// Fresh identifiers for every object one Stripe command might create: the ids `decide` is
-/// given, since the domain draws no randomness itself.
-pub fn fresh_ids() -> crate::domain::FreshIds {
-    crate::domain::FreshIds {
-        charge: ids::charge_id(),
-        customer: ids::customer_id(),
-        payment_method: ids::random_id("card_", 24),
-        balance_transaction: ids::random_id("txn_", 24),
-        refund: ids::random_id("re_", 24),
-    }
 }
 
 /// The longest account name: a key prefix in storage and a label in logs.

@@ -66,6 +66,7 @@ pub mod audit;
 pub mod chain;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod clock;
 pub mod domain;
 pub mod events;
 pub mod ids;

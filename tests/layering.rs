@@ -12,17 +12,20 @@ use std::path::{Path, PathBuf};
 /// module has to be placed in the layering on purpose.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ids", &[]),
+    ("clock", &[]),
+    ("json_diff", &[]),
     ("domain", &[]),
     ("events", &["domain", "ids"]),
     ("chain", &["domain", "events"]),
-    ("store", &["chain", "domain", "events", "ids"]),
-    ("audit", &["domain", "events"]),
+    ("store", &["chain", "clock", "domain", "events", "ids"]),
+    ("audit", &["domain", "events", "json_diff"]),
     ("subscription", &["events", "store"]),
     (
         "ledger",
         &[
             "audit",
             "chain",
+            "clock",
             "domain",
             "events",
             "ids",
@@ -33,7 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "maintenance",
         &[
-            "audit", "chain", "domain", "events", "ids", "ledger", "store",
+            "audit", "chain", "clock", "domain", "events", "ids", "ledger", "store",
         ],
     ),
     (
@@ -41,9 +44,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "audit",
             "chain",
+            "clock",
             "domain",
             "events",
             "ids",
+            "json_diff",
             "ledger",
             "maintenance",
             "store",
@@ -54,9 +59,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "audit",
             "chain",
+            "clock",
             "domain",
             "events",
             "ids",
+            "json_diff",
             "ledger",
             "maintenance",
             "server",

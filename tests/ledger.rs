@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
+use chargeledger::clock::{Clock, ManualClock};
 use chargeledger::domain::{Lifecycle, Money, RequestError};
+use chargeledger::ledger::LedgerOptions;
 use chargeledger::{
     AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, Ledger, LedgerError, ListCharges,
     PageCursor, RefundCharge, RequestMeta, UpdateCharge,
@@ -455,14 +457,30 @@ async fn capture_and_refund_move_the_amounts_like_stripe() {
     assert_eq!(rest.charge.refunds.len(), 3);
 }
 
+/// A ledger whose decisions and recorded times follow a clock the test moves by hand.
+async fn open_ledger_on_manual_clock(
+    directory: &tempfile::TempDir,
+) -> (Ledger, std::sync::Arc<ManualClock>) {
+    let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a moment");
+    let clock = std::sync::Arc::new(ManualClock::starting_at(start));
+    let options = LedgerOptions {
+        clock: clock.clone(),
+        ..LedgerOptions::default()
+    };
+    let ledger = Ledger::open_with(directory.path().join("data"), options)
+        .await
+        .expect("open ledger");
+    (ledger, clock)
+}
+
 #[tokio::test]
 async fn time_travel_by_version_and_by_moment() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let ledger = open_ledger(&directory).await;
+    let (ledger, clock) = open_ledger_on_manual_clock(&directory).await;
     let charge = create_test_charge(&ledger, ACCOUNT).await;
-    let mut moments = vec![OffsetDateTime::now_utc()];
+    let mut moments = vec![clock.now()];
     for description in ["one", "two", "three"] {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        clock.advance(Duration::from_secs(1));
         ledger
             .update_charge(
                 ACCOUNT,
@@ -472,7 +490,7 @@ async fn time_travel_by_version_and_by_moment() {
             )
             .await
             .expect("update");
-        moments.push(OffsetDateTime::now_utc());
+        moments.push(clock.now());
     }
     for (version, expected) in [
         (1, None),
@@ -506,7 +524,7 @@ async fn time_travel_by_version_and_by_moment() {
             charge.id
         )
     );
-    let before_creation = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let before_creation = moments[0] - time::Duration::hours(1);
     assert!(matches!(
         ledger
             .charge_as_of(ACCOUNT, &charge.id, before_creation)
@@ -691,7 +709,7 @@ async fn invalid_account_names_are_refused() {
 #[tokio::test]
 async fn expired_idempotency_keys_are_forgotten_and_fresh_ones_kept() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let ledger = open_ledger(&directory).await;
+    let (ledger, clock) = open_ledger_on_manual_clock(&directory).await;
     let command = CreateCharge::new(2000, "usd").source("tok_visa");
     let request = RequestMeta::library().with_idempotency_key("expires");
     let first = ledger
@@ -718,7 +736,7 @@ async fn expired_idempotency_keys_are_forgotten_and_fresh_ones_kept() {
     assert_eq!(replayed.id, first.id);
 
     // Once past retention the key is free again: the same request is a new charge.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(2));
     let removed = ledger
         .purge_idempotency_keys(Duration::ZERO)
         .await

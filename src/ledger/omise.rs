@@ -6,20 +6,17 @@
 
 use std::future::Future;
 
-use time::OffsetDateTime;
-
 use crate::domain::omise::{
-    self, CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseContext, OmiseRefusal,
-    UpdateOmiseCharge,
+    self, CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseRefusal, UpdateOmiseCharge,
 };
 use crate::domain::{self, ChargeState, Projection, Token};
 use crate::events::{RecordedEvent, RequestMeta};
-use crate::ids;
+
 use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection};
 
 use super::{
-    Decision, Ledger, LedgerError, account_is_live, check_account, existing_charge, fingerprint,
-    fold_new_charge, unexpected_payload,
+    Decision, Ledger, LedgerError, check_account, existing_charge, fingerprint, fold_new_charge,
+    unexpected_payload,
 };
 
 impl Ledger {
@@ -31,7 +28,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<Token, LedgerError> {
         check_account(account)?;
-        let context = omise_context(account);
+        let context = self.omise_context(account);
         let token_id = context.ids.token.clone();
         self.execute(
             account,
@@ -81,7 +78,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
-        let context = omise_context(account);
+        let context = self.omise_context(account);
         let charge_id = context.ids.charge.clone();
         let token_id = command.card.clone();
         self.execute_with_linked(
@@ -168,7 +165,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
-        let context = omise_context(account);
+        let context = self.omise_context(account);
         self.execute(
             account,
             charge_id,
@@ -191,7 +188,7 @@ impl Ledger {
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
         check_account(account)?;
-        let now_unix = OffsetDateTime::now_utc().unix_timestamp();
+        let now_unix = self.clock().now_unix();
         self.execute(
             account,
             charge_id,
@@ -260,25 +257,6 @@ where
         }
     }
     Ok(items)
-}
-
-fn omise_context(account: &str) -> OmiseContext {
-    let livemode = account_is_live(account);
-    OmiseContext {
-        now_unix: OffsetDateTime::now_utc().unix_timestamp(),
-        livemode,
-        ids: omise_ids(livemode),
-    }
-}
-
-/// Fresh identifiers for every object one Omise command might create.
-fn omise_ids(livemode: bool) -> domain::omise::OmiseIds {
-    domain::omise::OmiseIds {
-        charge: ids::omise_id("chrg", livemode),
-        card: ids::omise_id("card", livemode),
-        token: ids::omise_id("tokn", livemode),
-        transaction: ids::omise_id("trxn", livemode),
-    }
 }
 
 /// The token a stored projection holds, if it is a token's.

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
 use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, seal};
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
@@ -58,6 +59,22 @@ const HEAD_KEY: &[u8] = b"head";
 const TAIL_CHECKED_ON_OPEN: u64 = 1024;
 /// Upper bound on appends in one group commit, so one batch's latency stays bounded.
 const MAX_BATCH_JOBS: usize = 1024;
+
+/// What a caller may choose when opening a store: the writer's fault seam (tests) and its clock.
+#[derive(Debug, Clone)]
+pub struct SledOptions {
+    pub faults: FaultInjector,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            faults: FaultInjector::none(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OpenMode {
@@ -123,7 +140,12 @@ pub struct SledStore {
 impl SledStore {
     /// Open (or create) the store in `path`, check the hash chain at its head, and start the writer.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead, FaultInjector::none())
+        SledStore::open_with(path, SledOptions::default())
+    }
+
+    /// Open like [`SledStore::open`], with the writer's fault seam and clock chosen by the caller.
+    pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<Self, StoreError> {
+        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead, options)
     }
 
     /// Open like [`SledStore::open`], with the writer asking `faults` before every commit,
@@ -133,7 +155,13 @@ impl SledStore {
         path: impl AsRef<Path>,
         faults: FaultInjector,
     ) -> Result<Self, StoreError> {
-        SledStore::open_in_mode(path.as_ref(), OpenMode::CheckHead, faults)
+        SledStore::open_with(
+            path,
+            SledOptions {
+                faults,
+                ..SledOptions::default()
+            },
+        )
     }
 
     /// Open a store without checking its head, so that `verify` can report on a damaged one.
@@ -142,15 +170,12 @@ impl SledStore {
         SledStore::open_in_mode(
             path.as_ref(),
             OpenMode::SkipHeadCheck,
-            FaultInjector::none(),
+            SledOptions::default(),
         )
     }
 
-    fn open_in_mode(
-        path: &Path,
-        mode: OpenMode,
-        faults: FaultInjector,
-    ) -> Result<Self, StoreError> {
+    fn open_in_mode(path: &Path, mode: OpenMode, options: SledOptions) -> Result<Self, StoreError> {
+        let SledOptions { faults, clock } = options;
         let path = path.to_path_buf();
         if mode == OpenMode::SkipHeadCheck && !path.join("db").exists() {
             return Err(StoreError::Io(std::io::Error::new(
@@ -219,6 +244,7 @@ impl SledStore {
             durable_sender,
             poisoned: poisoned.clone(),
             faults,
+            clock,
         };
         let writer_thread = std::thread::Builder::new()
             .name("chargeledger-writer".into())
@@ -771,6 +797,8 @@ struct Writer {
     durable_sender: watch::Sender<u64>,
     poisoned: Arc<OnceLock<String>>,
     faults: FaultInjector,
+    /// The time an event is recorded at (`recorded_at`).
+    clock: Arc<dyn Clock>,
 }
 
 /// Writes staged for one batch, applied together in one transaction.
@@ -873,7 +901,7 @@ impl Writer {
         let mut staged = Staged::default();
         let mut head = self.head.clone();
         let mut accepted = Vec::new();
-        let recorded_at = OffsetDateTime::now_utc();
+        let recorded_at = self.clock.now();
         for job in batch {
             match job {
                 Job::Append(request, reply) => {

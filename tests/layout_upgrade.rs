@@ -207,6 +207,7 @@ async fn the_layout_2_store_answers_every_read_as_the_layout_2_server_did() {
         );
     }
     let (_directory, data) = copy_of_the_store();
+    assert_eq!(recorded_layout(&data), "chargeledger-sled-2");
 
     let mut server = TestServer::start(&data);
     let mismatches = replay(&server, &answers).await;
@@ -216,6 +217,11 @@ async fn the_layout_2_store_answers_every_read_as_the_layout_2_server_did() {
         &mismatches,
     );
     assert!(server.stop(), "the server exits cleanly on SIGTERM");
+    assert_eq!(
+        recorded_layout(&data),
+        "chargeledger-sled-3",
+        "the first open rebuilt the projections and recorded layout 3"
+    );
 
     let (sound, report) = verify_data_directory(&data);
     assert!(sound, "chargeledger verify after the first open: {report}");
@@ -223,6 +229,18 @@ async fn the_layout_2_store_answers_every_read_as_the_layout_2_server_did() {
     let server = TestServer::start(&data);
     let mismatches = replay(&server, &answers).await;
     assert_no_mismatches("after a restart", answers.len(), &mismatches);
+}
+
+/// The layout a closed store records in its `meta` tree.
+fn recorded_layout(data: &Path) -> String {
+    let db = sled::open(data).expect("the store opens with sled");
+    let format = db
+        .open_tree("meta")
+        .expect("meta tree")
+        .get("format")
+        .expect("read meta/format")
+        .expect("a recorded layout");
+    String::from_utf8(format.to_vec()).expect("the layout is text")
 }
 
 /// Writes `fixtures/layout2_store/` and `fixtures/layout2_answers.json`. Only with the layout-2

@@ -966,6 +966,14 @@ impl Writer {
             }
             return;
         }
+        // The head only moves forward: a batch that went back would hand out sequence numbers
+        // twice. That is a bug in this writer, so stop it rather than acknowledge.
+        assert!(
+            head.sequence >= self.head.sequence,
+            "the chain head would move back from #{} to #{}",
+            self.head.sequence,
+            head.sequence
+        );
         self.head = head.clone();
         if let Ok(mut durable_head) = self.durable_head.lock() {
             *durable_head = (head.sequence > 0).then_some(head.clone());
@@ -1113,6 +1121,15 @@ impl Writer {
             ));
             staged.idempotency_keys.insert(record_key);
         }
+        // Sequence numbers are gap-free: the head advances by exactly the events staged.
+        assert_eq!(
+            chain.sequence,
+            head.sequence + events.len() as u64,
+            "an append of {} events moved the head from #{} to #{}",
+            events.len(),
+            head.sequence,
+            chain.sequence
+        );
         staged.streams.extend(stream_states);
         staged.writes.extend(writes);
         *head = chain;
@@ -1465,6 +1482,13 @@ fn stage_stream(
         writes.extend(account_event_writes(&event));
         events.push(event);
     }
+    // Stream versions are gap-free: the stream advances by exactly the events it was given.
+    assert_eq!(
+        version,
+        actual + write.payloads.len() as u64,
+        "stream {} would skip a version",
+        write.stream_id
+    );
     let stored = StoredProjection {
         version,
         created_sequence,

@@ -1,0 +1,299 @@
+//! The `Ledger`: the async shell that loads state, calls the pure `decide`/`apply`, and appends through a store.
+//!
+//! Every write follows one path (`Ledger::execute`): check the idempotency key, load the
+//! stream's projection, decide, fold the new events onto it, append with the expected version,
+//! and on a version conflict start again from the fresh state. Writes to one stream are also
+//! serialized in-process by a striped lock, so concurrent updates of one charge queue instead of
+//! failing, and none is lost.
+
+mod error;
+mod history;
+mod omise;
+mod reads;
+mod stripe;
+mod write;
+
+pub use error::LedgerError;
+pub use write::ACCOUNT_NAME_MAX_CHARS;
+use write::{
+    account_is_live, check_account, existing_charge, fingerprint, fold_charge, fold_new_charge,
+    unexpected_payload,
+};
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+use crate::audit::{self, HistoryEntry};
+use crate::clock::{Clock, SystemClock};
+use crate::domain::FreshIds;
+use crate::domain::{
+    self, AccountPolicy, CaptureCharge, ChargeState, CreateCharge, CreateCustomer, Customer,
+    DecisionContext, FoldError, Projection, Refund, RefundCharge, RequestError, UpdateCharge,
+};
+use crate::events::{AccountPolicySet, EventPayload, RecordedEvent, RequestMeta};
+use crate::ids;
+use crate::store::SledOptions;
+use crate::store::{
+    AppendRequest, EventStore, IdempotencyRecord, LinkedAppend, Page, PageCursor, SledStore,
+    StoreError, StoredProjection, StreamVersion,
+};
+use crate::subscription::Subscription;
+
+/// The stream that holds an account's own rules.
+pub const POLICY_STREAM: &str = "policy";
+/// Locks striping the in-process serialization of writes per stream.
+const STREAM_LOCK_STRIPES: usize = 1024;
+/// How often a write is retried after losing an optimistic-concurrency race.
+const MAX_APPEND_ATTEMPTS: usize = 32;
+/// How long a request waits for another request with the same idempotency key to finish.
+const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(10);
+/// The longest idempotency key accepted, as on Stripe.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
+/// Filters and paging for `Ledger::list_charges`; `Default` is Stripe's default page of 10.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCharges {
+    /// 1 to 100.
+    pub limit: usize,
+    pub cursor: PageCursor,
+    pub customer: Option<String>,
+    pub transfer_group: Option<String>,
+    pub created_gt: Option<i64>,
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    pub created_lte: Option<i64>,
+}
+
+impl Default for ListCharges {
+    fn default() -> Self {
+        ListCharges {
+            limit: 10,
+            cursor: PageCursor::Newest,
+            customer: None,
+            transfer_group: None,
+            created_gt: None,
+            created_gte: None,
+            created_lt: None,
+            created_lte: None,
+        }
+    }
+}
+
+impl ListCharges {
+    fn matches(&self, charge: &ChargeState) -> bool {
+        self.customer
+            .as_ref()
+            .is_none_or(|customer| charge.customer.as_ref() == Some(customer))
+            && self.transfer_group.as_ref().is_none_or(|group| {
+                charge
+                    .stripe_details()
+                    .and_then(|details| details.transfer_group.as_ref())
+                    == Some(group)
+            })
+            && self.created_gt.is_none_or(|bound| charge.created > bound)
+            && self.created_gte.is_none_or(|bound| charge.created >= bound)
+            && self.created_lt.is_none_or(|bound| charge.created < bound)
+            && self.created_lte.is_none_or(|bound| charge.created <= bound)
+    }
+}
+
+/// What a refund produced: the refund object and the charge after it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Refunded {
+    pub refund: Refund,
+    pub charge: ChargeState,
+}
+
+/// What a command decided, before it is appended.
+// Lives for one decision; boxing the larger variant would only add an allocation per write.
+#[allow(clippy::large_enum_variant)]
+enum Decision<T> {
+    /// Nothing changes; answer with this.
+    Unchanged(T),
+    /// Append these events; the stream becomes `projection`, the caller gets `outcome`.
+    /// `linked` are events for other streams that must be appended in the same transaction.
+    Append {
+        payloads: Vec<EventPayload>,
+        projection: Projection,
+        outcome: T,
+        linked: Vec<LinkedAppend>,
+    },
+}
+
+/// A charge ledger on an event store. Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct Ledger {
+    store: Arc<dyn EventStore>,
+    stream_locks: Arc<[Mutex<()>]>,
+    /// The time decisions are made at and idempotency retention is measured by.
+    clock: Arc<dyn Clock>,
+    /// Where the ids of new objects come from.
+    ids: Arc<dyn IdSource>,
+}
+
+/// Where the ledger draws the ids of the objects a command may create. The domain draws no
+/// randomness itself; a simulation or test may give ids of its own choosing.
+pub trait IdSource: Send + Sync {
+    /// Ids for what one Stripe command might create.
+    fn stripe_ids(&self) -> FreshIds;
+    /// Ids for what one Omise command might create, in the account's mode.
+    fn omise_ids(&self, livemode: bool) -> crate::domain::omise::OmiseIds;
+}
+
+/// Random ids in each platform's shape (`ch_` + 24, `chrg_test_` + 19…).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomIds;
+
+impl IdSource for RandomIds {
+    fn stripe_ids(&self) -> FreshIds {
+        FreshIds {
+            charge: ids::charge_id(),
+            customer: ids::customer_id(),
+            payment_method: ids::random_id("card_", 24),
+            balance_transaction: ids::random_id("txn_", 24),
+            refund: ids::random_id("re_", 24),
+        }
+    }
+
+    fn omise_ids(&self, livemode: bool) -> crate::domain::omise::OmiseIds {
+        crate::domain::omise::OmiseIds {
+            charge: ids::omise_id("chrg", livemode),
+            card: ids::omise_id("card", livemode),
+            token: ids::omise_id("tokn", livemode),
+            transaction: ids::omise_id("trxn", livemode),
+        }
+    }
+}
+
+/// What a caller may choose when opening a ledger: the store writer's fault seam (tests), the
+/// clock and the id source.
+#[derive(Clone)]
+pub struct LedgerOptions {
+    pub faults: crate::store::faults::FaultInjector,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            faults: crate::store::faults::FaultInjector::none(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds),
+        }
+    }
+}
+
+impl Ledger {
+    /// Open (or create) a ledger in a data directory with the embedded sled store.
+    ///
+    /// Refuses a store whose newest events do not match its recorded chain head.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        Ledger::open_with(path, LedgerOptions::default()).await
+    }
+
+    /// Open like [`Ledger::open`] with a chosen clock, id source and fault seam.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: LedgerOptions,
+    ) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        let LedgerOptions { faults, clock, ids } = options;
+        let store_options = SledOptions {
+            faults,
+            clock: clock.clone(),
+        };
+        let store = tokio::task::spawn_blocking(move || SledStore::open_with(path, store_options))
+            .await
+            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+        let ledger = Ledger::with_store_clock_and_ids(Arc::new(store), clock, ids);
+        ledger.rebuild_stale_projections().await?;
+        Ok(ledger)
+    }
+
+    /// Open like [`Ledger::open`], with the store's writer asking `faults` before every commit,
+    /// flush and fdatasync: for tests that prove what the ledger does when storage fails.
+    pub async fn open_with_faults(
+        path: impl AsRef<Path>,
+        faults: crate::store::faults::FaultInjector,
+    ) -> Result<Self, LedgerError> {
+        Ledger::open_with(
+            path,
+            LedgerOptions {
+                faults,
+                ..LedgerOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Open a data directory only to check it (`verify`), even if `open` would refuse it.
+    pub async fn open_for_verification(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        let path = path.as_ref().to_path_buf();
+        let store = tokio::task::spawn_blocking(move || SledStore::open_for_verification(path))
+            .await
+            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+        Ok(Ledger::with_store(Arc::new(store)))
+    }
+
+    /// A ledger over any `EventStore` backend.
+    pub fn with_store(store: Arc<dyn EventStore>) -> Self {
+        Ledger::with_store_clock_and_ids(store, Arc::new(SystemClock), Arc::new(RandomIds))
+    }
+
+    /// A ledger over any `EventStore` backend, deciding at `clock`'s time with `ids`' ids.
+    pub fn with_store_clock_and_ids(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Self {
+        let stream_locks: Vec<Mutex<()>> =
+            (0..STREAM_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        Ledger {
+            store,
+            stream_locks: stream_locks.into(),
+            clock,
+            ids,
+        }
+    }
+
+    /// The clock this ledger decides by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The request time, fresh ids, and the account's mode: what `decide` may not look up itself.
+    fn decision_context(&self, account: &str) -> DecisionContext {
+        DecisionContext {
+            now_unix: self.clock.now_unix(),
+            livemode: account_is_live(account),
+            ids: self.ids.stripe_ids(),
+        }
+    }
+
+    /// The same for an Omise command.
+    pub(crate) fn omise_context(&self, account: &str) -> crate::domain::omise::OmiseContext {
+        let livemode = account_is_live(account);
+        crate::domain::omise::OmiseContext {
+            now_unix: self.clock.now_unix(),
+            livemode,
+            ids: self.ids.omise_ids(livemode),
+        }
+    }
+
+    /// The store under this ledger.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+}

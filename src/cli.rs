@@ -353,11 +353,15 @@ async fn resolve_account(
             id: selector.charge.clone(),
         }
         .into()),
-        several => Err(LedgerError::Io(std::io::Error::other(format!(
-            "{} exists in several accounts ({}); name one with --account",
-            selector.charge,
-            several.join(", ")
-        )))),
+        several => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} exists in several accounts ({}); name one with --account",
+                selector.charge,
+                several.join(", ")
+            ),
+        )
+        .into()),
     }
 }
 

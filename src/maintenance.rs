@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::chain::{ChainFault, ChainVerifier};
 use crate::domain::{FoldError, apply};
 use crate::events::RecordedEvent;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Failure, Ledger, LedgerError};
 use crate::store::{StoreError, StoredProjection};
 
 /// Events read per page while scanning the log.
@@ -158,9 +158,10 @@ impl Ledger {
         let rebuilt = match self.rebuild(total, progress, &mut events).await {
             Ok(rebuilt) => rebuilt,
             Err(ScanStop::Fault(fault)) => {
-                return Err(LedgerError::Io(std::io::Error::other(format!(
+                return Err(Failure::LogDamaged(format!(
                     "replay stopped: {fault}; run `chargeledger verify` for details"
-                ))));
+                ))
+                .into());
             }
             Err(ScanStop::Failed(error)) => return Err(error),
         };
@@ -207,10 +208,11 @@ impl Ledger {
         let rebuilt = match self.rebuild(total, &|_, _| {}, &mut events).await {
             Ok(rebuilt) => rebuilt,
             Err(ScanStop::Fault(fault)) => {
-                return Err(LedgerError::Io(std::io::Error::other(format!(
+                return Err(Failure::LogDamaged(format!(
                     "the projections of an older layout cannot be rebuilt: {fault}; the store \
                      is left as it was; run `chargeledger verify` for details"
-                ))));
+                ))
+                .into());
             }
             Err(ScanStop::Failed(error)) => return Err(error),
         };

@@ -2,6 +2,7 @@
 
 mod common;
 
+use chargeledger::ledger::Refusal;
 use chargeledger::{RequestMeta, UpdateCharge};
 use common::{ACCOUNT, create_test_charge, open_ledger};
 
@@ -156,9 +157,9 @@ async fn an_update_racing_a_freeze_never_commits_after_it() {
     assert!(
         matches!(
             updated,
-            Err(LedgerError::Request(
+            Err(LedgerError::Refused(Refusal::Request(
                 RequestError::ChargeFrozenAfterCapture { .. }
-            ))
+            )))
         ),
         "an update decided under the old policy must not commit after the freeze: {updated:?}"
     );

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use chargeledger::ledger::Failure;
 use chargeledger::server::{BoundServer, ServeOptions};
 use chargeledger::store::faults::{FaultInjector, FaultPoint};
 use chargeledger::{
@@ -50,7 +51,12 @@ async fn set_metadata(
 }
 
 fn is_poisoned(result: &Result<impl std::fmt::Debug, LedgerError>) -> bool {
-    matches!(result, Err(LedgerError::Store(StoreError::Poisoned { .. })))
+    matches!(
+        result,
+        Err(LedgerError::Failed(Failure::Store(
+            StoreError::Poisoned { .. }
+        )))
+    )
 }
 
 /// The documented recovery: restart (a fresh open of the directory), then `verify`.
@@ -177,7 +183,10 @@ async fn failed_commit_refuses_the_batch_and_keeps_serving() {
     faults.fail_call(FaultPoint::Commit, next_batch(&faults));
     let failed = set_metadata(&ledger, &charge.id, "refused", "yes").await;
     assert!(
-        matches!(failed, Err(LedgerError::Store(StoreError::Io(_)))),
+        matches!(
+            failed,
+            Err(LedgerError::Failed(Failure::Store(StoreError::Io(_))))
+        ),
         "a failed transaction refuses the batch without poisoning: {failed:?}"
     );
     assert_eq!(faults.injected(FaultPoint::Commit), 1);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chargeledger::clock::{Clock, ManualClock};
 use chargeledger::domain::{Lifecycle, Money, RequestError};
 use chargeledger::ledger::LedgerOptions;
+use chargeledger::ledger::Refusal;
 use chargeledger::{
     AccountPolicy, CaptureCharge, CreateCharge, CreateCustomer, Ledger, LedgerError, ListCharges,
     PageCursor, RefundCharge, RequestMeta, UpdateCharge,
@@ -74,7 +75,7 @@ async fn a_rejected_update_appends_nothing_and_changes_nothing() {
         .expect_err("invalid email");
     assert!(matches!(
         error,
-        LedgerError::Request(RequestError::InvalidEmail { .. })
+        LedgerError::Refused(Refusal::Request(RequestError::InvalidEmail { .. }))
     ));
     assert_eq!(head(&ledger).await, before);
     assert_eq!(
@@ -172,7 +173,7 @@ async fn accounts_never_see_each_others_objects() {
         .expect_err("isolated update");
     assert!(matches!(
         error,
-        LedgerError::Request(RequestError::NoSuchCharge { .. })
+        LedgerError::Refused(Refusal::Request(RequestError::NoSuchCharge { .. }))
     ));
     assert!(ledger.history(OTHER_ACCOUNT, &charge.id).await.is_err());
     assert!(
@@ -194,7 +195,7 @@ async fn accounts_never_see_each_others_objects() {
         .expect_err("foreign customer");
     assert!(matches!(
         error,
-        LedgerError::Request(RequestError::NoSuchCustomer { .. })
+        LedgerError::Refused(Refusal::Request(RequestError::NoSuchCustomer { .. }))
     ));
     let page = ledger
         .list_charges(OTHER_ACCOUNT, &ListCharges::default())
@@ -349,7 +350,9 @@ async fn freeze_after_capture_is_per_account_and_audited() {
         .expect_err("frozen");
     assert!(matches!(
         error,
-        LedgerError::Request(RequestError::ChargeFrozenAfterCapture { .. })
+        LedgerError::Refused(Refusal::Request(
+            RequestError::ChargeFrozenAfterCapture { .. }
+        ))
     ));
     let other = create_test_charge(&ledger, OTHER_ACCOUNT).await;
     ledger
@@ -529,7 +532,7 @@ async fn time_travel_by_version_and_by_moment() {
         ledger
             .charge_as_of(ACCOUNT, &charge.id, before_creation)
             .await,
-        Err(LedgerError::NotYetCreated { .. })
+        Err(LedgerError::Refused(Refusal::NotYetCreated { .. }))
     ));
 }
 
@@ -702,7 +705,10 @@ async fn invalid_account_names_are_refused() {
             .get_charge(account, "ch_x")
             .await
             .expect_err("bad account");
-        assert!(matches!(error, LedgerError::InvalidAccount { .. }));
+        assert!(matches!(
+            error,
+            LedgerError::Refused(Refusal::InvalidAccount { .. })
+        ));
     }
 }
 

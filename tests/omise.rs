@@ -3,6 +3,7 @@
 
 mod common;
 
+use chargeledger::ledger::Refusal;
 use chargeledger::{AccountPolicy, Ledger, RequestMeta};
 use common::server::{
     OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, Reply, SECRET_KEY,
@@ -875,6 +876,28 @@ async fn keys_headers_and_accounts_stay_in_their_dialect() {
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(retry.body["id"], first.body["id"]);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+
+    // The same key with other parameters is refused in Omise's shape and words, not Stripe's.
+    let other = server
+        .send(
+            server
+                .client()
+                .post(format!("{}/charges", server.base_url))
+                .basic_auth(OMISE_SECRET_KEY, Some(""))
+                .header("idempotency-key", "order-77")
+                .json(&json!({"amount": 9900, "currency": "thb", "card": token_id})),
+        )
+        .await;
+    assert_eq!(other.status, 400, "{}", other.body);
+    assert_eq!(
+        other.body,
+        json!({
+            "object": "error",
+            "location": "https://www.omise.co/api-errors#bad-request",
+            "code": "bad_request",
+            "message": "idempotency key order-77 was already used for a different request; use a new key for a new request",
+        })
+    );
 }
 
 #[tokio::test]
@@ -1092,7 +1115,9 @@ async fn a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appen
 
     // Stripe's operations on a reversed Omise authorization: refused by name, never decided.
     let other = |result: Result<_, LedgerError>| match result {
-        Err(LedgerError::Request(RequestError::ChargeOfOtherDialect { charge_id })) => charge_id,
+        Err(LedgerError::Refused(Refusal::Request(RequestError::ChargeOfOtherDialect {
+            charge_id,
+        }))) => charge_id,
         other => panic!("expected a refusal naming the other dialect, got {other:?}"),
     };
     let id = &omise_charge.id;
@@ -1115,9 +1140,9 @@ async fn a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appen
 
     // Omise's operations on a Stripe charge: Omise's typed refusal, not a corrupt stream.
     let omise_other = |result: Result<_, LedgerError>| match result {
-        Err(LedgerError::OmiseRequest(OmiseRefusal::ChargeOfOtherDialect { charge_id })) => {
-            charge_id
-        }
+        Err(LedgerError::Refused(Refusal::OmiseRequest(OmiseRefusal::ChargeOfOtherDialect {
+            charge_id,
+        }))) => charge_id,
         other => panic!("expected Omise's refusal naming the other dialect, got {other:?}"),
     };
     let id = &stripe_charge.id;

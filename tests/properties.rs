@@ -12,6 +12,7 @@ use chargeledger::domain::omise::{
     CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge,
 };
 use chargeledger::domain::{Metadata, OmiseRefusal, Projection, fold};
+use chargeledger::ledger::{Failure, Refusal};
 use chargeledger::{
     Address, CaptureCharge, ChargeState, CreateCharge, Ledger, LedgerError, RefundCharge,
     RequestMeta, ShippingInput, UpdateCharge,
@@ -320,11 +321,11 @@ async fn reopen(path: &Path) -> Ledger {
 fn is_internal(error: &LedgerError) -> bool {
     matches!(
         error,
-        LedgerError::CorruptStream { .. }
-            | LedgerError::CorruptIdempotencyRecord { .. }
-            | LedgerError::Contention { .. }
-            | LedgerError::Store(_)
-            | LedgerError::Io(_)
+        LedgerError::Failed(Failure::CorruptStream { .. })
+            | LedgerError::Failed(Failure::CorruptIdempotencyRecord { .. })
+            | LedgerError::Refused(Refusal::Contention { .. })
+            | LedgerError::Failed(Failure::Store(_))
+            | LedgerError::Failed(Failure::Io(_))
     )
 }
 
@@ -413,7 +414,7 @@ proptest! {
                 let outcome = perform_omise(&ledger, &created.id, operation).await;
                 let appended = head(&ledger).await != head_before;
                 match (&outcome, expected_omise_refusal(&before, operation)) {
-                    (Err(LedgerError::OmiseRequest(refusal)), Some(expected)) => {
+                    (Err(LedgerError::Refused(Refusal::OmiseRequest(refusal))), Some(expected)) => {
                         assert_eq!(refusal, &expected, "{operation:?} on {before:?}");
                     }
                     (Ok(_), None) => {}

@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 
 use chargeledger::chain::ChainFault;
+use chargeledger::ledger::Failure;
 use chargeledger::{Fault, Ledger, LedgerError, StoreError};
 use common::{ACCOUNT, create_test_charge, open_ledger};
 
@@ -39,7 +40,7 @@ async fn verify(directory: &tempfile::TempDir) -> Option<Fault> {
 
 async fn open_refusal(directory: &tempfile::TempDir) -> StoreError {
     match Ledger::open(directory.path().join("data")).await {
-        Err(LedgerError::Store(error)) => error,
+        Err(LedgerError::Failed(Failure::Store(error))) => error,
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a damaged store must be refused"),
     }

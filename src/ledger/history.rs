@@ -61,11 +61,12 @@ impl Ledger {
         let latest = events.last().map_or(0, |event| event.body.stream_version);
         if version == 0 || latest < version {
             let (_, latest) = self.get_charge_with_version(account, charge_id).await?;
-            return Err(LedgerError::NoSuchVersion {
+            return Err(Refusal::NoSuchVersion {
                 charge_id: charge_id.to_string(),
                 version,
                 latest,
-            });
+            }
+            .into());
         }
         fold_charge(charge_id, &events)
     }
@@ -80,11 +81,12 @@ impl Ledger {
         let events = self.charge_events(account, charge_id, None).await?;
         let created_at = events[0].body.recorded_at;
         if as_of < created_at {
-            return Err(LedgerError::NotYetCreated {
+            return Err(Refusal::NotYetCreated {
                 charge_id: charge_id.to_string(),
                 as_of,
                 created_at,
-            });
+            }
+            .into());
         }
         let until: Vec<RecordedEvent> = events
             .into_iter()

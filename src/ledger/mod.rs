@@ -13,7 +13,7 @@ mod reads;
 mod stripe;
 mod write;
 
-pub use error::LedgerError;
+pub use error::{Failure, LedgerError, Refusal};
 pub use write::ACCOUNT_NAME_MAX_CHARS;
 use write::{
     account_is_live, check_account, existing_charge, fingerprint, fold_charge, fold_new_charge,
@@ -215,8 +215,7 @@ impl Ledger {
             clock: clock.clone(),
         };
         let store = tokio::task::spawn_blocking(move || SledStore::open_with(path, store_options))
-            .await
-            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+            .await??;
         let ledger = Ledger::with_store_clock_and_ids(Arc::new(store), clock, ids);
         ledger.rebuild_stale_projections().await?;
         Ok(ledger)
@@ -241,9 +240,8 @@ impl Ledger {
     /// Open a data directory only to check it (`verify`), even if `open` would refuse it.
     pub async fn open_for_verification(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        let store = tokio::task::spawn_blocking(move || SledStore::open_for_verification(path))
-            .await
-            .map_err(|error| LedgerError::Io(std::io::Error::other(error)))??;
+        let store =
+            tokio::task::spawn_blocking(move || SledStore::open_for_verification(path)).await??;
         Ok(Ledger::with_store(Arc::new(store)))
     }
 

@@ -15,8 +15,8 @@ use crate::events::{RecordedEvent, RequestMeta};
 use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection};
 
 use super::{
-    Decision, Ledger, LedgerError, check_account, existing_charge, fingerprint, fold_new_charge,
-    unexpected_payload,
+    Decision, Ledger, LedgerError, Refusal, check_account, existing_charge, fingerprint,
+    fold_new_charge, unexpected_payload,
 };
 
 impl Ledger {
@@ -37,10 +37,11 @@ impl Ledger {
             request,
             |current| {
                 if current.is_some() {
-                    return Err(LedgerError::Contention {
+                    return Err(Refusal::Contention {
                         stream_id: token_id.clone(),
                         attempts: 1,
-                    });
+                    }
+                    .into());
                 }
                 let payload = omise::create_token(&command, &context)?;
                 let projection = fold_stream(&token_id, None, &payload)?;
@@ -89,10 +90,11 @@ impl Ledger {
             request,
             |current, token_stream| {
                 if current.is_some() {
-                    return Err(LedgerError::Contention {
+                    return Err(Refusal::Contention {
                         stream_id: charge_id.clone(),
                         attempts: 1,
-                    });
+                    }
+                    .into());
                 }
                 let token = token_stream.and_then(existing_token);
                 let decision = omise::create_charge(&command, token.as_ref(), &context)?;

@@ -53,13 +53,14 @@ impl Ledger {
                 version,
                 ..
             }) => Ok((policy, version)),
-            Some(other) => Err(LedgerError::CorruptStream {
+            Some(other) => Err(Failure::CorruptStream {
                 stream_id: POLICY_STREAM.to_string(),
                 source: FoldError::WrongStream {
                     event_type: "account.policy_set",
                     stream_kind: other.projection.kind_name(),
                 },
-            }),
+            }
+            .into()),
         }
     }
 

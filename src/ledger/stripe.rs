@@ -26,10 +26,11 @@ impl Ledger {
                 if current.is_some() {
                     // A freshly drawn id collided with an existing charge: vanishingly rare, and
                     // refusing is safer than overwriting. The caller may retry.
-                    return Err(LedgerError::Contention {
+                    return Err(Refusal::Contention {
                         stream_id: charge_id.clone(),
                         attempts: 1,
-                    });
+                    }
+                    .into());
                 }
                 let payload =
                     domain::stripe::decide::create_charge(&command, customer.as_ref(), &context)?;
@@ -161,10 +162,11 @@ impl Ledger {
             request,
             |current| {
                 if current.is_some() {
-                    return Err(LedgerError::Contention {
+                    return Err(Refusal::Contention {
                         stream_id: customer_id.clone(),
                         attempts: 1,
-                    });
+                    }
+                    .into());
                 }
                 let payload = domain::stripe::decide::create_customer(&command, &context)?;
                 let projection = domain::apply(None, &payload)

@@ -144,7 +144,7 @@ impl Ledger {
         if let Some(key) = &request.idempotency_key {
             let length_chars = key.chars().count();
             if length_chars > IDEMPOTENCY_KEY_MAX_CHARS {
-                return Err(LedgerError::IdempotencyKeyTooLong { length_chars });
+                return Err(Refusal::IdempotencyKeyTooLong { length_chars }.into());
             }
             if let Some(record) = self.store.idempotency_record(account, key).await? {
                 return self.replay_idempotent(record, fingerprint).await;
@@ -219,10 +219,11 @@ impl Ledger {
                         stream_id,
                         attempts, "giving up after repeated version conflicts"
                     );
-                    return Err(LedgerError::Contention {
+                    return Err(Refusal::Contention {
                         stream_id: stream_id.to_string(),
                         attempts,
-                    });
+                    }
+                    .into());
                 }
                 Err(StoreError::IdempotencyKeyTaken(record)) => {
                     return self.replay_idempotent(*record, fingerprint).await;
@@ -235,7 +236,7 @@ impl Ledger {
                     // record and this request is decided afresh.
                     let remaining = IDEMPOTENCY_WAIT.saturating_sub(waited_since.elapsed());
                     if remaining.is_zero() {
-                        return Err(LedgerError::IdempotencyKeyInUse { key });
+                        return Err(Refusal::IdempotencyKeyInUse { key }.into());
                     }
                     let mut durable = self.store.durable_sequence();
                     durable.borrow_and_update();
@@ -259,17 +260,18 @@ impl Ledger {
         fingerprint: &str,
     ) -> Result<T, LedgerError> {
         if record.fingerprint != fingerprint {
-            return Err(LedgerError::IdempotencyKeyReused { key: record.key });
+            return Err(Refusal::IdempotencyKeyReused { key: record.key }.into());
         }
         let mut durable = self.store.durable_sequence();
         let _ = durable
             .wait_for(|sequence| *sequence >= record.sequence)
             .await;
         serde_json::from_value(record.outcome).map_err(|error| {
-            LedgerError::CorruptIdempotencyRecord {
+            Failure::CorruptIdempotencyRecord {
                 key: record.key,
                 detail: error.to_string(),
             }
+            .into()
         })
     }
 }
@@ -303,9 +305,10 @@ pub const ACCOUNT_NAME_MAX_CHARS: usize = 255;
 pub(super) fn check_account(account: &str) -> Result<(), LedgerError> {
     let length = account.chars().count();
     if length == 0 || length > ACCOUNT_NAME_MAX_CHARS || account.chars().any(char::is_control) {
-        return Err(LedgerError::InvalidAccount {
+        return Err(Refusal::InvalidAccount {
             account: account.to_string(),
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -355,13 +358,14 @@ pub(super) fn unexpected_payload(
     payload: &EventPayload,
     stream_kind: &'static str,
 ) -> LedgerError {
-    LedgerError::CorruptStream {
+    Failure::CorruptStream {
         stream_id: stream_id.to_string(),
         source: FoldError::WrongStream {
             event_type: payload.event_type(),
             stream_kind,
         },
     }
+    .into()
 }
 
 pub(super) fn fold_charge(

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, Refusal};
 use crate::server::App;
 use crate::server::Call;
 
@@ -37,13 +37,17 @@ impl Drop for InFlight {
 impl InFlightKeys {
     fn claim(&self, account: &str, key: &str) -> Result<InFlight, LedgerError> {
         let entry = (account.to_string(), key.to_string());
-        let mut keys = self.keys.lock().map_err(|_| {
-            LedgerError::Io(std::io::Error::other("the in-flight key set is poisoned"))
-        })?;
+        // A panic while the set was held cannot leave it half-changed (one insert or remove),
+        // so a poisoned lock still guards a sound set.
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !keys.insert(entry.clone()) {
-            return Err(LedgerError::IdempotencyKeyInUse {
+            return Err(Refusal::IdempotencyKeyInUse {
                 key: key.to_string(),
-            });
+            }
+            .into());
         }
         Ok(InFlight {
             keys: self.clone(),
@@ -109,7 +113,10 @@ mod tests {
         let keys = InFlightKeys::default();
         let held = keys.claim("acct_a", "key-1").expect("the first claim");
         let refused = keys.claim("acct_a", "key-1").map(drop).unwrap_err();
-        assert!(matches!(refused, LedgerError::IdempotencyKeyInUse { .. }));
+        assert!(matches!(
+            refused,
+            LedgerError::Refused(Refusal::IdempotencyKeyInUse { .. })
+        ));
         let refused = crate::server::stripe::error::ApiError::from(refused);
         assert_eq!(refused.status, axum::http::StatusCode::CONFLICT);
         assert_eq!(refused.body.code.as_deref(), Some("idempotency_key_in_use"));

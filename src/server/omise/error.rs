@@ -10,7 +10,7 @@ use serde_json::json;
 use tracing::error;
 
 use crate::domain::RequestError;
-use crate::ledger::LedgerError;
+use crate::ledger::{Failure, IDEMPOTENCY_KEY_MAX_CHARS, LedgerError, Refusal};
 use crate::store::StoreError;
 
 /// An Omise error response.
@@ -80,9 +80,20 @@ impl OmiseError {
 }
 
 impl From<LedgerError> for OmiseError {
-    fn from(failure: LedgerError) -> Self {
-        match failure {
-            LedgerError::OmiseRequest(refusal) => {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Refused(refusal) => refusal.into(),
+            LedgerError::Failed(failure) => failure.into(),
+        }
+    }
+}
+
+/// Refusals in Omise's words: Omise's own codes, and idempotency messages that do not speak of
+/// Stripe's "idempotent requests".
+impl From<Refusal> for OmiseError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::OmiseRequest(refusal) => {
                 let status = if refusal.is_not_found() {
                     StatusCode::NOT_FOUND
                 } else {
@@ -90,29 +101,43 @@ impl From<LedgerError> for OmiseError {
                 };
                 OmiseError::new(status, refusal.code(), refusal.to_string())
             }
-            LedgerError::Request(RequestError::NoSuchCharge { id }) => {
+            Refusal::Request(RequestError::NoSuchCharge { id }) => {
                 OmiseError::not_found(format!("charge {id} was not found"))
             }
-            LedgerError::Request(other) => OmiseError::bad_request(other.to_string()),
-            reused @ (LedgerError::IdempotencyKeyReused { .. }
-            | LedgerError::IdempotencyKeyTooLong { .. }) => {
-                OmiseError::bad_request(reused.to_string())
-            }
-            in_use @ LedgerError::IdempotencyKeyInUse { .. } => {
-                OmiseError::new(StatusCode::CONFLICT, "bad_request", in_use.to_string())
-            }
-            contention @ LedgerError::Contention { .. } => OmiseError::new(
+            // Only reachable through the library (HTTP keeps accounts to one dialect).
+            Refusal::Request(other) => OmiseError::bad_request(other.to_string()),
+            Refusal::IdempotencyKeyReused { key } => OmiseError::bad_request(format!(
+                "idempotency key {key} was already used for a different request; use a new key for a new request"
+            )),
+            Refusal::IdempotencyKeyTooLong { length_chars } => OmiseError::bad_request(format!(
+                "idempotency key is {length_chars} characters; at most {IDEMPOTENCY_KEY_MAX_CHARS} are accepted"
+            )),
+            Refusal::IdempotencyKeyInUse { key } => OmiseError::new(
+                StatusCode::CONFLICT,
+                "bad_request",
+                format!(
+                    "another request with idempotency key {key} is still in progress; retry once it has finished"
+                ),
+            ),
+            contention @ Refusal::Contention { .. } => OmiseError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 contention.to_string(),
             ),
-            missing @ (LedgerError::NoSuchVersion { .. } | LedgerError::NotYetCreated { .. }) => {
+            missing @ (Refusal::NoSuchVersion { .. } | Refusal::NotYetCreated { .. }) => {
                 OmiseError::not_found(missing.to_string())
             }
-            invalid @ LedgerError::InvalidAccount { .. } => {
+            invalid @ Refusal::InvalidAccount { .. } => {
                 OmiseError::bad_request(invalid.to_string())
             }
-            LedgerError::Store(StoreError::Poisoned { .. } | StoreError::Closed) => {
+        }
+    }
+}
+
+impl From<Failure> for OmiseError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Store(StoreError::Poisoned { .. } | StoreError::Closed) => {
                 error!(%failure, "the store has stopped; restart the server, then run `chargeledger verify`");
                 OmiseError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,17 +145,19 @@ impl From<LedgerError> for OmiseError {
                     crate::server::stripe::error::STORE_STOPPED_MESSAGE,
                 )
             }
-            LedgerError::CorruptStream { .. }
-            | LedgerError::CorruptIdempotencyRecord { .. }
-            | LedgerError::Store(_)
-            | LedgerError::Io(_) => OmiseError::internal(&failure),
+            Failure::CorruptStream { .. }
+            | Failure::CorruptIdempotencyRecord { .. }
+            | Failure::LogDamaged(_)
+            | Failure::Store(_)
+            | Failure::TaskFailed { .. }
+            | Failure::Io(_) => OmiseError::internal(&failure),
         }
     }
 }
 
 impl From<StoreError> for OmiseError {
     fn from(failure: StoreError) -> Self {
-        LedgerError::Store(failure).into()
+        Failure::Store(failure).into()
     }
 }
 

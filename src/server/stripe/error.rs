@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracing::error;
 
 use crate::domain::{RefusalKind, RequestError};
-use crate::ledger::LedgerError;
+use crate::ledger::{Failure, LedgerError, Refusal};
 use crate::server::auth::AuthFailure;
 use crate::store::StoreError;
 
@@ -217,17 +217,26 @@ impl From<RequestError> for ApiError {
 }
 
 impl From<LedgerError> for ApiError {
-    fn from(failure: LedgerError) -> Self {
-        match failure {
-            LedgerError::Request(refusal) => refusal.into(),
-            reused @ LedgerError::IdempotencyKeyReused { .. } => ApiError::new(
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Refused(refusal) => refusal.into(),
+            LedgerError::Failed(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Request(refusal) => refusal.into(),
+            reused @ Refusal::IdempotencyKeyReused { .. } => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorType::IdempotencyError,
                 reused.to_string(),
                 None,
                 None,
             ),
-            in_use @ LedgerError::IdempotencyKeyInUse { .. } => {
+            in_use @ Refusal::IdempotencyKeyInUse { .. } => {
                 let mut api_error = ApiError::new(
                     StatusCode::CONFLICT,
                     ErrorType::InvalidRequestError,
@@ -238,17 +247,19 @@ impl From<LedgerError> for ApiError {
                 api_error.should_retry = Some(true);
                 api_error
             }
-            too_long @ LedgerError::IdempotencyKeyTooLong { .. } => {
+            too_long @ Refusal::IdempotencyKeyTooLong { .. } => {
                 ApiError::invalid_request(too_long.to_string(), None, None)
             }
-            LedgerError::NoSuchVersion { .. } | LedgerError::NotYetCreated { .. } => ApiError::new(
-                StatusCode::NOT_FOUND,
-                ErrorType::InvalidRequestError,
-                failure.to_string(),
-                Some("version"),
-                Some("resource_missing"),
-            ),
-            LedgerError::Contention { .. } => {
+            missing @ (Refusal::NoSuchVersion { .. } | Refusal::NotYetCreated { .. }) => {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorType::InvalidRequestError,
+                    missing.to_string(),
+                    Some("version"),
+                    Some("resource_missing"),
+                )
+            }
+            Refusal::Contention { .. } => {
                 let mut api_error = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorType::InvalidRequestError,
@@ -261,27 +272,36 @@ impl From<LedgerError> for ApiError {
             }
             // Only reachable through the library (HTTP keeps accounts to one dialect); still a
             // refusal, never a 500.
-            LedgerError::OmiseRequest(refusal) => {
+            Refusal::OmiseRequest(refusal) => {
                 ApiError::invalid_request(refusal.to_string(), None, None)
             }
-            invalid @ LedgerError::InvalidAccount { .. } => {
+            invalid @ Refusal::InvalidAccount { .. } => {
                 ApiError::invalid_request(invalid.to_string(), None, None)
             }
-            LedgerError::Store(StoreError::Poisoned { .. } | StoreError::Closed) => {
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Store(StoreError::Poisoned { .. } | StoreError::Closed) => {
                 ApiError::store_stopped(&failure)
             }
             // A damaged record stays damaged: retrying cannot help; the log says which.
-            LedgerError::CorruptStream { .. } | LedgerError::CorruptIdempotencyRecord { .. } => {
-                ApiError::internal(&failure, false)
+            Failure::CorruptStream { .. }
+            | Failure::CorruptIdempotencyRecord { .. }
+            | Failure::LogDamaged(_) => ApiError::internal(&failure, false),
+            Failure::Store(_) | Failure::TaskFailed { .. } | Failure::Io(_) => {
+                ApiError::internal(&failure, true)
             }
-            LedgerError::Store(_) | LedgerError::Io(_) => ApiError::internal(&failure, true),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(failure: StoreError) -> Self {
-        LedgerError::Store(failure).into()
+        Failure::Store(failure).into()
     }
 }
 

@@ -14,10 +14,9 @@ mod stripe;
 mod write;
 
 pub use error::{Failure, LedgerError, Refusal};
-pub use write::ACCOUNT_NAME_MAX_CHARS;
+pub use write::{ACCOUNT_NAME_MAX_CHARS, account_is_live};
 use write::{
-    account_is_live, check_account, existing_charge, fingerprint, fold_charge, fold_new_charge,
-    unexpected_payload,
+    check_account, existing_charge, fingerprint, fold_charge, fold_new_charge, unexpected_payload,
 };
 
 use std::collections::hash_map::DefaultHasher;

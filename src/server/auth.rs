@@ -370,7 +370,9 @@ mod tests {
         let ring = KeyRing::from_secret_keys(&["sk_live_zzzzzzzzzzzz"]).unwrap();
         let caller = ring.authenticate(Some("sk_live_zzzzzzzzzzzz")).unwrap();
         assert!(caller.livemode);
-        assert!(caller.account.contains("_live_"));
+        assert!(caller.account.starts_with("acct_live_"));
+        // The ledger reads the mode from the name the key kind gave the account.
+        assert!(crate::ledger::account_is_live(&caller.account));
         assert_eq!(
             ring.authenticate(Some("sk_live_zzzzzzzzzzzy")),
             Err(AuthFailure::Invalid {

@@ -86,7 +86,7 @@ fn rust_files(directory: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// `src/store/sled_store.rs` → `store`; `src/ledger.rs` → `ledger`.
+/// `src/store/sled/writer.rs` → `store`; `src/ledger/mod.rs` → `ledger`.
 fn top_module(source_root: &Path, file: &Path) -> String {
     let relative = file.strip_prefix(source_root).unwrap();
     let first = relative.components().next().unwrap().as_os_str();

@@ -7,7 +7,7 @@
 pub mod durability;
 pub mod faults;
 pub mod permissions;
-pub mod sled_store;
+pub mod sled;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use crate::chain::ChainFault;
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 
-pub use sled_store::{SledOptions, SledStore};
+pub use sled::{SledOptions, SledStore};
 
 /// The newest event in the log: what the next event must link to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +147,7 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
     #[error("file system error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,0 +1,489 @@
+//! The single writer thread: jobs, group commit, durability, poisoning, the idempotency purge and the staging of appends and imports.
+
+use super::*;
+
+/// Upper bound on appends in one group commit, so one batch's latency stays bounded.
+pub(super) const MAX_BATCH_JOBS: usize = 1024;
+
+/// The writer thread's state: the only code that writes to the trees.
+pub(super) struct Writer {
+    pub(super) path: String,
+    pub(super) db: sled::Db,
+    pub(super) trees: Trees,
+    pub(super) sync: DurableSync,
+    pub(super) head: ChainHead,
+    pub(super) durable_head: Arc<Mutex<Option<ChainHead>>>,
+    pub(super) durable_sender: watch::Sender<u64>,
+    pub(super) poisoned: Arc<OnceLock<String>>,
+    pub(super) faults: FaultInjector,
+    /// The time an event is recorded at (`recorded_at`).
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+/// Writes staged for one batch, applied together in one transaction.
+#[derive(Default)]
+pub(super) struct Staged {
+    pub(super) writes: Vec<(TreeName, Vec<u8>, Vec<u8>)>,
+    /// Stream versions and creation sequences as of the staged writes.
+    pub(super) streams: HashMap<Vec<u8>, (u64, u64)>,
+    pub(super) idempotency_keys: HashSet<Vec<u8>>,
+}
+
+pub(super) enum Accepted {
+    Append(Reply<Vec<RecordedEvent>>, Vec<RecordedEvent>),
+    Done(Reply<()>),
+}
+
+impl Accepted {
+    pub(super) fn succeed(self) {
+        // A caller that gave up waiting has dropped its receiver; nothing to tell it.
+        let _ = match self {
+            Accepted::Append(reply, events) => reply.send(Ok(events)).map_err(drop),
+            Accepted::Done(reply) => reply.send(Ok(())).map_err(drop),
+        };
+    }
+
+    pub(super) fn fail(self, error: StoreError) {
+        let _ = match self {
+            Accepted::Append(reply, _) => reply.send(Err(error)).map_err(drop),
+            Accepted::Done(reply) => reply.send(Err(error)).map_err(drop),
+        };
+    }
+}
+
+impl Writer {
+    pub(super) fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_JOBS {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        debug!("writer thread finished its queue");
+    }
+
+    pub(super) fn process(&mut self, batch: Vec<Job>) {
+        let (purges, writes): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| matches!(job, Job::PurgeIdempotency(..)));
+        self.process_writes(writes);
+        for job in purges {
+            if let Job::PurgeIdempotency(created_before_unix, reply) = job {
+                let _ = reply.send(self.purge_idempotency(created_before_unix));
+            }
+        }
+    }
+
+    /// Remove expired idempotency records. Run by the writer, so that no append can be checking
+    /// a key while its record is removed.
+    pub(super) fn purge_idempotency(
+        &mut self,
+        created_before_unix: i64,
+    ) -> Result<usize, StoreError> {
+        if let Some(detail) = self.poisoned.get() {
+            return Err(StoreError::Poisoned {
+                detail: detail.clone(),
+            });
+        }
+        let mut removed = 0;
+        for entry in self.trees.idempotency.iter() {
+            let (key, value) = entry?;
+            // A record that cannot be read is kept for `verify` to report, not silently dropped.
+            let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&value) else {
+                continue;
+            };
+            if record.created_at_unix < created_before_unix {
+                self.trees.idempotency.remove(key)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.make_durable().map_err(|detail| {
+                error!(path = %self.path, %detail, "could not make a purge durable; refusing further writes");
+                self.poison(&detail);
+                StoreError::Poisoned { detail }
+            })?;
+        }
+        Ok(removed)
+    }
+
+    pub(super) fn process_writes(&mut self, batch: Vec<Job>) {
+        if let Some(detail) = self.poisoned.get() {
+            for job in batch {
+                reply_error(job, || StoreError::Poisoned {
+                    detail: detail.clone(),
+                });
+            }
+            return;
+        }
+        let mut staged = Staged::default();
+        let mut head = self.head.clone();
+        let mut accepted = Vec::new();
+        let recorded_at = self.clock.now();
+        for job in batch {
+            match job {
+                Job::Append(request, reply) => {
+                    match self.stage_append(&request, recorded_at, &mut head, &mut staged) {
+                        Ok(events) => accepted.push(Accepted::Append(reply, events)),
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+                Job::Import(events, projections, reply) => {
+                    match self.stage_import(events, projections, &mut head, &mut staged) {
+                        Ok(()) => accepted.push(Accepted::Done(reply)),
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+                Job::PutProjections(projections, reply) => {
+                    for (account, stream_id, stored) in projections {
+                        let key = stream_key(&account, &stream_id);
+                        staged.writes.push((
+                            TreeName::Projections,
+                            key,
+                            encode_projection(&stored),
+                        ));
+                    }
+                    accepted.push(Accepted::Done(reply));
+                }
+                Job::PurgeIdempotency(_, reply) => {
+                    // `process` runs purges after the batch; one arriving here is a bug.
+                    let _ = reply.send(Err(StoreError::Closed));
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        if head.sequence != self.head.sequence {
+            let head_json = encode_json(&head);
+            staged
+                .writes
+                .push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
+        }
+        if let Err(error) = self.commit(&staged.writes) {
+            // The transaction applied nothing: refuse this batch, keep serving.
+            error!(%error, "a batch transaction failed; nothing of it was written");
+            for reply in accepted {
+                reply.fail(StoreError::Io(std::io::Error::other(error.clone())));
+            }
+            return;
+        }
+        if let Err(detail) = self.make_durable() {
+            // The batch is in sled's memory but may not be on disk: stop serving writes rather
+            // than acknowledge or expose state that a crash could take back.
+            error!(path = %self.path, %detail, "could not make a batch durable; refusing further writes");
+            self.poison(&detail);
+            for reply in accepted {
+                reply.fail(StoreError::Poisoned {
+                    detail: detail.clone(),
+                });
+            }
+            return;
+        }
+        // The head only moves forward: a batch that went back would hand out sequence numbers
+        // twice. That is a bug in this writer, so stop it rather than acknowledge.
+        assert!(
+            head.sequence >= self.head.sequence,
+            "the chain head would move back from #{} to #{}",
+            self.head.sequence,
+            head.sequence
+        );
+        self.head = head.clone();
+        if let Ok(mut durable_head) = self.durable_head.lock() {
+            *durable_head = (head.sequence > 0).then_some(head.clone());
+        }
+        self.durable_sender.send_replace(head.sequence);
+        for reply in accepted {
+            reply.succeed();
+        }
+    }
+
+    pub(super) fn make_durable(&mut self) -> Result<(), String> {
+        self.faults
+            .before(FaultPoint::Flush)
+            .and_then(|()| self.db.flush().map_err(std::io::Error::other))
+            .map_err(|error| format!("sled flush failed: {error}"))?;
+        self.faults
+            .before(FaultPoint::Fdatasync)
+            .and_then(|()| self.sync.sync())
+            .map_err(|error| format!("fdatasync of {}/db failed: {error}", self.path))
+    }
+
+    /// Refuse all further writes and reads, and wake every reader waiting for a sequence that
+    /// will now never become durable (they see the poison and fail).
+    pub(super) fn poison(&self, detail: &str) {
+        let _ = self.poisoned.set(detail.to_string());
+        self.durable_sender.send_modify(|_| {});
+    }
+
+    /// The stream's version and creation sequence, counting what this batch already staged.
+    pub(super) fn stream_state(
+        &self,
+        key: &[u8],
+        staged: &Staged,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        if let Some(state) = staged.streams.get(key) {
+            return Ok(Some(*state));
+        }
+        match self.trees.projections.get(key)? {
+            Some(value) if value.len() >= 16 => {
+                Ok(Some((read_u64(&value, 0), read_u64(&value, 8))))
+            }
+            Some(_) => Err(StoreError::CorruptRecord {
+                path: self.path.clone(),
+                location: format!(
+                    "projection {}",
+                    String::from_utf8_lossy(key).replace('\0', "/")
+                ),
+                detail: "the record is shorter than its header".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn stage_append(
+        &self,
+        request: &AppendRequest,
+        recorded_at: OffsetDateTime,
+        head: &mut ChainHead,
+        staged: &mut Staged,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Every stream's version is checked before anything is staged, so a refused append
+        // leaves no trace in the batch.
+        let main = StreamWrite {
+            stream_id: &request.stream_id,
+            expected_version: request.expected_version,
+            payloads: &request.payloads,
+            projection: &request.projection,
+        };
+        let linked = request.linked.iter().map(|linked| StreamWrite {
+            stream_id: &linked.stream_id,
+            expected_version: linked.expected_version,
+            payloads: &linked.payloads,
+            projection: &linked.projection,
+        });
+        let mut streams = Vec::with_capacity(1 + request.linked.len());
+        for write in std::iter::once(main).chain(linked) {
+            let key = stream_key(&request.account, write.stream_id);
+            let state = self.stream_state(&key, staged)?;
+            let actual = state.map_or(0, |(version, _)| version);
+            if actual != write.expected_version {
+                return Err(StoreError::VersionConflict {
+                    stream_id: write.stream_id.to_string(),
+                    expected: write.expected_version,
+                    actual,
+                });
+            }
+            streams.push((write, key, state));
+        }
+        for read in &request.read_versions {
+            let key = stream_key(&request.account, &read.stream_id);
+            let actual = self
+                .stream_state(&key, staged)?
+                .map_or(0, |(version, _)| version);
+            if actual != read.version {
+                return Err(StoreError::VersionConflict {
+                    stream_id: read.stream_id.clone(),
+                    expected: read.version,
+                    actual,
+                });
+            }
+        }
+        let idempotency_key =
+            match &request.idempotency {
+                Some(record) => {
+                    let record_key = stream_key(&request.account, &record.key);
+                    if staged.idempotency_keys.contains(&record_key) {
+                        return Err(StoreError::IdempotencyKeyInFlight {
+                            key: record.key.clone(),
+                        });
+                    }
+                    if let Some(existing) = self.trees.idempotency.get(&record_key)? {
+                        let existing: IdempotencyRecord = serde_json::from_slice(&existing)
+                            .map_err(|error| StoreError::CorruptRecord {
+                                path: self.path.clone(),
+                                location: format!("idempotency record {}", record.key),
+                                detail: error.to_string(),
+                            })?;
+                        return Err(StoreError::IdempotencyKeyTaken(Box::new(existing)));
+                    }
+                    Some(record_key)
+                }
+                None => None,
+            };
+        let mut chain = head.clone();
+        let mut events = Vec::new();
+        let mut writes = Vec::new();
+        let mut stream_states = Vec::with_capacity(streams.len());
+        for (write, key, state) in streams {
+            let stream_state = stage_stream(
+                &request.account,
+                &request.request,
+                recorded_at,
+                &write,
+                &key,
+                state,
+                &mut chain,
+                &mut writes,
+                &mut events,
+            );
+            stream_states.push((key, stream_state));
+        }
+        if let (Some(record_key), Some(record)) = (idempotency_key, &request.idempotency) {
+            let mut record = record.clone();
+            record.sequence = chain.sequence;
+            writes.push((
+                TreeName::Idempotency,
+                record_key.clone(),
+                encode_json(&record),
+            ));
+            staged.idempotency_keys.insert(record_key);
+        }
+        // Sequence numbers are gap-free: the head advances by exactly the events staged.
+        assert_eq!(
+            chain.sequence,
+            head.sequence + events.len() as u64,
+            "an append of {} events moved the head from #{} to #{}",
+            events.len(),
+            head.sequence,
+            chain.sequence
+        );
+        staged.streams.extend(stream_states);
+        staged.writes.extend(writes);
+        *head = chain;
+        Ok(events)
+    }
+
+    pub(super) fn stage_import(
+        &self,
+        events: Vec<RecordedEvent>,
+        projections: ProjectionRows,
+        head: &mut ChainHead,
+        staged: &mut Staged,
+    ) -> Result<(), StoreError> {
+        let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
+        let mut writes = Vec::with_capacity(events.len() * 2 + projections.len() * 2);
+        for event in &events {
+            verifier
+                .check(event)
+                .map_err(|fault| StoreError::ImportRejected {
+                    sequence: event.body.sequence,
+                    detail: fault.to_string(),
+                })?;
+            writes.push((
+                TreeName::Events,
+                event.body.sequence.to_be_bytes().to_vec(),
+                encode_json(event),
+            ));
+            let mut index_key = stream_key(&event.body.account, &event.body.stream_id);
+            index_key.push(0);
+            index_key.extend_from_slice(&event.body.stream_version.to_be_bytes());
+            writes.push((
+                TreeName::Streams,
+                index_key,
+                event.body.sequence.to_be_bytes().to_vec(),
+            ));
+            writes.extend(account_event_writes(event));
+        }
+        for (account, stream_id, stored) in &projections {
+            let key = stream_key(account, stream_id);
+            writes.push((TreeName::Owners, owner_key(stream_id, account), Vec::new()));
+            writes.extend(creation_write(
+                account,
+                stream_id,
+                stored.created_sequence,
+                &stored.projection,
+            ));
+            writes.push((
+                TreeName::Projections,
+                key.clone(),
+                encode_projection(stored),
+            ));
+            staged
+                .streams
+                .insert(key, (stored.version, stored.created_sequence));
+        }
+        staged.writes.extend(writes);
+        *head = ChainHead {
+            sequence: verifier.last_sequence(),
+            hash: verifier.last_hash().to_string(),
+        };
+        Ok(())
+    }
+
+    pub(super) fn commit(&self, writes: &[(TreeName, Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+        self.faults
+            .before(FaultPoint::Commit)
+            .map_err(|error| format!("the batch transaction failed: {error}"))?;
+        let trees = &self.trees;
+        let outcome: Result<(), TransactionError<()>> = (
+            &trees.events,
+            &trees.streams,
+            &trees.projections,
+            &trees.charges_by_creation,
+            &trees.customers_by_creation,
+            &trees.account_events,
+            &trees.event_ids,
+            &trees.idempotency,
+            &trees.owners,
+            &trees.meta,
+        )
+            .transaction(
+                |(
+                    events,
+                    streams,
+                    projections,
+                    charges,
+                    customers,
+                    account_events,
+                    event_ids,
+                    idempotency,
+                    owners,
+                    meta,
+                )| {
+                    for (tree, key, value) in writes {
+                        let target = match tree {
+                            TreeName::Events => events,
+                            TreeName::Streams => streams,
+                            TreeName::Projections => projections,
+                            TreeName::ChargesByCreation => charges,
+                            TreeName::CustomersByCreation => customers,
+                            TreeName::AccountEvents => account_events,
+                            TreeName::EventIds => event_ids,
+                            TreeName::Idempotency => idempotency,
+                            TreeName::Owners => owners,
+                            TreeName::Meta => meta,
+                        };
+                        target.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        outcome.map_err(|error| match error {
+            TransactionError::Storage(error) => error.to_string(),
+            TransactionError::Abort(()) => "the transaction was aborted".to_string(),
+        })
+    }
+}
+
+pub(super) fn reply_error(job: Job, make_error: impl Fn() -> StoreError) {
+    match job {
+        Job::Append(_, reply) => {
+            let _ = reply.send(Err(make_error()));
+        }
+        Job::Import(_, _, reply) | Job::PutProjections(_, reply) => {
+            let _ = reply.send(Err(make_error()));
+        }
+        Job::PurgeIdempotency(_, reply) => {
+            let _ = reply.send(Err(make_error()));
+        }
+    }
+}

@@ -31,7 +31,7 @@ impl Ledger {
         charge_id: &str,
         max_version: Option<u64>,
     ) -> Result<Vec<RecordedEvent>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let events = self
             .store
             .read_stream(account, charge_id, max_version)
@@ -101,7 +101,7 @@ impl Ledger {
         account: &str,
         event: &RecordedEvent,
     ) -> Result<(Option<Projection>, Projection), LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let stream_id = &event.body.stream_id;
         let stream = self
             .store

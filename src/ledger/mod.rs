@@ -6,6 +6,7 @@
 //! serialized in-process by a striped lock, so concurrent updates of one charge queue instead of
 //! failing, and none is lost.
 
+mod account;
 mod error;
 mod history;
 mod omise;
@@ -13,11 +14,9 @@ mod reads;
 mod stripe;
 mod write;
 
+pub use account::{ACCOUNT_NAME_MAX_CHARS, AccountId, account_is_live};
 pub use error::{Failure, LedgerError, Refusal};
-pub use write::{ACCOUNT_NAME_MAX_CHARS, account_is_live};
-use write::{
-    check_account, existing_charge, fingerprint, fold_charge, fold_new_charge, unexpected_payload,
-};
+use write::{existing_charge, fingerprint, fold_charge, fold_new_charge, unexpected_payload};
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -271,17 +270,17 @@ impl Ledger {
     }
 
     /// The request time, fresh ids, and the account's mode: what `decide` may not look up itself.
-    fn decision_context(&self, account: &str) -> DecisionContext {
+    fn decision_context(&self, account: &AccountId) -> DecisionContext {
         DecisionContext {
             now_unix: self.clock.now_unix(),
-            livemode: account_is_live(account),
+            livemode: account.livemode(),
             ids: self.ids.stripe_ids(),
         }
     }
 
     /// The same for an Omise command.
-    pub(crate) fn omise_context(&self, account: &str) -> crate::domain::omise::OmiseContext {
-        let livemode = account_is_live(account);
+    pub(crate) fn omise_context(&self, account: &AccountId) -> crate::domain::omise::OmiseContext {
+        let livemode = account.livemode();
         crate::domain::omise::OmiseContext {
             now_unix: self.clock.now_unix(),
             livemode,

@@ -15,7 +15,7 @@ use crate::events::{RecordedEvent, RequestMeta};
 use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection};
 
 use super::{
-    Decision, Ledger, LedgerError, Refusal, check_account, existing_charge, fingerprint,
+    AccountId, Decision, Ledger, LedgerError, Refusal, existing_charge, fingerprint,
     fold_new_charge, unexpected_payload,
 };
 
@@ -27,7 +27,7 @@ impl Ledger {
         command: CreateToken,
         request: RequestMeta,
     ) -> Result<Token, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let context = self.omise_context(account);
         let token_id = context.ids.token.clone();
         self.execute(
@@ -61,7 +61,7 @@ impl Ledger {
 
     /// A vault token of this account.
     pub async fn get_token(&self, account: &str, token_id: &str) -> Result<Token, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let stored = self.store.load(account, token_id).await?;
         stored.as_ref().and_then(existing_token).ok_or_else(|| {
             OmiseRefusal::TokenNotFound {
@@ -78,7 +78,7 @@ impl Ledger {
         command: CreateOmiseCharge,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let context = self.omise_context(account);
         let charge_id = context.ids.charge.clone();
         let token_id = command.card.clone();
@@ -141,7 +141,7 @@ impl Ledger {
         command: UpdateOmiseCharge,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         self.execute_with_policy(
             account,
             charge_id,
@@ -166,7 +166,7 @@ impl Ledger {
         command: CaptureOmiseCharge,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let context = self.omise_context(account);
         self.execute(
             account,
@@ -189,7 +189,7 @@ impl Ledger {
         charge_id: &str,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let now_unix = self.clock().now_unix();
         self.execute(
             account,
@@ -212,7 +212,7 @@ impl Ledger {
         account: &str,
         filter: &(dyn for<'charge> Fn(&'charge ChargeState) -> bool + Send + Sync),
     ) -> Result<Vec<ChargeState>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         collect_pages(
             |cursor| async move { self.store.list_charges(account, &cursor, 100, filter).await },
             |charge: &ChargeState| charge.id.clone(),
@@ -226,7 +226,7 @@ impl Ledger {
         account: &str,
         filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
     ) -> Result<Vec<RecordedEvent>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         collect_pages(
             |cursor| async move { self.store.list_events(account, &cursor, 100, filter).await },
             |event: &RecordedEvent| event.body.event_id.clone(),

@@ -10,7 +10,7 @@ impl Ledger {
         policy: AccountPolicy,
         request: RequestMeta,
     ) -> Result<AccountPolicy, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         self.execute(
             account,
             POLICY_STREAM,
@@ -37,7 +37,7 @@ impl Ledger {
 
     /// An account's rules (the defaults until it sets any).
     pub async fn account_policy(&self, account: &str) -> Result<AccountPolicy, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         Ok(self.account_policy_with_version(account).await?.0)
     }
 
@@ -70,7 +70,7 @@ impl Ledger {
         account: &str,
         charge_id: &str,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let stored = self.store.load(account, charge_id).await?;
         existing_charge(charge_id, stored.as_ref())
     }
@@ -81,7 +81,7 @@ impl Ledger {
         account: &str,
         charge_id: &str,
     ) -> Result<(ChargeState, u64), LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let stored = self.store.load(account, charge_id).await?;
         let version = stored.as_ref().map_or(0, |stored| stored.version);
         Ok((existing_charge(charge_id, stored.as_ref())?, version))
@@ -93,7 +93,7 @@ impl Ledger {
         account: &str,
         customer_id: &str,
     ) -> Result<Customer, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         self.find_customer(account, customer_id)
             .await?
             .ok_or_else(|| {
@@ -110,7 +110,7 @@ impl Ledger {
         account: &str,
         query: &ListCharges,
     ) -> Result<Page<ChargeState>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let limit = query.limit.clamp(1, 100);
         Ok(self
             .store
@@ -127,7 +127,7 @@ impl Ledger {
         cursor: &PageCursor,
         limit: usize,
     ) -> Result<Page<Customer>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         Ok(self
             .store
             .list_customers(account, cursor, limit.clamp(1, 100))
@@ -142,7 +142,7 @@ impl Ledger {
         limit: usize,
         filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
     ) -> Result<Page<RecordedEvent>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         Ok(self
             .store
             .list_events(account, cursor, limit.clamp(1, 100), filter)
@@ -155,7 +155,7 @@ impl Ledger {
         account: &str,
         event_id: &str,
     ) -> Result<Option<RecordedEvent>, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         Ok(self.store.event(account, event_id).await?)
     }
 
@@ -176,7 +176,7 @@ impl Ledger {
         account: &str,
         key: &str,
     ) -> Result<bool, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         Ok(self.store.idempotency_record(account, key).await?.is_some())
     }
 }

@@ -10,7 +10,7 @@ impl Ledger {
         command: CreateCharge,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let customer = match &command.customer {
             Some(id) => self.find_customer(account, id).await?,
             None => None,
@@ -49,7 +49,7 @@ impl Ledger {
         command: UpdateCharge,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let referenced_customer = match &command.customer {
             Some(id) => self.find_customer(account, id).await?,
             None => None,
@@ -83,7 +83,7 @@ impl Ledger {
         command: CaptureCharge,
         request: RequestMeta,
     ) -> Result<ChargeState, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let context = self.decision_context(account);
         self.execute(
             account,
@@ -107,7 +107,7 @@ impl Ledger {
         command: RefundCharge,
         request: RequestMeta,
     ) -> Result<Refunded, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let context = self.decision_context(account);
         self.execute(
             account,
@@ -152,7 +152,7 @@ impl Ledger {
         command: CreateCustomer,
         request: RequestMeta,
     ) -> Result<Customer, LedgerError> {
-        check_account(account)?;
+        let account = &AccountId::parse(account)?;
         let context = self.decision_context(account);
         let customer_id = context.ids.customer.clone();
         self.execute(

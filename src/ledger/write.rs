@@ -298,33 +298,6 @@ pub(super) fn fingerprint(operation: &str, target: &str, parameters: &impl Seria
     hex::encode(hasher.finalize())
 }
 
-/// The longest account name: a key prefix in storage and a label in logs.
-pub const ACCOUNT_NAME_MAX_CHARS: usize = 255;
-
-/// Account names are keys in storage and labels in logs: printable, 1 to 255 characters.
-pub(super) fn check_account(account: &str) -> Result<(), LedgerError> {
-    let length = account.chars().count();
-    if length == 0 || length > ACCOUNT_NAME_MAX_CHARS || account.chars().any(char::is_control) {
-        return Err(Refusal::InvalidAccount {
-            account: account.to_string(),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// Whether an account is in live mode, from the kind of key its name comes from: the server's
-/// names for live keys (`acct_live_…`), or a live key used as the name by embedding code
-/// (Stripe's `sk_live_…`/`rk_live_…`, Omise's `skey_…` that is not `skey_test_…`). Any other
-/// name is a test account, whatever it contains (`shop_live_demo` is in test mode).
-pub fn account_is_live(account: &str) -> bool {
-    const LIVE_PREFIXES: [&str; 3] = ["acct_live_", "sk_live_", "rk_live_"];
-    LIVE_PREFIXES
-        .iter()
-        .any(|prefix| account.starts_with(prefix))
-        || (account.starts_with("skey_") && !account.starts_with("skey_test_"))
-}
-
 pub(super) fn existing_charge(
     charge_id: &str,
     stored: Option<&StoredProjection>,
@@ -386,26 +359,5 @@ pub(super) fn fold_charge(
             id: charge_id.to_string(),
         }
         .into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::account_is_live;
-
-    #[test]
-    fn livemode_follows_the_key_kind_the_account_is_named_after() {
-        for live in ["acct_live_0a1b", "sk_live_abc", "rk_live_abc", "skey_5abc"] {
-            assert!(account_is_live(live), "{live}");
-        }
-        for test in [
-            "acct_test_0a1b",
-            "sk_test_merchant",
-            "skey_test_5abc",
-            "shop_live_demo",
-            "merchant",
-        ] {
-            assert!(!account_is_live(test), "{test}");
-        }
     }
 }

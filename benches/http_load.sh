@@ -4,16 +4,20 @@
 # resident memory, and checks that every 2xx answer appended exactly one event.
 #   bash benches/http_load.sh            # 30 s (the figures in README)
 #   DURATION=5s bash benches/http_load.sh
+#   CHARGELEDGER_BIN=/path/to/chargeledger bash benches/http_load.sh   # another build, not rebuilt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30s}
 CONNECTIONS=${CONNECTIONS:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet
+if [ -z "${CHARGELEDGER_BIN:-}" ]; then
+    cargo build --release --quiet
+    CHARGELEDGER_BIN=./target/release/chargeledger
+fi
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 key=sk_test_loadtestkey00000001
-./target/release/chargeledger serve --addr 127.0.0.1:0 --data "$work/data" --api-key $key \
+"$CHARGELEDGER_BIN" serve --addr 127.0.0.1:0 --data "$work/data" --api-key $key \
     > "$work/out" 2> "$work/err" &
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
@@ -30,7 +34,7 @@ rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
 echo "server RSS: ${rss_before} kB idle with 1,000 charges, ${rss_after} kB after the run, peak ${rss_peak} kB"
 kill -TERM $server
 while kill -0 $server 2>/dev/null; do sleep 0.1; done
-events=$(./target/release/chargeledger verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
+events=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
 answered=$(awk '/requests in/ {print $1}' "$work/wrk")
 non_2xx=$(awk '/Non-2xx/ {print $4}' "$work/wrk"); non_2xx=${non_2xx:-0}
 # wrk stops counting at the deadline, so a few requests it abandoned may also have been applied.

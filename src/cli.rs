@@ -14,6 +14,9 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::server::{BoundServer, ConnectionLimits, ServeOptions, shutdown_signal};
 
 /// An event-sourced charge ledger with a full audit trail.
+
+/// Bytes in a mebibyte.
+const MIB: u64 = 1024 * 1024;
 #[derive(Debug, Parser)]
 #[command(name = "chargeledger", version, about)]
 pub struct Cli {
@@ -80,6 +83,10 @@ pub enum Command {
         /// Seconds a connection may stay silent in both directions before it is closed.
         #[arg(long, default_value_t = ConnectionLimits::default().idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
         idle_timeout_secs: u64,
+        /// The most memory the store's page cache may hold, in MiB; the process needs this plus
+        /// what connections and requests in flight use.
+        #[arg(long, default_value_t = crate::store::DEFAULT_CACHE_CAPACITY_BYTES / MIB, value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
+        cache_mb: u64,
     },
     /// Print a charge's audit timeline: every version, who made it, and what changed.
     History {
@@ -170,6 +177,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             header_read_timeout_secs,
             body_read_timeout_secs,
             idle_timeout_secs,
+            cache_mb,
         } => {
             if let Some(path) = api_keys_file {
                 match crate::server::auth::read_api_keys_file(&path) {
@@ -195,6 +203,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                     body_read_timeout: seconds(body_read_timeout_secs),
                     idle_timeout: seconds(idle_timeout_secs),
                 },
+                cache_capacity_bytes: cache_mb * MIB,
             };
             return Ok(serve(options).await);
         }

@@ -178,6 +178,8 @@ impl IdSource for RandomIds {
 /// clock and the id source.
 #[derive(Clone)]
 pub struct LedgerOptions {
+    /// The most memory the store's page cache may hold, in bytes.
+    pub cache_capacity_bytes: u64,
     pub faults: crate::store::faults::FaultInjector,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdSource>,
@@ -186,6 +188,7 @@ pub struct LedgerOptions {
 impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
+            cache_capacity_bytes: crate::store::DEFAULT_CACHE_CAPACITY_BYTES,
             faults: crate::store::faults::FaultInjector::none(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
@@ -207,10 +210,16 @@ impl Ledger {
         options: LedgerOptions,
     ) -> Result<Self, LedgerError> {
         let path = path.as_ref().to_path_buf();
-        let LedgerOptions { faults, clock, ids } = options;
+        let LedgerOptions {
+            cache_capacity_bytes,
+            faults,
+            clock,
+            ids,
+        } = options;
         let store_options = SledOptions {
             faults,
             clock: clock.clone(),
+            cache_capacity_bytes,
         };
         let store = tokio::task::spawn_blocking(move || SledStore::open_with(path, store_options))
             .await??;

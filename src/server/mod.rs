@@ -68,6 +68,8 @@ pub struct ServeOptions {
     pub idempotency_retention: Duration,
     /// Connection limits and timeouts.
     pub limits: ConnectionLimits,
+    /// The most memory the store's page cache may hold, in bytes.
+    pub cache_capacity_bytes: u64,
 }
 
 impl ServeOptions {
@@ -81,6 +83,7 @@ impl ServeOptions {
                 MIN_IDEMPOTENCY_RETENTION_HOURS * SECONDS_PER_HOUR,
             ),
             limits: ConnectionLimits::default(),
+            cache_capacity_bytes: crate::store::DEFAULT_CACHE_CAPACITY_BYTES,
         }
     }
 }
@@ -149,7 +152,14 @@ impl BoundServer {
     /// Open the ledger, set up the keys and bind the address.
     pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
         check_retention(&options)?;
-        let ledger = Ledger::open(&options.data_directory).await?;
+        let ledger = Ledger::open_with(
+            &options.data_directory,
+            crate::ledger::LedgerOptions {
+                cache_capacity_bytes: options.cache_capacity_bytes,
+                ..crate::ledger::LedgerOptions::default()
+            },
+        )
+        .await?;
         BoundServer::bind_with_ledger(options, ledger).await
     }
 

@@ -18,7 +18,7 @@ use crate::chain::ChainFault;
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 
-pub use sled::{SledOptions, SledStore};
+pub use sled::{DEFAULT_CACHE_CAPACITY_BYTES, SledOptions, SledStore};
 
 /// The newest event in the log: what the next event must link to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,10 +20,14 @@ pub(super) const TAIL_CHECKED_ON_OPEN: u64 = 1024;
 pub(super) const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Open sled in `path`, waiting briefly for a lock that is being released.
-pub(super) fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open_sled(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();
     loop {
-        match sled::Config::new().path(path).open() {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_bytes)
+            .open()
+        {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io_error))
                 if io_error.to_string().contains("could not acquire lock") =>

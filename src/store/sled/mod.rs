@@ -63,13 +63,20 @@ use writer::*;
 pub struct SledOptions {
     pub faults: FaultInjector,
     pub clock: Arc<dyn Clock>,
+    /// The most memory sled's page cache may hold, in bytes. sled's own default is 1 GiB.
+    pub cache_capacity_bytes: u64,
 }
+
+/// The page cache a store gets unless told otherwise: 256 MiB, a quarter of sled's default, so a
+/// server's resident memory stays bounded on small machines (`--cache-mb` changes it).
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Default for SledOptions {
     fn default() -> Self {
         SledOptions {
             faults: FaultInjector::none(),
             clock: Arc::new(SystemClock),
+            cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
         }
     }
 }
@@ -173,7 +180,11 @@ impl SledStore {
     }
 
     fn open_in_mode(path: &Path, mode: OpenMode, options: SledOptions) -> Result<Self, StoreError> {
-        let SledOptions { faults, clock } = options;
+        let SledOptions {
+            faults,
+            clock,
+            cache_capacity_bytes,
+        } = options;
         let path = path.to_path_buf();
         if mode == OpenMode::SkipHeadCheck && !path.join("db").exists() {
             return Err(StoreError::Io(std::io::Error::new(
@@ -182,7 +193,7 @@ impl SledStore {
             )));
         }
         crate::store::permissions::create_private_directory(&path)?;
-        let db = open_sled(&path)?;
+        let db = open_sled(&path, cache_capacity_bytes)?;
         let trees = Trees {
             events: db.open_tree("events")?,
             streams: db.open_tree("streams")?,

@@ -252,13 +252,7 @@ async fn replay_reports_what_it_rebuilt() {
 fn serve_refuses_a_cache_too_small_to_work_with() {
     let directory = tempfile::tempdir().expect("tempdir");
     let data_directory = directory.path().join("data");
-    let output = chargeledger(&[
-        "serve",
-        "--data",
-        data(&data_directory),
-        "--cache-mb",
-        "4",
-    ]);
+    let output = chargeledger(&["serve", "--data", data(&data_directory), "--cache-mb", "4"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
     assert!(
@@ -275,11 +269,16 @@ async fn a_server_with_a_small_cache_keeps_what_it_acknowledged() {
     let data_directory = directory.path().join("data");
     let arguments = ["--cache-mb", "8"];
     let mut server = TestServer::start_with_args(&data_directory, &[SECRET_KEY], &arguments);
-    let charge = server.create_charge(&[("description", "small cache")]).await;
+    let charge = server
+        .create_charge(&[("description", "small cache")])
+        .await;
     assert!(server.stop(), "the server exits cleanly");
     let server = TestServer::start_with_args(&data_directory, &[SECRET_KEY], &arguments);
     let reply = server
-        .get(&format!("/v1/charges/{}", charge["id"].as_str().expect("an id")))
+        .get(&format!(
+            "/v1/charges/{}",
+            charge["id"].as_str().expect("an id")
+        ))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["description"], "small cache");

@@ -13,10 +13,10 @@ use time::format_description::well_known::Rfc3339;
 use crate::ledger::{Ledger, LedgerError};
 use crate::server::{BoundServer, ConnectionLimits, ServeOptions, shutdown_signal};
 
-/// An event-sourced charge ledger with a full audit trail.
-
 /// Bytes in a mebibyte.
 const MIB: u64 = 1024 * 1024;
+
+/// An event-sourced charge ledger with a full audit trail.
 #[derive(Debug, Parser)]
 #[command(name = "chargeledger", version, about)]
 pub struct Cli {

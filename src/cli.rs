@@ -87,6 +87,10 @@ pub enum Command {
         /// what connections and requests in flight use.
         #[arg(long, default_value_t = crate::store::DEFAULT_CACHE_CAPACITY_BYTES / MIB, value_parser = clap::value_parser!(u64).range(8..=1_048_576))]
         cache_mb: u64,
+        /// Writes that may wait for the store at once; more are answered 429 (Stripe's
+        /// `rate_limit`, Omise's `too_many_requests`) instead of queueing without bound.
+        #[arg(long, default_value_t = crate::ledger::DEFAULT_MAX_PENDING_WRITES as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_pending_writes: u64,
     },
     /// Print a charge's audit timeline: every version, who made it, and what changed.
     History {
@@ -178,6 +182,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             body_read_timeout_secs,
             idle_timeout_secs,
             cache_mb,
+            max_pending_writes,
         } => {
             if let Some(path) = api_keys_file {
                 match crate::server::auth::read_api_keys_file(&path) {
@@ -204,6 +209,8 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                     idle_timeout: seconds(idle_timeout_secs),
                 },
                 cache_capacity_bytes: cache_mb * MIB,
+                // At most a million (checked above), so it fits any usize this runs on.
+                max_pending_writes: usize::try_from(max_pending_writes).unwrap_or(usize::MAX),
             };
             return Ok(serve(options).await);
         }

@@ -585,3 +585,92 @@ async fn over_http_a_failed_fdatasync_is_a_server_error_in_each_dialect_and_a_re
         faults.summary()
     );
 }
+
+/// Under overload the server answers 429 in each dialect's shape at once, rather than queueing
+/// without bound; the refused request appends nothing, and a retry after the load passes works.
+/// The writer is held at its commit so that the one admitted write stays pending.
+#[tokio::test]
+async fn over_http_writes_beyond_the_admitted_are_refused_with_429_in_each_dialect() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let path = directory.path().join("data");
+    let faults = FaultInjector::new();
+    let ledger = open_with(&path, &faults).await.with_max_pending_writes(1);
+    let server = InProcessServer::start(&path, ledger).await;
+    let client = reqwest::Client::new();
+    let base = server.base_url.clone();
+    let post = reqwest::Method::POST;
+    let charge_params = [
+        ("amount", "2000"),
+        ("currency", "usd"),
+        ("source", "tok_visa"),
+    ];
+    let (status, _, charge) = send(stripe(
+        &client,
+        post.clone(),
+        format!("{base}/v1/charges"),
+        &charge_params,
+    ))
+    .await;
+    assert_eq!(status, 200, "{charge}");
+    let charge_url = format!(
+        "{base}/v1/charges/{}",
+        charge["id"].as_str().expect("an id")
+    );
+
+    let mut gate = faults.close_gate_at(FaultPoint::Commit, next_batch(&faults));
+    let pending = tokio::spawn(send(stripe(
+        &client,
+        post.clone(),
+        charge_url.clone(),
+        &[("metadata[admitted]", "yes")],
+    )));
+    assert!(
+        gate.entered(GATE_WAIT).await,
+        "the admitted update reached its commit"
+    );
+
+    let (status, should_retry, body) = send(stripe(
+        &client,
+        post.clone(),
+        charge_url.clone(),
+        &[("metadata[refused]", "yes")],
+    ))
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit", "{body}");
+    assert_eq!(should_retry.as_deref(), Some("true"));
+    let (status, _, body) = send(omise(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/tokens"),
+        OMISE_PUBLIC_KEY,
+        json!({"card": {"name": "Somchai Prasert", "number": "4242424242424242",
+            "expiration_month": 10, "expiration_year": 2099}}),
+    ))
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["object"], "error", "{body}");
+    assert_eq!(body["code"], "too_many_requests", "{body}");
+
+    gate.release();
+    let (status, _, body) = pending.await.expect("the admitted update");
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(stripe(
+        &client,
+        post.clone(),
+        charge_url.clone(),
+        &[("metadata[retried]", "yes")],
+    ))
+    .await;
+    assert_eq!(
+        status, 200,
+        "once the load has passed a write is admitted again: {body}"
+    );
+    let (_, _, charge) = send(stripe(&client, reqwest::Method::GET, charge_url, &[])).await;
+    assert_eq!(
+        charge["metadata"],
+        json!({"admitted": "yes", "retried": "yes"})
+    );
+    server.stop().await;
+}

@@ -55,6 +55,9 @@ pub enum Refusal {
         "'{account}' is not a valid account name: use 1 to {ACCOUNT_NAME_MAX_CHARS} printable characters"
     )]
     InvalidAccount { account: String },
+    /// Retryable: the ledger already has as many writes waiting as it admits.
+    #[error("the ledger is busy: {pending} writes are already waiting; retry after a moment")]
+    Overloaded { pending: usize },
     /// Retryable: the stream kept changing under the write.
     #[error(
         "stream {stream_id} kept changing under this write ({attempts} attempts); another process is writing to it"

@@ -138,7 +138,13 @@ pub struct Ledger {
     clock: Arc<dyn Clock>,
     /// Where the ids of new objects come from.
     ids: Arc<dyn IdSource>,
+    /// Admission to the write path: one permit per write waiting or running.
+    write_slots: Arc<tokio::sync::Semaphore>,
+    max_pending_writes: usize,
 }
+
+/// How many writes may wait for the store at once before more are refused as overloaded.
+pub const DEFAULT_MAX_PENDING_WRITES: usize = 4096;
 
 /// Where the ledger draws the ids of the objects a command may create. The domain draws no
 /// randomness itself; a simulation or test may give ids of its own choosing.
@@ -180,6 +186,8 @@ impl IdSource for RandomIds {
 pub struct LedgerOptions {
     /// The most memory the store's page cache may hold, in bytes.
     pub cache_capacity_bytes: u64,
+    /// How many writes may wait at once; further ones are refused (`Refusal::Overloaded`).
+    pub max_pending_writes: usize,
     pub faults: crate::store::faults::FaultInjector,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdSource>,
@@ -189,6 +197,7 @@ impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
             cache_capacity_bytes: crate::store::DEFAULT_CACHE_CAPACITY_BYTES,
+            max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
             faults: crate::store::faults::FaultInjector::none(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
@@ -212,6 +221,7 @@ impl Ledger {
         let path = path.as_ref().to_path_buf();
         let LedgerOptions {
             cache_capacity_bytes,
+            max_pending_writes,
             faults,
             clock,
             ids,
@@ -223,7 +233,8 @@ impl Ledger {
         };
         let store = tokio::task::spawn_blocking(move || SledStore::open_with(path, store_options))
             .await??;
-        let ledger = Ledger::with_store_clock_and_ids(Arc::new(store), clock, ids);
+        let ledger = Ledger::with_store_clock_and_ids(Arc::new(store), clock, ids)
+            .with_max_pending_writes(max_pending_writes);
         ledger.rebuild_stale_projections().await?;
         Ok(ledger)
     }
@@ -270,7 +281,18 @@ impl Ledger {
             stream_locks: stream_locks.into(),
             clock,
             ids,
+            write_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_PENDING_WRITES)),
+            max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
         }
+    }
+
+    /// Admit at most `max_pending_writes` (at least 1) writes at once; more are refused as
+    /// overloaded rather than queued.
+    pub fn with_max_pending_writes(mut self, max_pending_writes: usize) -> Self {
+        let max_pending_writes = max_pending_writes.max(1);
+        self.write_slots = Arc::new(tokio::sync::Semaphore::new(max_pending_writes));
+        self.max_pending_writes = max_pending_writes;
+        self
     }
 
     /// The clock this ledger decides by.

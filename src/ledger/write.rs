@@ -150,6 +150,15 @@ impl Ledger {
                 return self.replay_idempotent(record, fingerprint).await;
             }
         }
+        // Admission: at most `max_pending_writes` writes wait for a stream lock or the store at
+        // once. Past that the request is refused at once, so an overloaded server answers 429
+        // instead of queueing without bound (and holding every client's connection meanwhile).
+        let Ok(_admitted) = self.write_slots.try_acquire() else {
+            return Err(Refusal::Overloaded {
+                pending: self.max_pending_writes,
+            }
+            .into());
+        };
         let _serialized = self.stream_lock(account, stream_id).lock().await;
         let waited_since = tokio::time::Instant::now();
         let mut attempts = 0;

@@ -70,6 +70,8 @@ pub struct ServeOptions {
     pub limits: ConnectionLimits,
     /// The most memory the store's page cache may hold, in bytes.
     pub cache_capacity_bytes: u64,
+    /// How many writes may wait at once; more are answered 429 in the dialect's shape.
+    pub max_pending_writes: usize,
 }
 
 impl ServeOptions {
@@ -84,6 +86,7 @@ impl ServeOptions {
             ),
             limits: ConnectionLimits::default(),
             cache_capacity_bytes: crate::store::DEFAULT_CACHE_CAPACITY_BYTES,
+            max_pending_writes: crate::ledger::DEFAULT_MAX_PENDING_WRITES,
         }
     }
 }
@@ -156,6 +159,7 @@ impl BoundServer {
             &options.data_directory,
             crate::ledger::LedgerOptions {
                 cache_capacity_bytes: options.cache_capacity_bytes,
+                max_pending_writes: options.max_pending_writes,
                 ..crate::ledger::LedgerOptions::default()
             },
         )

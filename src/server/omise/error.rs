@@ -119,6 +119,11 @@ impl From<Refusal> for OmiseError {
                     "another request with idempotency key {key} is still in progress; retry once it has finished"
                 ),
             ),
+            overloaded @ Refusal::Overloaded { .. } => OmiseError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                overloaded.to_string(),
+            ),
             contention @ Refusal::Contention { .. } => OmiseError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",

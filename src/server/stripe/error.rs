@@ -259,6 +259,17 @@ impl From<Refusal> for ApiError {
                     Some("resource_missing"),
                 )
             }
+            overloaded @ Refusal::Overloaded { .. } => {
+                let mut api_error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorType::InvalidRequestError,
+                    format!("Too many requests hit the API too quickly: {overloaded}."),
+                    None,
+                    Some("rate_limit"),
+                );
+                api_error.should_retry = Some(true);
+                api_error
+            }
             Refusal::Contention { .. } => {
                 let mut api_error = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,

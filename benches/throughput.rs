@@ -21,6 +21,8 @@ struct Sizes {
     concurrent_appends_per_writer: usize,
     replay_events: usize,
     events_per_charge: usize,
+    /// Prior events of the long-lived charge whose updates are timed against a fresh charge's.
+    long_history_events: usize,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -32,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             concurrent_appends_per_writer: 50,
             replay_events: 20_000,
             events_per_charge: 20,
+            long_history_events: 10_000,
         }
     } else {
         Sizes {
@@ -39,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             concurrent_appends_per_writer: 500,
             replay_events: 1_000_000,
             events_per_charge: 20,
+            long_history_events: 100_000,
         }
     };
     println!(
@@ -61,6 +65,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     replay_and_disk(&sizes).await?;
+    long_history_updates(sizes.long_history_events).await?;
+    Ok(())
+}
+
+/// An update's cost must not grow with a charge's history: time durable updates of a charge
+/// with `prior_events` events against updates of a fresh charge, alternating, in one ledger.
+async fn long_history_updates(prior_events: usize) -> Result<(), Box<dyn std::error::Error>> {
+    const TIMED_UPDATES: usize = 200;
+    let directory = tempfile::tempdir()?;
+    let ledger = Ledger::open(directory.path().join("data")).await?;
+    let (events, projections) = synthetic_log(prior_events, prior_events);
+    let long_charge = projections[0].1.clone();
+    for chunk in events.chunks(10_000) {
+        let rows = if chunk.last().map(|event| event.body.sequence) == Some(prior_events as u64) {
+            projections.clone()
+        } else {
+            Vec::new()
+        };
+        ledger.store().import(chunk.to_vec(), rows).await?;
+    }
+    let fresh_charge = ledger
+        .create_charge(
+            ACCOUNT,
+            CreateCharge::new(2000, "usd").source("tok_visa"),
+            RequestMeta::library(),
+        )
+        .await?
+        .id;
+    let mut elapsed = [Duration::ZERO, Duration::ZERO];
+    for round in 0..TIMED_UPDATES {
+        for (slot, charge_id) in [&long_charge, &fresh_charge].into_iter().enumerate() {
+            let started = Instant::now();
+            ledger
+                .update_charge(
+                    ACCOUNT,
+                    charge_id,
+                    UpdateCharge::new().metadata_set("timed", round.to_string()),
+                    RequestMeta::library(),
+                )
+                .await?;
+            elapsed[slot] += started.elapsed();
+        }
+    }
+    let mean_ms = |total: Duration| total.as_secs_f64() * 1000.0 / TIMED_UPDATES as f64;
+    println!(
+        "update after {prior_events} prior events: {:>6.2} ms   on a fresh charge {:>6.2} ms   ({:.2}x)",
+        mean_ms(elapsed[0]),
+        mean_ms(elapsed[1]),
+        elapsed[0].as_secs_f64() / elapsed[1].as_secs_f64()
+    );
+    ledger.close().await?;
     Ok(())
 }
 

@@ -155,16 +155,9 @@ impl Ledger {
     pub async fn replay(&self, progress: ProgressFn<'_>) -> Result<ReplayReport, LedgerError> {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
         let mut events = 0;
-        let rebuilt = match self.rebuild(total, progress, &mut events).await {
-            Ok(rebuilt) => rebuilt,
-            Err(ScanStop::Fault(fault)) => {
-                return Err(Failure::LogDamaged(format!(
-                    "replay stopped: {fault}; run `chargeledger verify` for details"
-                ))
-                .into());
-            }
-            Err(ScanStop::Failed(error)) => return Err(error),
-        };
+        let rebuilt = self
+            .rebuild_or_fail(total, progress, &mut events, "replay stopped")
+            .await?;
         let streams = rebuilt.len() as u64;
         let mut found = Vec::new();
         self.compare_projections(rebuilt, &mut found, usize::MAX)
@@ -205,17 +198,14 @@ impl Ledger {
             "rebuilding projections from the log for layout 3"
         );
         let mut events = 0;
-        let rebuilt = match self.rebuild(total, &|_, _| {}, &mut events).await {
-            Ok(rebuilt) => rebuilt,
-            Err(ScanStop::Fault(fault)) => {
-                return Err(Failure::LogDamaged(format!(
-                    "the projections of an older layout cannot be rebuilt: {fault}; the store \
-                     is left as it was; run `chargeledger verify` for details"
-                ))
-                .into());
-            }
-            Err(ScanStop::Failed(error)) => return Err(error),
-        };
+        let rebuilt = self
+            .rebuild_or_fail(
+                total,
+                &|_, _| {},
+                &mut events,
+                "the projections of an older layout cannot be rebuilt (the store is left as it was)",
+            )
+            .await?;
         let streams = rebuilt.len();
         let rows: Vec<(String, String, StoredProjection)> = rebuilt
             .into_iter()
@@ -329,6 +319,24 @@ impl Ledger {
             progress(after, total);
         }
         Ok(visited)
+    }
+
+    /// `rebuild`, with a damaged log as a failure that says what stopped (`what`) and why.
+    async fn rebuild_or_fail(
+        &self,
+        total: u64,
+        progress: ProgressFn<'_>,
+        events_seen: &mut u64,
+        what: &str,
+    ) -> Result<Rebuilt, LedgerError> {
+        match self.rebuild(total, progress, events_seen).await {
+            Ok(rebuilt) => Ok(rebuilt),
+            Err(ScanStop::Fault(fault)) => Err(Failure::LogDamaged(format!(
+                "{what}: {fault}; run `chargeledger verify` for details"
+            ))
+            .into()),
+            Err(ScanStop::Failed(error)) => Err(error),
+        }
     }
 
     /// Fold the whole log, checking the chain and stream versions on the way.

@@ -167,7 +167,8 @@ impl ChargeState {
     /// only authorized, the whole authorization (returned by releasing it).
     pub fn refundable_amount(&self) -> i64 {
         match self.lifecycle {
-            Lifecycle::Authorized => self.money.authorized - self.money.released,
+            // Nothing is released while a charge is only authorized (`apply` checks it).
+            Lifecycle::Authorized => self.money.authorized,
             Lifecycle::Captured | Lifecycle::Refunded => self.money.captured - self.money.refunded,
             Lifecycle::Reversed => 0,
         }

@@ -59,6 +59,27 @@ pub enum FieldChange {
 }
 
 impl FieldChange {
+    /// The change from `before` to `after` metadata, each side holding only the keys that
+    /// differ; `None` when they are equal. Both dialects record metadata changes this way.
+    pub fn metadata(before: &Metadata, after: &Metadata) -> Option<FieldChange> {
+        let mut previous = Metadata::new();
+        let mut current = Metadata::new();
+        for (key, value) in before {
+            if after.get(key) != Some(value) {
+                previous.insert(key.clone(), value.clone());
+            }
+        }
+        for (key, value) in after {
+            if before.get(key) != Some(value) {
+                current.insert(key.clone(), value.clone());
+            }
+        }
+        if previous.is_empty() && current.is_empty() {
+            return None;
+        }
+        Some(FieldChange::Metadata { previous, current })
+    }
+
     /// The charge attribute this change is about, as Stripe names it.
     pub fn field_name(&self) -> &'static str {
         match self {

@@ -9,16 +9,17 @@ use super::{LedgerError, Refusal};
 pub const ACCOUNT_NAME_MAX_CHARS: usize = 255;
 
 /// A checked account name and the mode its key kind gives it. Every public `Ledger` operation
-/// parses the name it is given into one, once, and works with that.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AccountId {
-    name: String,
+/// parses the name it is given into one, once, and works with that. It borrows the name, so
+/// parsing costs no allocation on the write path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountId<'name> {
+    name: &'name str,
     livemode: bool,
 }
 
-impl AccountId {
+impl<'name> AccountId<'name> {
     /// Accept a name of 1 to 255 printable characters; refuse any other.
-    pub fn parse(name: &str) -> Result<Self, LedgerError> {
+    pub fn parse(name: &'name str) -> Result<Self, LedgerError> {
         let length = name.chars().count();
         if length == 0 || length > ACCOUNT_NAME_MAX_CHARS || name.chars().any(char::is_control) {
             return Err(Refusal::InvalidAccount {
@@ -27,13 +28,13 @@ impl AccountId {
             .into());
         }
         Ok(AccountId {
-            name: name.to_string(),
+            name,
             livemode: account_is_live(name),
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> &'name str {
+        self.name
     }
 
     /// Whether the account is in live mode.
@@ -43,17 +44,17 @@ impl AccountId {
 }
 
 /// An account id reads as its name wherever a name is wanted (store keys, logs).
-impl Deref for AccountId {
+impl Deref for AccountId<'_> {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.name
+        self.name
     }
 }
 
-impl fmt::Display for AccountId {
+impl fmt::Display for AccountId<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.name)
+        formatter.write_str(self.name)
     }
 }
 

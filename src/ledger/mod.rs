@@ -301,7 +301,7 @@ impl Ledger {
     }
 
     /// The request time, fresh ids, and the account's mode: what `decide` may not look up itself.
-    fn decision_context(&self, account: &AccountId) -> DecisionContext {
+    fn decision_context(&self, account: &AccountId<'_>) -> DecisionContext {
         DecisionContext {
             now_unix: self.clock.now_unix(),
             livemode: account.livemode(),
@@ -310,7 +310,10 @@ impl Ledger {
     }
 
     /// The same for an Omise command.
-    pub(crate) fn omise_context(&self, account: &AccountId) -> crate::domain::omise::OmiseContext {
+    pub(crate) fn omise_context(
+        &self,
+        account: &AccountId<'_>,
+    ) -> crate::domain::omise::OmiseContext {
         let livemode = account.livemode();
         crate::domain::omise::OmiseContext {
             now_unix: self.clock.now_unix(),

@@ -220,8 +220,7 @@ pub fn update_charge(
         });
     }
     if let Some(metadata) = &command.metadata
-        && let Some(change) =
-            crate::domain::stripe::decide::metadata_change(&charge.metadata, metadata)
+        && let Some(change) = FieldChange::metadata(&charge.metadata, metadata)
     {
         changes.push(change);
     }

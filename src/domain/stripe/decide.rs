@@ -211,7 +211,7 @@ pub fn update_charge(
     if !command.metadata.is_empty() {
         let merged = fold_metadata_edits(&charge.metadata, &command.metadata);
         check_metadata_size(&merged)?;
-        if let Some(change) = metadata_change(&charge.metadata, &merged) {
+        if let Some(change) = FieldChange::metadata(&charge.metadata, &merged) {
             changes.push(change);
         }
     }
@@ -510,24 +510,4 @@ fn push_if_changed<T: PartialEq + Clone>(
     if *previous != current {
         changes.push(make_change(previous.clone(), current));
     }
-}
-
-/// The metadata keys that differ between `before` and `after`, each side holding only those keys.
-pub(crate) fn metadata_change(before: &Metadata, after: &Metadata) -> Option<FieldChange> {
-    let mut previous = Metadata::new();
-    let mut current = Metadata::new();
-    for (key, value) in before {
-        if after.get(key) != Some(value) {
-            previous.insert(key.clone(), value.clone());
-        }
-    }
-    for (key, value) in after {
-        if before.get(key) != Some(value) {
-            current.insert(key.clone(), value.clone());
-        }
-    }
-    if previous.is_empty() && current.is_empty() {
-        return None;
-    }
-    Some(FieldChange::Metadata { previous, current })
 }

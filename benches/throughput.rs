@@ -27,8 +27,15 @@ struct Sizes {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let quick = std::env::args().any(|argument| argument == "--quick");
-    let sizes = if quick {
+    let arguments: Vec<String> = std::env::args().collect();
+    let quick = arguments.iter().any(|argument| argument == "--quick");
+    // `--only appends|replay|history` runs one section, for profiling it alone.
+    let only = arguments
+        .iter()
+        .position(|argument| argument == "--only")
+        .and_then(|index| arguments.get(index + 1).cloned());
+    let runs = |section: &str| only.as_deref().is_none_or(|only| only == section);
+    let mut sizes = if quick {
         Sizes {
             single_writer_appends: 500,
             concurrent_appends_per_writer: 50,
@@ -45,11 +52,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             long_history_events: 100_000,
         }
     };
+    // `REPLAY_EVENTS=N` sizes the replay section alone (a mid-size run while profiling it).
+    if let Some(events) = std::env::var("REPLAY_EVENTS")
+        .ok()
+        .and_then(|events| events.parse().ok())
+    {
+        sizes.replay_events = events;
+    }
+    // `WRITE_SYNTHETIC_LOG=FILE` writes the replay section's log as JSON Lines (what
+    // `chargeledger import` reads) and stops: a big store to time the CLI's replay and verify on.
+    if let Ok(file) = std::env::var("WRITE_SYNTHETIC_LOG") {
+        let (events, _) = synthetic_log(sizes.replay_events, sizes.events_per_charge);
+        let mut output = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for event in &events {
+            serde_json::to_writer(&mut output, event)?;
+            std::io::Write::write_all(&mut output, b"\n")?;
+        }
+        std::io::Write::flush(&mut output)?;
+        println!("wrote {} events to {file}", events.len());
+        return Ok(());
+    }
     println!(
         "chargeledger throughput ({} mode)",
         if quick { "quick" } else { "full" }
     );
 
+    if runs("appends") {
+        appends(&sizes).await?;
+    }
+    if runs("replay") {
+        replay_and_disk(&sizes).await?;
+    }
+    if runs("history") {
+        long_history_updates(sizes.long_history_events).await?;
+    }
+    Ok(())
+}
+
+async fn appends(sizes: &Sizes) -> Result<(), Box<dyn std::error::Error>> {
     let single = ledger_appends(1, sizes.single_writer_appends).await?;
     let raw_single = raw_sled_durable_inserts(1, sizes.single_writer_appends)?;
     println!(
@@ -63,9 +103,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "durable appends, 32 writers:  ledger {concurrent:>9.0}/s   raw sled 32 threads each fdatasync {raw_concurrent:>9.0}/s   raw sled fdatasync per 32 inserts {raw_grouped:>9.0}/s"
     );
-
-    replay_and_disk(&sizes).await?;
-    long_history_updates(sizes.long_history_events).await?;
     Ok(())
 }
 

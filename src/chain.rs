@@ -16,21 +16,44 @@ const HASH_DOMAIN: &[u8] = b"chargeledger.event.v1\n";
 
 /// The hex SHA-256 of an event body in its stored JSON form.
 pub fn hash_body(body: &EventBody) -> String {
+    hash_body_json(&encode_body(body))
+}
+
+/// The hex SHA-256 of an event body's JSON bytes, as stored. Verification hashes the bytes it
+/// read rather than a re-encoding of what it decoded: cheaper, and it proves the stored bytes
+/// themselves are the ones sealed.
+pub fn hash_body_json(body_json: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(HASH_DOMAIN);
+    hasher.update(body_json);
+    hex::encode(hasher.finalize())
+}
+
+fn encode_body(body: &EventBody) -> Vec<u8> {
     // Serializing these plain structs cannot fail: no maps with non-string keys, no custom
     // serializers that error. If it ever did, that is a bug, and hashing empty bytes instead
     // would seal a record that says nothing: stop loudly.
-    let bytes = serde_json::to_vec(body)
-        .expect("an event body always encodes as JSON; failing to is a bug in chargeledger");
-    let mut hasher = Sha256::new();
-    hasher.update(HASH_DOMAIN);
-    hasher.update(&bytes);
-    hex::encode(hasher.finalize())
+    serde_json::to_vec(body)
+        .expect("an event body always encodes as JSON; failing to is a bug in chargeledger")
 }
 
 /// Seal a body into a recorded event by computing its hash.
 pub fn seal(body: EventBody) -> RecordedEvent {
-    let hash = hash_body(&body);
-    RecordedEvent { body, hash }
+    seal_encoded(body).0
+}
+
+/// Seal a body and return, beside the event, its stored JSON (`{"body":…,"hash":"…"}`, exactly
+/// what `serde_json::to_vec` of the event gives), encoding the body once for both.
+pub fn seal_encoded(body: EventBody) -> (RecordedEvent, Vec<u8>) {
+    let body_json = encode_body(&body);
+    let hash = hash_body_json(&body_json);
+    let mut stored = Vec::with_capacity(body_json.len() + hash.len() + 20);
+    stored.extend_from_slice(br#"{"body":"#);
+    stored.extend_from_slice(&body_json);
+    stored.extend_from_slice(br#","hash":""#);
+    stored.extend_from_slice(hash.as_bytes());
+    stored.extend_from_slice(br#""}"#);
+    (RecordedEvent { body, hash }, stored)
 }
 
 /// The first place where the log stops being the log that was written.
@@ -105,6 +128,15 @@ impl ChainVerifier {
 
     /// Check the next event; on success it becomes the new predecessor.
     pub fn check(&mut self, event: &RecordedEvent) -> Result<(), ChainFault> {
+        self.check_hashed(event, &hash_body(&event.body))
+    }
+
+    /// `check`, given the hash of the event's body as stored (`hash_body_json` of its bytes).
+    pub fn check_hashed(
+        &mut self,
+        event: &RecordedEvent,
+        computed_hash: &str,
+    ) -> Result<(), ChainFault> {
         let sequence = event.body.sequence;
         if sequence != self.last_sequence + 1 {
             return Err(ChainFault::SequenceGap {
@@ -112,12 +144,11 @@ impl ChainVerifier {
                 found: sequence,
             });
         }
-        let computed = hash_body(&event.body);
-        if computed != event.hash {
+        if computed_hash != event.hash {
             return Err(ChainFault::HashMismatch {
                 sequence,
                 stored: event.hash.clone(),
-                computed,
+                computed: computed_hash.to_string(),
             });
         }
         if event.body.previous_hash != self.last_hash {

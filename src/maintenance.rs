@@ -10,7 +10,7 @@ use crate::chain::{ChainFault, ChainVerifier};
 use crate::domain::{FoldError, apply};
 use crate::events::RecordedEvent;
 use crate::ledger::{Failure, Ledger, LedgerError};
-use crate::store::{StoreError, StoredProjection};
+use crate::store::{HashedEvent, StoreError, StoredProjection};
 
 /// Events read per page while scanning the log.
 const SCAN_PAGE_EVENTS: usize = 10_000;
@@ -232,8 +232,9 @@ impl Ledger {
     ) -> Result<u64, LedgerError> {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
         let written = self
-            .scan_log(total, progress, |event| -> Result<(), LedgerError> {
-                serde_json::to_writer(&mut *output, event).map_err(std::io::Error::other)?;
+            .scan_log(total, progress, |hashed| -> Result<(), LedgerError> {
+                serde_json::to_writer(&mut *output, &hashed.event)
+                    .map_err(std::io::Error::other)?;
                 output.write_all(b"\n")?;
                 Ok(())
             })
@@ -299,19 +300,28 @@ impl Ledger {
         Ok(imported)
     }
 
-    /// Visit every durable event in log order, a page at a time. Returns how many were visited.
+    /// Visit every durable event in log order, a page at a time, each with the hash of its body
+    /// as stored. The next page is read and decoded (on every core) while this one is visited.
+    /// Returns how many were visited.
     async fn scan_log<E: From<StoreError>>(
         &self,
         total: u64,
         progress: ProgressFn<'_>,
-        mut visit: impl FnMut(&RecordedEvent) -> Result<(), E>,
+        mut visit: impl FnMut(&HashedEvent) -> Result<(), E>,
     ) -> Result<u64, E> {
-        let mut after = 0;
+        let fetch = |after: u64| {
+            let store = self.store().clone();
+            tokio::spawn(async move { store.read_all_after_hashed(after, SCAN_PAGE_EVENTS).await })
+        };
+        let mut next_page = fetch(0);
         let mut visited = 0;
         loop {
-            let events = self.store().read_all_after(after, SCAN_PAGE_EVENTS).await?;
+            let events = next_page
+                .await
+                .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
             let Some(last) = events.last() else { break };
-            after = last.body.sequence;
+            let after = last.event.body.sequence;
+            next_page = fetch(after);
             for event in &events {
                 visit(event)?;
                 visited += 1;
@@ -349,11 +359,11 @@ impl Ledger {
         let mut verifier = ChainVerifier::from_genesis();
         let mut states: Rebuilt = HashMap::new();
         // Counted as they pass, so a report that stops at a fault says how many were good.
-        self.scan_log(total, progress, |event| -> Result<(), ScanStop> {
+        self.scan_log(total, progress, |hashed| -> Result<(), ScanStop> {
             verifier
-                .check(event)
+                .check_hashed(&hashed.event, &hashed.computed_hash)
                 .map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
-            fold_into(&mut states, event).map_err(ScanStop::Fault)?;
+            fold_into(&mut states, &hashed.event).map_err(ScanStop::Fault)?;
             *events_seen += 1;
             Ok(())
         })

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chargeledger::chain::ChainVerifier;
+use chargeledger::chain::{ChainVerifier, seal_encoded};
 use chargeledger::domain::omise::{
     CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge,
 };
@@ -152,6 +152,23 @@ fn version_1_events_round_trip_byte_for_byte() {
                 serde_json::to_string(&event).expect("encode"),
                 line,
                 "{} line {}: re-encoding changed the bytes",
+                fixture.name,
+                index + 1
+            );
+            // The writer seals and stores with one encoding of the body; what it stores must be
+            // these same bytes, and their hash the sealed one.
+            let (sealed, stored) = seal_encoded(event.body.clone());
+            assert_eq!(
+                String::from_utf8(stored).expect("utf-8"),
+                line,
+                "{} line {}: the writer's stored form differs from the event's JSON",
+                fixture.name,
+                index + 1
+            );
+            assert_eq!(
+                sealed.hash,
+                event.hash,
+                "{} line {}",
                 fixture.name,
                 index + 1
             );

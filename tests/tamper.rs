@@ -76,6 +76,49 @@ async fn an_edited_event_is_detected_and_named() {
     );
 }
 
+/// The hash covers the body's bytes as stored, not a re-encoding of what they decode to: a
+/// body re-spaced to the same JSON meaning is still an altered record.
+#[tokio::test]
+async fn a_body_respaced_to_the_same_meaning_is_detected() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        let value = events.get(key(4)).expect("read").expect("event 4");
+        let edited = String::from_utf8(value.to_vec())
+            .expect("utf8")
+            .replace("\"sequence\":4", "\"sequence\": 4");
+        assert!(edited.contains("\"sequence\": 4"), "the edit must land");
+        events.insert(key(4), edited.as_bytes()).expect("write");
+    });
+    match verify(&directory).await {
+        Some(Fault::Chain(ChainFault::HashMismatch { sequence: 4, .. })) => {}
+        other => panic!("expected a hash mismatch at #4, got {other:?}"),
+    }
+    let refusal = open_refusal(&directory).await;
+    assert!(
+        refusal.to_string().contains("event #4 was altered"),
+        "{refusal}"
+    );
+}
+
+/// Bytes outside the body are not sealed: a record re-spaced around its body (not the frame
+/// the writer uses) is read by a full JSON parse and still verifies.
+#[tokio::test]
+async fn a_record_respaced_outside_its_body_still_verifies() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    store_with_six_events(&directory).await;
+    tamper(&directory.path().join("data"), |events| {
+        let value = events.get(key(2)).expect("read").expect("event 2");
+        let edited = String::from_utf8(value.to_vec())
+            .expect("utf8")
+            .replacen("{\"body\":", "{ \"body\" : ", 1)
+            .replace(",\"hash\":", " , \"hash\" :");
+        assert!(edited.starts_with("{ \"body\" : "), "the edit must land");
+        events.insert(key(2), edited.as_bytes()).expect("write");
+    });
+    assert_eq!(verify(&directory).await, None);
+}
+
 #[tokio::test]
 async fn a_deleted_event_is_detected_and_named() {
     let directory = tempfile::tempdir().expect("tempdir");

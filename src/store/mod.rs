@@ -27,6 +27,15 @@ pub struct ChainHead {
     pub hash: String,
 }
 
+/// An event read for verification, with the hash of its body computed from the bytes stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HashedEvent {
+    pub event: RecordedEvent,
+    /// `chain::hash_body_json` of the body as stored; `ChainVerifier::check_hashed` compares it
+    /// with the hash the event claims.
+    pub computed_hash: String,
+}
+
 /// A stream's current state as stored, with the version it reflects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredProjection {
@@ -179,6 +188,25 @@ pub trait EventStore: Send + Sync + 'static {
         after_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// `read_all_after` for verification and replay: each event with the hash of its body as
+    /// stored. A store that keeps the body's bytes hashes those (no re-encoding); this default
+    /// hashes a re-encoding, which is the same for every event this crate wrote.
+    async fn read_all_after_hashed(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<HashedEvent>, StoreError> {
+        Ok(self
+            .read_all_after(after_sequence, limit)
+            .await?
+            .into_iter()
+            .map(|event| HashedEvent {
+                computed_hash: crate::chain::hash_body(&event.body),
+                event,
+            })
+            .collect())
+    }
 
     /// Charges of one account, newest first, that pass `filter`.
     async fn list_charges(

@@ -75,6 +75,14 @@ impl EventStore for SledStore {
         Ok(events)
     }
 
+    async fn read_all_after_hashed(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<HashedEvent>, StoreError> {
+        self.read_hashed_page(after_sequence, limit).await
+    }
+
     async fn list_charges(
         &self,
         account: &str,

@@ -153,8 +153,11 @@ pub(super) fn check_format_and_head(
     for entry in trees.events.range(tail_start.to_be_bytes()..) {
         let (key, value) = entry?;
         let key_sequence = read_u64(&key, 0);
-        let event: RecordedEvent = serde_json::from_slice(&value)
-            .map_err(|error| corrupt(&format!("event #{key_sequence}"), error.to_string()))?;
+        // Hashed from its stored bytes, as `verify` does.
+        let HashedEvent {
+            event,
+            computed_hash,
+        } = decode_hashed(&path_text, &key, &value)?;
         let chain_error = |fault| StoreError::CorruptChain {
             path: path_text.clone(),
             fault,
@@ -165,7 +168,9 @@ pub(super) fn check_format_and_head(
                 found: event.body.sequence,
             }));
         }
-        verifier.check(&event).map_err(chain_error)?;
+        verifier
+            .check_hashed(&event, &computed_hash)
+            .map_err(chain_error)?;
     }
     if verifier.last_hash() != head.hash {
         return Err(StoreError::CorruptChain {

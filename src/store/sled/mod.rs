@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
-use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, seal};
+use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, hash_body_json, seal_encoded};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
@@ -42,19 +42,21 @@ use crate::ids;
 use crate::store::durability::DurableSync;
 use crate::store::faults::{FaultInjector, FaultPoint};
 use crate::store::{
-    AppendRequest, ChainHead, EventStore, IdempotencyRecord, Page, PageCursor, StoreError,
-    StoredProjection,
+    AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
+    StoreError, StoredProjection,
 };
 
 mod event_store;
 mod keys;
 mod layout;
 mod reads;
+mod scan;
 mod staging;
 mod writer;
 
 use keys::*;
 use layout::*;
+use scan::decode_hashed;
 use staging::*;
 use writer::*;
 

@@ -42,7 +42,7 @@ pub(super) fn stage_stream(
             previous_hash: chain.hash.clone(),
             payload: payload.clone(),
         };
-        let event = seal(body);
+        let (event, stored) = seal_encoded(body);
         *chain = ChainHead {
             sequence: event.body.sequence,
             hash: event.hash.clone(),
@@ -50,7 +50,7 @@ pub(super) fn stage_stream(
         writes.push((
             TreeName::Events,
             chain.sequence.to_be_bytes().to_vec(),
-            encode_json(&event),
+            stored,
         ));
         let mut index_key = key.to_vec();
         index_key.push(0);

@@ -34,6 +34,9 @@ rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
 echo "server RSS: ${rss_before} kB idle with 1,000 charges, ${rss_after} kB after the run, peak ${rss_peak} kB"
 kill -TERM $server
 while kill -0 $server 2>/dev/null; do sleep 0.1; done
+slow=$(grep -c "slow group commit" "$work/err" || true)
+echo "group commits slower than 50 ms: $slow"
+grep "slow group commit" "$work/err" | sed 's/\x1b\[[0-9;]*m//g' | head -5
 events=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
 answered=$(awk '/requests in/ {print $1}' "$work/wrk")
 non_2xx=$(awk '/Non-2xx/ {print $4}' "$work/wrk"); non_2xx=${non_2xx:-0}

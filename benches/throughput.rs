@@ -59,6 +59,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         sizes.replay_events = events;
     }
+    if let Some(per_charge) = std::env::var("EVENTS_PER_CHARGE")
+        .ok()
+        .and_then(|per_charge| per_charge.parse().ok())
+    {
+        sizes.events_per_charge = per_charge;
+    }
     // `WRITE_SYNTHETIC_LOG=FILE` writes the replay section's log as JSON Lines (what
     // `chargeledger import` reads) and stops: a big store to time the CLI's replay and verify on.
     if let Ok(file) = std::env::var("WRITE_SYNTHETIC_LOG") {
@@ -85,6 +91,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if runs("history") {
         long_history_updates(sizes.long_history_events).await?;
+    }
+    if runs("concurrency") {
+        throughput_by_concurrency(quick).await?;
+    }
+    Ok(())
+}
+
+/// Durable appends per second at 1 to 64 concurrent writers, beside raw sled with as many
+/// threads each making its insert durable and with one fdatasync per that many inserts. Printed
+/// as CSV too (to `CONCURRENCY_CSV` if set), which `benches/plot_concurrency.py` draws.
+async fn throughput_by_concurrency(quick: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let total_appends = if quick { 640 } else { 6_400 };
+    let mut csv = String::from("writers,chargeledger,raw_sled_each_durable,raw_sled_grouped\n");
+    println!("durable appends by concurrency ({total_appends} per point):");
+    for writers in [1, 2, 4, 8, 16, 32, 64] {
+        let per_writer = total_appends / writers;
+        let ledger = ledger_appends(writers, per_writer).await?;
+        let raw_each = raw_sled_durable_inserts(writers, per_writer)?;
+        let raw_grouped = raw_sled_group_commit(total_appends, writers)?;
+        println!(
+            "  {writers:>2} writers: ledger {ledger:>8.0}/s   raw sled each durable {raw_each:>8.0}/s   raw sled one fdatasync per {writers} {raw_grouped:>8.0}/s"
+        );
+        csv.push_str(&format!(
+            "{writers},{ledger:.0},{raw_each:.0},{raw_grouped:.0}\n"
+        ));
+    }
+    if let Ok(path) = std::env::var("CONCURRENCY_CSV") {
+        std::fs::write(&path, &csv)?;
+        println!("  written to {path}");
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, hash_body_json, seal_encoded};
 use crate::clock::{Clock, SystemClock};

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// A group commit slower than this is logged with where its time went, so an operator can tell
+/// a slow disk (fdatasync), sled's own I/O (flush) and CPU (staging, the transaction) apart.
+const SLOW_COMMIT_WARNING: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Upper bound on appends in one group commit, so one batch's latency stays bounded.
 pub(super) const MAX_BATCH_JOBS: usize = 1024;
 
@@ -120,6 +124,7 @@ impl Writer {
             }
             return;
         }
+        let started = std::time::Instant::now();
         let mut staged = Staged::default();
         let mut head = self.head.clone();
         let mut accepted = Vec::new();
@@ -168,6 +173,7 @@ impl Writer {
                 .writes
                 .push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
         }
+        let staged_at = std::time::Instant::now();
         if let Err(error) = self.commit(&staged.writes) {
             // The transaction applied nothing: refuse this batch, keep serving.
             error!(%error, "a batch transaction failed; nothing of it was written");
@@ -176,7 +182,20 @@ impl Writer {
             }
             return;
         }
-        if let Err(detail) = self.make_durable() {
+        let committed_at = std::time::Instant::now();
+        let durable = self.make_durable();
+        let elapsed = started.elapsed();
+        if elapsed > SLOW_COMMIT_WARNING {
+            warn!(
+                appends = accepted.len(),
+                writes = staged.writes.len(),
+                staging_ms = (staged_at - started).as_millis() as u64,
+                transaction_ms = (committed_at - staged_at).as_millis() as u64,
+                flush_and_fdatasync_ms = committed_at.elapsed().as_millis() as u64,
+                "a slow group commit: its appends waited this long for their acknowledgement"
+            );
+        }
+        if let Err(detail) = durable {
             // The batch is in sled's memory but may not be on disk: stop serving writes rather
             // than acknowledge or expose state that a crash could take back.
             error!(path = %self.path, %detail, "could not make a batch durable; refusing further writes");

@@ -15,6 +15,9 @@ use chargeledger::{CreateCharge, Ledger, RecordedEvent, RequestMeta, UpdateCharg
 use time::OffsetDateTime;
 
 const ACCOUNT: &str = "sk_test_bench";
+/// The API key `benches/memory.sh` serves a written synthetic log with: the log's account is
+/// the one the server gives this key.
+const SYNTHETIC_LOG_KEY: &str = "sk_test_bench";
 
 struct Sizes {
     single_writer_appends: usize,
@@ -68,7 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `WRITE_SYNTHETIC_LOG=FILE` writes the replay section's log as JSON Lines (what
     // `chargeledger import` reads) and stops: a big store to time the CLI's replay and verify on.
     if let Ok(file) = std::env::var("WRITE_SYNTHETIC_LOG") {
-        let (events, _) = synthetic_log(sizes.replay_events, sizes.events_per_charge);
+        let account = chargeledger::server::auth::account_for_key(SYNTHETIC_LOG_KEY)
+            .ok_or("the synthetic log's key is not a test key")?;
+        let (events, _) = synthetic_log(&account, sizes.replay_events, sizes.events_per_charge);
         let mut output = std::io::BufWriter::new(std::fs::File::create(&file)?);
         for event in &events {
             serde_json::to_writer(&mut output, event)?;
@@ -147,7 +152,7 @@ async fn long_history_updates(prior_events: usize) -> Result<(), Box<dyn std::er
     const TIMED_UPDATES: usize = 200;
     let directory = tempfile::tempdir()?;
     let ledger = Ledger::open(directory.path().join("data")).await?;
-    let (events, projections) = synthetic_log(prior_events, prior_events);
+    let (events, projections) = synthetic_log(ACCOUNT, prior_events, prior_events);
     let long_charge = projections[0].1.clone();
     for chunk in events.chunks(10_000) {
         let rows = if chunk.last().map(|event| event.body.sequence) == Some(prior_events as u64) {
@@ -288,7 +293,8 @@ fn raw_sled_group_commit(inserts: usize, group: usize) -> Result<f64, Box<dyn st
 async fn replay_and_disk(sizes: &Sizes) -> Result<(), Box<dyn std::error::Error>> {
     let directory = tempfile::tempdir()?;
     let path = directory.path().join("data");
-    let (events, projections) = synthetic_log(sizes.replay_events, sizes.events_per_charge);
+    let (events, projections) =
+        synthetic_log(ACCOUNT, sizes.replay_events, sizes.events_per_charge);
     let logical_bytes: usize = events
         .iter()
         .map(|event| serde_json::to_vec(event).map_or(0, |bytes| bytes.len()))
@@ -384,6 +390,7 @@ fn raw_sled_disk_bytes(
 
 /// A sealed, chained log of `total` events: charges each created and then updated.
 fn synthetic_log(
+    account: &str,
     total: usize,
     events_per_charge: usize,
 ) -> (Vec<RecordedEvent>, Vec<(String, String, StoredProjection)>) {
@@ -419,7 +426,7 @@ fn synthetic_log(
                 schema_version: EVENT_SCHEMA_VERSION,
                 sequence: events.len() as u64 + 1,
                 event_id: ids::event_id(),
-                account: ACCOUNT.into(),
+                account: account.into(),
                 stream_id: charge_id.clone(),
                 stream_version: version,
                 recorded_at,
@@ -431,7 +438,7 @@ fn synthetic_log(
             events.push(event);
             if version as usize == events_per_charge || events.len() == total {
                 projections.push((
-                    ACCOUNT.to_string(),
+                    account.to_string(),
                     charge_id.clone(),
                     StoredProjection {
                         version,

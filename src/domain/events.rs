@@ -16,8 +16,10 @@ use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shippin
 /// and keeps an event's size independent of how much metadata the charge already carries.
 // Variants differ in size (shipping is large); boxing would cost an allocation per decoded
 // event on the replay path, which matters more than the memory of a value held briefly.
+//
+// Decoded by `field_change_serde` (tag first, no buffering), in the shape this derive writes.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "field", rename_all = "snake_case")]
 pub enum FieldChange {
     Customer {

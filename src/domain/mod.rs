@@ -8,6 +8,7 @@ pub mod apply;
 pub mod card_number;
 pub mod charge;
 pub mod events;
+mod field_change_serde;
 pub mod omise;
 pub mod policy;
 pub mod stripe;

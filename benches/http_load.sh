@@ -5,6 +5,8 @@
 #   bash benches/http_load.sh            # 30 s (the figures in README)
 #   DURATION=5s bash benches/http_load.sh
 #   CHARGELEDGER_BIN=/path/to/chargeledger bash benches/http_load.sh   # another build, not rebuilt
+#   RUST_LOG=chargeledger::store::sled::writer=debug COMMIT_LOG=FILE bash benches/http_load.sh
+#                                        # every group commit's size and timings, kept in FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30s}
@@ -17,7 +19,7 @@ fi
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 key=sk_test_loadtestkey00000001
-"$CHARGELEDGER_BIN" serve --addr 127.0.0.1:0 --data "$work/data" --api-key $key \
+RUST_LOG=${RUST_LOG:-info} "$CHARGELEDGER_BIN" serve --addr 127.0.0.1:0 --data "$work/data" --api-key $key \
     > "$work/out" 2> "$work/err" &
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
@@ -36,8 +38,12 @@ kill -TERM $server
 while kill -0 $server 2>/dev/null; do sleep 0.1; done
 slow=$(grep -c "slow group commit" "$work/err" || true)
 echo "group commits slower than 50 ms: $slow"
-grep "slow group commit" "$work/err" | sed 's/\x1b\[[0-9;]*m//g' | head -5
-events=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
+{ grep "slow group commit" "$work/err" || true; } | sed 's/\x1b\[[0-9;]*m//g' | head -5
+if [ -n "${COMMIT_LOG:-}" ]; then
+    # RUST_LOG=chargeledger::store::sled::writer=debug logs every group commit; keep them.
+    sed 's/\x1b\[[0-9;]*m//g' "$work/err" | grep "group commit" > "$COMMIT_LOG" || true
+fi
+events=$(RUST_LOG=warn "$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
 answered=$(awk '/requests in/ {print $1}' "$work/wrk")
 non_2xx=$(awk '/Non-2xx/ {print $4}' "$work/wrk"); non_2xx=${non_2xx:-0}
 # wrk stops counting at the deadline, so a few requests it abandoned may also have been applied.

@@ -189,6 +189,14 @@ impl Writer {
             .iter()
             .filter(|job| matches!(job, Accepted::Append(..)))
             .count();
+        debug!(
+            appends,
+            writes = staged.writes.len(),
+            staging_us = (staged_at - started).as_micros() as u64,
+            transaction_us = (committed_at - staged_at).as_micros() as u64,
+            flush_and_fdatasync_us = committed_at.elapsed().as_micros() as u64,
+            "group commit"
+        );
         // Imports commit large pages on purpose; only appends have callers waiting.
         if elapsed > SLOW_COMMIT_WARNING && appends > 0 {
             warn!(

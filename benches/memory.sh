@@ -52,7 +52,7 @@ while kill -0 $server 2>/dev/null; do sleep 0.1; done
 server=
 logged=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
 answered=$(awk '/requests in/ {print $1}' "$work/wrk")
-non_2xx=$(awk '/Non-2xx/ {print $4}' "$work/wrk"); non_2xx=${non_2xx:-0}
+non_2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk"); non_2xx=${non_2xx:-0}
 echo "events in the log: $logged = $events imported + $((logged - events)) updates; wrk counted $answered answers, $non_2xx non-2xx"
 if [ $((logged - events)) -lt $((answered - non_2xx)) ]; then
     echo "FAIL: fewer updates in the log than acknowledged" >&2

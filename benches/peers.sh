@@ -147,7 +147,7 @@ stop_server
 events=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
 created=$(wc -l < "$work/$cl_name/charges")
 answered=$(awk '/requests in/ {print $1}' "$work/$cl_name/wrk")
-non2xx=$(awk '/Non-2xx/ {print $4}' "$work/$cl_name/wrk"); non2xx=${non2xx:-0}
+non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$cl_name/wrk"); non2xx=${non2xx:-0}
 updates=$((events - created - 1)) # less the creations and the checked update
 notes[0]+="; the log holds $events events = $created creations + 1 checked update + $updates updates (wrk counted $answered answers, $non2xx non-2xx)"
 if [ "$updates" -lt $((answered - non2xx)) ]; then

@@ -12,8 +12,8 @@ import csv
 import math
 import sys
 
-WIDTH, HEIGHT = 720, 420
-LEFT, RIGHT, TOP, BOTTOM = 80, 220, 40, 60
+WIDTH, HEIGHT = 760, 420
+LEFT, RIGHT, TOP, BOTTOM = 80, 250, 40, 60
 SERIES = [
     ("chargeledger", "chargeledger (event, indexes, projection; group commit)", "#1f77b4"),
     ("raw_sled_each_durable", "raw sled, each writer insert + flush + fdatasync", "#ff7f0e"),

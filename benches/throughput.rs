@@ -143,6 +143,9 @@ async fn appends(sizes: &Sizes) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "durable appends, 32 writers:  ledger {concurrent:>9.0}/s   raw sled 32 threads each fdatasync {raw_concurrent:>9.0}/s   raw sled fdatasync per 32 inserts {raw_grouped:>9.0}/s"
     );
+    // The HTTP figure's baseline in the performance issue: one flush + fdatasync per 100 inserts.
+    let raw_per_100 = raw_sled_group_commit(100 * sizes.concurrent_appends_per_writer, 100)?;
+    println!("raw sled, one flush + fdatasync per 100 inserts: {raw_per_100:>9.0}/s");
     Ok(())
 }
 

@@ -49,10 +49,22 @@ pub(super) fn encode_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub(super) fn encode_projection(stored: &StoredProjection) -> Vec<u8> {
-    let mut value = Vec::with_capacity(512);
-    value.extend_from_slice(&stored.version.to_be_bytes());
-    value.extend_from_slice(&stored.created_sequence.to_be_bytes());
-    value.extend_from_slice(&encode_json(&stored.projection));
+    encode_projection_parts(stored.version, stored.created_sequence, &stored.projection)
+}
+
+/// A projection record: version and creation sequence (big-endian), then the state as JSON.
+pub(super) fn encode_projection_parts(
+    version: u64,
+    created_sequence: u64,
+    projection: &Projection,
+) -> Vec<u8> {
+    let mut value = Vec::with_capacity(2048);
+    value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(&created_sequence.to_be_bytes());
+    // Encoded straight into the record: no intermediate buffer to copy.
+    serde_json::to_writer(&mut value, projection).expect(
+        "the store's own records always encode as JSON; failing to is a bug in chargeledger",
+    );
     value
 }
 

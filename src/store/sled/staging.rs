@@ -70,15 +70,10 @@ pub(super) fn stage_stream(
         "stream {} would skip a version",
         write.stream_id
     );
-    let stored = StoredProjection {
-        version,
-        created_sequence,
-        projection: write.projection.clone(),
-    };
     writes.push((
         TreeName::Projections,
         key.to_vec(),
-        encode_projection(&stored),
+        encode_projection_parts(version, created_sequence, write.projection),
     ));
     if actual == 0 {
         writes.push((

@@ -240,3 +240,110 @@ async fn a_wrong_projection_is_reported_by_verify_and_fixed_by_replay() {
     drop(ledger);
     assert_eq!(verify(&directory).await, None);
 }
+
+/// Every way a stored projection can disagree with the log, each found by `verify` with its
+/// reason and put right by `replay` (a projection with no events is reported, never invented
+/// away). `verify` folds each stream only until its stored version, so these cover the paths
+/// where that comparison happens early, late, or never.
+#[tokio::test]
+async fn every_kind_of_wrong_projection_is_named_by_verify_and_mended_by_replay() {
+    let behind = "it claims version 2, the log has 6";
+    let ahead = "it claims version 99, the log has 6";
+    let missing = "its projection is missing";
+    let orphan = "there are no events for it";
+    for (name, expected) in [
+        ("behind", behind),
+        ("ahead", ahead),
+        ("missing", missing),
+        ("orphan", orphan),
+    ] {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("data");
+        // A charge at version 2, its projection record kept, then four more updates.
+        let (charge_id, record_at_version_2) = {
+            let ledger = open_ledger(&directory).await;
+            let charge = create_test_charge(&ledger, ACCOUNT).await;
+            common::update_metadata_repeatedly(&ledger, &charge.id, "step", 1).await;
+            ledger.close().await.expect("close");
+            drop(ledger);
+            let db = sled::open(&path).expect("raw open");
+            let projections = db.open_tree("projections").expect("tree");
+            let (_, value) = projections.iter().next().expect("one").expect("read");
+            (charge.id, value.to_vec())
+        };
+        {
+            let ledger = open_ledger(&directory).await;
+            common::update_metadata_repeatedly(&ledger, &charge_id, "later", 4).await;
+            ledger.close().await.expect("close");
+        }
+        {
+            let db = sled::open(&path).expect("raw open");
+            let projections = db.open_tree("projections").expect("tree");
+            let (key, value) = projections.iter().next().expect("one").expect("read");
+            match name {
+                "behind" => {
+                    projections
+                        .insert(&key, record_at_version_2.clone())
+                        .expect("write");
+                }
+                "ahead" => {
+                    let mut edited = value.to_vec();
+                    edited[..8].copy_from_slice(&99_u64.to_be_bytes());
+                    projections.insert(&key, edited).expect("write");
+                }
+                "missing" => {
+                    projections.remove(&key).expect("remove");
+                }
+                _ => {
+                    let mut ghost = key.to_vec();
+                    ghost.extend_from_slice(b"_ghost");
+                    projections.insert(ghost, value.to_vec()).expect("write");
+                }
+            }
+            db.flush().expect("flush");
+        }
+        let stream_id = if name == "orphan" {
+            format!("{charge_id}_ghost")
+        } else {
+            charge_id.clone()
+        };
+        match verify(&directory).await {
+            Some(Fault::ProjectionMismatch {
+                stream_id: found,
+                detail,
+                ..
+            }) => {
+                assert_eq!(found, stream_id, "{name}");
+                assert_eq!(detail, expected, "{name}");
+            }
+            other => panic!("{name}: expected a projection mismatch, got {other:?}"),
+        }
+        let ledger = Ledger::open(&path).await.expect("open");
+        let report = ledger.replay(&|_, _| {}).await.expect("replay");
+        assert_eq!(report.events, 6, "{name}");
+        assert_eq!(
+            report.mismatches.len(),
+            1,
+            "{name}: {:?}",
+            report.mismatches
+        );
+        assert_eq!(report.mismatches[0].detail, expected, "{name}");
+        let charge = ledger.get_charge(ACCOUNT, &charge_id).await.expect("get");
+        assert_eq!(
+            charge.metadata["later"], "3",
+            "{name}: the charge as the log has it"
+        );
+        ledger.close().await.expect("close");
+        drop(ledger);
+        let after = verify(&directory).await;
+        if name == "orphan" {
+            // Nothing in the log says what the ghost should be: it is reported again, not erased.
+            assert!(
+                matches!(&after, Some(Fault::ProjectionMismatch { detail, .. }) if detail == orphan),
+                "{after:?}"
+            );
+        } else {
+            assert_eq!(after, None, "{name}: replay left the store sound");
+        }
+    }
+}

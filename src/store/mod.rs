@@ -259,6 +259,21 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(String, String, StoredProjection)>, StoreError>;
 
+    /// How many projections are stored. This default pages through them; a store that can
+    /// count without decoding them does.
+    async fn count_projections(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        let mut after = None;
+        loop {
+            let rows = self.read_projections_after(after, 10_000).await?;
+            let Some((account, stream_id, _)) = rows.last() else {
+                return Ok(count);
+            };
+            after = Some((account.clone(), stream_id.clone()));
+            count += rows.len() as u64;
+        }
+    }
+
     /// Overwrite projections with states rebuilt from the log (used by replay). Events are untouched.
     async fn put_projections(
         &self,

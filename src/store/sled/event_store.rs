@@ -75,6 +75,12 @@ impl EventStore for SledStore {
         Ok(events)
     }
 
+    async fn count_projections(&self) -> Result<u64, StoreError> {
+        self.refuse_if_poisoned()?;
+        // Keys and values are walked but not decoded.
+        Ok(self.trees.projections.len() as u64)
+    }
+
     async fn read_all_after_hashed(
         &self,
         after_sequence: u64,

@@ -12,6 +12,9 @@ use crate::events::RecordedEvent;
 use crate::ledger::{Failure, Ledger, LedgerError};
 use crate::store::{HashedEvent, StoreError, StoredProjection};
 
+mod streaming;
+use streaming::{StreamingComparison, streams_started_in};
+
 /// Events read per page while scanning the log.
 const SCAN_PAGE_EVENTS: usize = 10_000;
 /// Projections read or written per page.
@@ -111,7 +114,9 @@ impl From<StoreError> for ScanStop {
 
 impl Ledger {
     /// Check everything: the hash chain of every event, gap-free stream versions, and that every
-    /// stored projection equals the fold of its events. Stops at the first bad record and names it.
+    /// stored projection equals the fold of its events. Stops at the first bad record of the log
+    /// and names it; of wrong projections it names the first found in log order. Memory stays
+    /// flat in the number of streams (see `streaming`).
     pub async fn verify(&self, progress: ProgressFn<'_>) -> Result<VerifyReport, LedgerError> {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
         let mut report = VerifyReport {
@@ -120,33 +125,34 @@ impl Ledger {
             projections: 0,
             first_fault: None,
         };
-        let rebuilt = match self.rebuild(total, progress, &mut report.events).await {
-            Ok(rebuilt) => rebuilt,
+        // An older layout's projections are not this build's to compare: the next open
+        // rebuilds them from the log checked here.
+        let compare = !self.store().projections_are_stale();
+        let comparison = match self
+            .fold_and_compare(total, progress, &mut report.events, compare, 1)
+            .await
+        {
+            Ok(comparison) => comparison,
             Err(ScanStop::Fault(fault)) => {
                 report.first_fault = Some(fault);
                 return Ok(report);
             }
             Err(ScanStop::Failed(error)) => return Err(error),
         };
-        report.streams = rebuilt.len() as u64;
-        if self.store().projections_are_stale() {
-            // An older layout's projections are not this build's to compare: the next open
-            // rebuilds them from the log just checked.
+        report.streams = comparison.streams();
+        if !compare {
             return Ok(report);
         }
-        let mut mismatches = Vec::new();
-        report.projections = self
-            .compare_projections(rebuilt, &mut mismatches, 1)
-            .await?;
-        report.first_fault =
-            mismatches
-                .into_iter()
-                .next()
-                .map(|(mismatch, _)| Fault::ProjectionMismatch {
-                    account: mismatch.account,
-                    stream_id: mismatch.stream_id,
-                    detail: mismatch.detail,
-                });
+        report.projections = self.store().count_projections().await?;
+        report.first_fault = comparison
+            .mismatches
+            .into_iter()
+            .next()
+            .map(|(mismatch, _)| Fault::ProjectionMismatch {
+                account: mismatch.account,
+                stream_id: mismatch.stream_id,
+                detail: mismatch.detail,
+            });
         Ok(report)
     }
 
@@ -155,13 +161,24 @@ impl Ledger {
     pub async fn replay(&self, progress: ProgressFn<'_>) -> Result<ReplayReport, LedgerError> {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
         let mut events = 0;
-        let rebuilt = self
-            .rebuild_or_fail(total, progress, &mut events, "replay stopped")
-            .await?;
-        let streams = rebuilt.len() as u64;
-        let mut found = Vec::new();
-        self.compare_projections(rebuilt, &mut found, usize::MAX)
-            .await?;
+        let comparison = match self
+            .fold_and_compare(total, progress, &mut events, true, usize::MAX)
+            .await
+        {
+            Ok(comparison) => comparison,
+            Err(ScanStop::Fault(fault)) => {
+                return Err(Failure::LogDamaged(format!(
+                    "replay stopped: {fault}; run `chargeledger verify` for details"
+                ))
+                .into());
+            }
+            Err(ScanStop::Failed(error)) => return Err(error),
+        };
+        let streams = comparison.streams();
+        let mut found = comparison.mismatches;
+        found.sort_by(|left, right| {
+            (&left.0.account, &left.0.stream_id).cmp(&(&right.0.account, &right.0.stream_id))
+        });
         let mut mismatches = Vec::with_capacity(found.len());
         let mut corrections = Vec::new();
         for (mismatch, correct) in found {
@@ -182,6 +199,126 @@ impl Ledger {
             streams,
             mismatches,
         })
+    }
+
+    /// Fold the whole log in order, checking the chain and stream versions, and compare each
+    /// stream with its stored projection (when `compare`) as the fold reaches it.
+    async fn fold_and_compare(
+        &self,
+        total: u64,
+        progress: ProgressFn<'_>,
+        events_seen: &mut u64,
+        compare: bool,
+        max_mismatches: usize,
+    ) -> Result<StreamingComparison, ScanStop> {
+        let mut verifier = ChainVerifier::from_genesis();
+        let mut comparison = StreamingComparison::new(compare, max_mismatches);
+        // The next page is read, decoded, and the stored projections of the streams it starts
+        // (their version-1 events) loaded, while this page folds.
+        let fetch = |after: u64| {
+            let store = self.store().clone();
+            tokio::spawn(async move {
+                let events = store.read_all_after_hashed(after, SCAN_PAGE_EVENTS).await?;
+                let mut stored = HashMap::new();
+                if compare {
+                    // Loaded by as many tasks as there are cores: these are random reads.
+                    let started = streams_started_in(&events);
+                    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+                    let chunk_len = started.len().div_ceil(cores).max(1);
+                    let loaders: Vec<_> = started
+                        .chunks(chunk_len)
+                        .map(|keys| {
+                            let (store, keys) = (store.clone(), keys.to_vec());
+                            tokio::spawn(async move {
+                                let mut found = Vec::with_capacity(keys.len());
+                                for key in keys {
+                                    if let Some(projection) = store.load(&key.0, &key.1).await? {
+                                        found.push((key, projection));
+                                    }
+                                }
+                                Ok::<_, StoreError>(found)
+                            })
+                        })
+                        .collect();
+                    for loader in loaders {
+                        stored.extend(
+                            loader
+                                .await
+                                .map_err(|error| StoreError::Io(std::io::Error::other(error)))??,
+                        );
+                    }
+                }
+                Ok::<_, StoreError>((events, stored))
+            })
+        };
+        let mut next_page = fetch(0);
+        loop {
+            let (events, mut stored) = next_page
+                .await
+                .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
+            let Some(last) = events.last() else { break };
+            let after = last.event.body.sequence;
+            next_page = fetch(after);
+            for hashed in &events {
+                // Counted as they pass, so a report that stops at a fault says how many were good.
+                verifier
+                    .check_hashed(&hashed.event, &hashed.computed_hash)
+                    .map_err(|fault| ScanStop::Fault(Fault::Chain(fault)))?;
+                comparison
+                    .fold(&hashed.event, &mut stored)
+                    .map_err(ScanStop::Fault)?;
+                *events_seen += 1;
+            }
+            progress(after, total);
+        }
+        if verifier.last_sequence() != total {
+            return Err(ScanStop::Fault(Fault::Chain(ChainFault::SequenceGap {
+                previous: verifier.last_sequence(),
+                found: total,
+            })));
+        }
+        comparison.finish_open_streams();
+        for key in comparison.take_reopened() {
+            let events = self.store().read_stream(&key.0, &key.1, None).await?;
+            let mut states = Rebuilt::new();
+            for event in &events {
+                fold_into(&mut states, event).map_err(ScanStop::Fault)?;
+            }
+            let rebuilt = states.remove(&key).ok_or_else(|| {
+                ScanStop::Failed(
+                    Failure::LogDamaged(format!(
+                        "stream {} of account {} has events in the log but none in its index",
+                        key.1, key.0
+                    ))
+                    .into(),
+                )
+            })?;
+            let stored = self.store().load(&key.0, &key.1).await?;
+            comparison.compare_refolded(key, rebuilt, stored);
+        }
+        if comparison.compares()
+            && !comparison.is_full()
+            && self.store().count_projections().await? > comparison.with_stored
+        {
+            // Some stored projection has no events at all: find it among them.
+            let mut after = None;
+            loop {
+                let rows = self
+                    .store()
+                    .read_projections_after(after.clone(), PROJECTION_PAGE)
+                    .await?;
+                let Some((account, stream_id, _)) = rows.last() else {
+                    break;
+                };
+                after = Some((account.clone(), stream_id.clone()));
+                for (account, stream_id, _) in rows {
+                    if !comparison.saw(&account, &stream_id) {
+                        comparison.orphan(account, stream_id);
+                    }
+                }
+            }
+        }
+        Ok(comparison)
     }
 
     /// Rebuild every projection from the log if the store's are of an older layout (a store
@@ -375,73 +512,6 @@ impl Ledger {
             })));
         }
         Ok(states)
-    }
-
-    /// Compare stored projections with rebuilt ones. Collects up to `max_mismatches`, each with
-    /// the correct state when there is one. Returns the number of stored projections seen.
-    async fn compare_projections(
-        &self,
-        mut rebuilt: Rebuilt,
-        mismatches: &mut Vec<(ProjectionMismatch, Option<StoredProjection>)>,
-        max_mismatches: usize,
-    ) -> Result<u64, LedgerError> {
-        let mut seen = 0;
-        let mut after = None;
-        loop {
-            let rows = self
-                .store()
-                .read_projections_after(after.clone(), PROJECTION_PAGE)
-                .await?;
-            let Some((account, stream_id, _)) = rows.last() else {
-                break;
-            };
-            after = Some((account.clone(), stream_id.clone()));
-            for (account, stream_id, stored) in rows {
-                seen += 1;
-                let expected = rebuilt.remove(&(account.clone(), stream_id.clone()));
-                let detail = match &expected {
-                    None => Some("there are no events for it".to_string()),
-                    Some(expected) if expected.version != stored.version => Some(format!(
-                        "it claims version {}, the log has {}",
-                        stored.version, expected.version
-                    )),
-                    Some(expected) if expected.created_sequence != stored.created_sequence => {
-                        Some("its creation order differs".to_string())
-                    }
-                    Some(expected) if expected.projection != stored.projection => {
-                        Some("its state differs".to_string())
-                    }
-                    Some(_) => None,
-                };
-                if let Some(detail) = detail {
-                    mismatches.push((
-                        ProjectionMismatch {
-                            account,
-                            stream_id,
-                            detail,
-                        },
-                        expected,
-                    ));
-                    if mismatches.len() >= max_mismatches {
-                        return Ok(seen);
-                    }
-                }
-            }
-        }
-        for ((account, stream_id), expected) in rebuilt {
-            if mismatches.len() >= max_mismatches {
-                break;
-            }
-            mismatches.push((
-                ProjectionMismatch {
-                    account,
-                    stream_id,
-                    detail: "its projection is missing".into(),
-                },
-                Some(expected),
-            ));
-        }
-        Ok(seen)
     }
 }
 

@@ -12,11 +12,8 @@ cd "$(dirname "$0")/.."
 CHARGES=${CHARGES:-1000000}
 DURATION=${DURATION:-30s}
 CONNECTIONS=${CONNECTIONS:-64}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-if [ -z "${CHARGELEDGER_BIN:-}" ]; then
-    cargo build --release --quiet
-    CHARGELEDGER_BIN=./target/release/chargeledger
-fi
+source benches/lib.sh
+bench_prepare
 work=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work"' EXIT
@@ -34,11 +31,7 @@ rm "$work/log.jsonl"
 key=sk_test_bench
 cache=()
 [ -n "${CACHE_MB:-}" ] && cache=(--cache-mb "$CACHE_MB")
-"$CHARGELEDGER_BIN" serve --addr 127.0.0.1:0 --data "$work/data" --api-key $key "${cache[@]}" \
-    > "$work/out" 2> "$work/err" &
-server=$!
-for _ in $(seq 600); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
-url=$(grep -o 'http://[0-9.:]*' "$work/out")
+start_server "$work/data" $key "$work" "${cache[@]}"
 first=$(head -1 "$work/charges")
 curl -sf -u $key: "$url/v1/charges/$first" > /dev/null
 rss_open=$(awk '/VmRSS/ {print $2}' /proc/$server/status)
@@ -47,14 +40,5 @@ CHARGELEDGER_KEY=$key CHARGES_FILE="$work/charges" \
 rss_after=$(awk '/VmRSS/ {print $2}' /proc/$server/status)
 rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$server/status)
 echo "server RSS with $CHARGES charges and $events events: ${rss_open} kB open, ${rss_after} kB after the load, peak ${rss_peak} kB"
-kill -TERM $server
-while kill -0 $server 2>/dev/null; do sleep 0.1; done
-server=
-logged=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
-answered=$(awk '/requests in/ {print $1}' "$work/wrk")
-non_2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk"); non_2xx=${non_2xx:-0}
-echo "events in the log: $logged = $events imported + $((logged - events)) updates; wrk counted $answered answers, $non_2xx non-2xx"
-if [ $((logged - events)) -lt $((answered - non_2xx)) ]; then
-    echo "FAIL: fewer updates in the log than acknowledged" >&2
-    exit 1
-fi
+stop_server
+check_log_holds_acknowledged "$work/data" "$events" "$work/wrk" imported

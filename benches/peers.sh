@@ -33,12 +33,8 @@ LOCALSTRIPE_VERSION=${LOCALSTRIPE_VERSION:-1.15.10}
 PEERS=${PEERS:-stripe-stateful-mock localstripe}
 key=sk_test_loadtestkey00000001
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
-if [ -z "${CHARGELEDGER_BIN:-}" ]; then
-    cargo build --release --quiet
-    CHARGELEDGER_BIN=./target/release/chargeledger
-fi
+source benches/lib.sh
+bench_prepare
 
 work=$(mktemp -d)
 server=
@@ -52,16 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-stop_server() {
-    if [ -n "$server" ]; then
-        kill -TERM "$server" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$server" 2>/dev/null || true
-        wait "$server" 2>/dev/null || true
-        server=
-    fi
-}
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -143,16 +129,10 @@ cl_name="chargeledger $("$CHARGELEDGER_BIN" --version 2>/dev/null | awk '{print 
 cl_name=${cl_name% }
 bench "$cl_name" yes "$url" source=tok_visa || { echo "FAIL: chargeledger: $reason" >&2; exit 1; }
 stop_server
-# As in http_load.sh: every acknowledged update must be an event in the log.
-events=$("$CHARGELEDGER_BIN" verify --data "$work/data" --json | grep -o '"events": *[0-9]*' | grep -o '[0-9]*$')
-created=$(wc -l < "$work/$cl_name/charges")
-answered=$(awk '/requests in/ {print $1}' "$work/$cl_name/wrk")
-non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$cl_name/wrk"); non2xx=${non2xx:-0}
-updates=$((events - created - 1)) # less the creations and the checked update
-notes[0]+="; the log holds $events events = $created creations + 1 checked update + $updates updates (wrk counted $answered answers, $non2xx non-2xx)"
-if [ "$updates" -lt $((answered - non2xx)) ]; then
-    echo "FAIL: fewer updates in chargeledger's log than acknowledged" >&2; exit 1
-fi
+# As in http_load.sh: every acknowledged update must be an event in the log (the charges
+# created, and the one update checked with curl, came before wrk).
+check_log_holds_acknowledged "$work/data" $(( $(wc -l < "$work/$cl_name/charges") + 1 )) \
+    "$work/$cl_name/wrk" "creations and a checked update"
 
 # 2. stripe-stateful-mock: PORT from the environment; accepts Stripe's test tokens.
 run_ssm() {

@@ -25,6 +25,19 @@ fn tamper(path: &Path, change: impl FnOnce(&sled::Tree)) {
     db.flush().expect("flush");
 }
 
+/// Rewrite the stored bytes of event `sequence` as text; the edit must change them.
+fn edit_event(path: &Path, sequence: u64, edit: impl FnOnce(&str) -> String) {
+    tamper(path, |events| {
+        let value = events.get(key(sequence)).expect("read").expect("the event");
+        let text = String::from_utf8(value.to_vec()).expect("utf8");
+        let edited = edit(&text);
+        assert_ne!(edited, text, "the edit must land");
+        events
+            .insert(key(sequence), edited.as_bytes())
+            .expect("write");
+    });
+}
+
 fn key(sequence: u64) -> [u8; 8] {
     sequence.to_be_bytes()
 }
@@ -57,13 +70,8 @@ async fn a_sound_store_verifies() {
 async fn an_edited_event_is_detected_and_named() {
     let directory = tempfile::tempdir().expect("tempdir");
     store_with_six_events(&directory).await;
-    tamper(&directory.path().join("data"), |events| {
-        let value = events.get(key(3)).expect("read").expect("event 3");
-        let edited = String::from_utf8(value.to_vec())
-            .expect("utf8")
-            .replace("\"step\":\"1\"", "\"step\":\"9\"");
-        assert!(edited.contains("\"step\":\"9\""), "the edit must land");
-        events.insert(key(3), edited.as_bytes()).expect("write");
+    edit_event(&directory.path().join("data"), 3, |text| {
+        text.replace("\"step\":\"1\"", "\"step\":\"9\"")
     });
     match verify(&directory).await {
         Some(Fault::Chain(ChainFault::HashMismatch { sequence: 3, .. })) => {}
@@ -82,13 +90,8 @@ async fn an_edited_event_is_detected_and_named() {
 async fn a_body_respaced_to_the_same_meaning_is_detected() {
     let directory = tempfile::tempdir().expect("tempdir");
     store_with_six_events(&directory).await;
-    tamper(&directory.path().join("data"), |events| {
-        let value = events.get(key(4)).expect("read").expect("event 4");
-        let edited = String::from_utf8(value.to_vec())
-            .expect("utf8")
-            .replace("\"sequence\":4", "\"sequence\": 4");
-        assert!(edited.contains("\"sequence\": 4"), "the edit must land");
-        events.insert(key(4), edited.as_bytes()).expect("write");
+    edit_event(&directory.path().join("data"), 4, |text| {
+        text.replace("\"sequence\":4", "\"sequence\": 4")
     });
     match verify(&directory).await {
         Some(Fault::Chain(ChainFault::HashMismatch { sequence: 4, .. })) => {}
@@ -107,14 +110,13 @@ async fn a_body_respaced_to_the_same_meaning_is_detected() {
 async fn a_record_respaced_outside_its_body_still_verifies() {
     let directory = tempfile::tempdir().expect("tempdir");
     store_with_six_events(&directory).await;
-    tamper(&directory.path().join("data"), |events| {
-        let value = events.get(key(2)).expect("read").expect("event 2");
-        let edited = String::from_utf8(value.to_vec())
-            .expect("utf8")
+    edit_event(&directory.path().join("data"), 2, |text| {
+        let edited = text
             .replacen("{\"body\":", "{ \"body\" : ", 1)
             .replace(",\"hash\":", " , \"hash\" :");
         assert!(edited.starts_with("{ \"body\" : "), "the edit must land");
-        events.insert(key(2), edited.as_bytes()).expect("write");
+        assert!(edited.contains(" , \"hash\" :"), "the edit must land");
+        edited
     });
     assert_eq!(verify(&directory).await, None);
 }

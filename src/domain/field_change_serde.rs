@@ -16,17 +16,6 @@ use crate::domain::events::FieldChange;
 use crate::domain::{FraudDetails, Metadata, Shipping};
 
 const TAG: &str = "field";
-const VARIANTS: &[&str] = &[
-    "customer",
-    "description",
-    "metadata",
-    "receipt_email",
-    "shipping",
-    "fraud_details",
-    "transfer_group",
-    "statement_descriptor",
-    "statement_descriptor_suffix",
-];
 
 /// The fields every variant has. Unknown fields are ignored, as the derived decoding did.
 #[derive(Deserialize)]
@@ -37,49 +26,30 @@ struct Values<T> {
 
 /// Decode the variant named `field` from the object's remaining entries.
 fn variant_from<'de, D: Deserializer<'de>>(field: &str, rest: D) -> Result<FieldChange, D::Error> {
-    fn values<'de, T: Deserialize<'de>, D: Deserializer<'de>>(rest: D) -> Result<(T, T), D::Error> {
-        let Values { previous, current } = Values::<T>::deserialize(rest)?;
-        Ok((previous, current))
+    // Each arm: the tag, the variant, and the type of its `previous` and `current`.
+    macro_rules! variants {
+        ($($tag:literal => $variant:ident($value:ty)),* $(,)?) => {{
+            const VARIANTS: &[&str] = &[$($tag),*];
+            match field {
+                $($tag => {
+                    let Values { previous, current } = Values::<$value>::deserialize(rest)?;
+                    Ok(FieldChange::$variant { previous, current })
+                })*
+                other => Err(de::Error::unknown_variant(other, VARIANTS)),
+            }
+        }};
     }
-    Ok(match field {
-        "customer" => {
-            let (previous, current) = values::<Option<String>, _>(rest)?;
-            FieldChange::Customer { previous, current }
-        }
-        "description" => {
-            let (previous, current) = values::<Option<String>, _>(rest)?;
-            FieldChange::Description { previous, current }
-        }
-        "metadata" => {
-            let (previous, current) = values::<Metadata, _>(rest)?;
-            FieldChange::Metadata { previous, current }
-        }
-        "receipt_email" => {
-            let (previous, current) = values::<Option<String>, _>(rest)?;
-            FieldChange::ReceiptEmail { previous, current }
-        }
-        "shipping" => {
-            let (previous, current) = values::<Option<Shipping>, _>(rest)?;
-            FieldChange::Shipping { previous, current }
-        }
-        "fraud_details" => {
-            let (previous, current) = values::<FraudDetails, _>(rest)?;
-            FieldChange::FraudDetails { previous, current }
-        }
-        "transfer_group" => {
-            let (previous, current) = values::<Option<String>, _>(rest)?;
-            FieldChange::TransferGroup { previous, current }
-        }
-        "statement_descriptor" => {
-            let (previous, current) = values::<Option<String>, _>(rest)?;
-            FieldChange::StatementDescriptor { previous, current }
-        }
-        "statement_descriptor_suffix" => {
-            let (previous, current) = values::<Option<String>, _>(rest)?;
-            FieldChange::StatementDescriptorSuffix { previous, current }
-        }
-        other => return Err(de::Error::unknown_variant(other, VARIANTS)),
-    })
+    variants! {
+        "customer" => Customer(Option<String>),
+        "description" => Description(Option<String>),
+        "metadata" => Metadata(Metadata),
+        "receipt_email" => ReceiptEmail(Option<String>),
+        "shipping" => Shipping(Option<Shipping>),
+        "fraud_details" => FraudDetails(FraudDetails),
+        "transfer_group" => TransferGroup(Option<String>),
+        "statement_descriptor" => StatementDescriptor(Option<String>),
+        "statement_descriptor_suffix" => StatementDescriptorSuffix(Option<String>),
+    }
 }
 
 struct FieldChangeVisitor;

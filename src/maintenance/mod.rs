@@ -12,8 +12,10 @@ use crate::events::RecordedEvent;
 use crate::ledger::{Failure, Ledger, LedgerError};
 use crate::store::{HashedEvent, StoreError, StoredProjection};
 
+mod pages;
 mod streaming;
-use streaming::{StreamingComparison, streams_started_in};
+use pages::{Page, PageReader};
+use streaming::StreamingComparison;
 
 /// Events read per page while scanning the log.
 const SCAN_PAGE_EVENTS: usize = 10_000;
@@ -213,52 +215,12 @@ impl Ledger {
     ) -> Result<StreamingComparison, ScanStop> {
         let mut verifier = ChainVerifier::from_genesis();
         let mut comparison = StreamingComparison::new(compare, max_mismatches);
-        // The next page is read, decoded, and the stored projections of the streams it starts
-        // (their version-1 events) loaded, while this page folds.
-        let fetch = |after: u64| {
-            let store = self.store().clone();
-            tokio::spawn(async move {
-                let events = store.read_all_after_hashed(after, SCAN_PAGE_EVENTS).await?;
-                let mut stored = HashMap::new();
-                if compare {
-                    // Loaded by as many tasks as there are cores: these are random reads.
-                    let started = streams_started_in(&events);
-                    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-                    let chunk_len = started.len().div_ceil(cores).max(1);
-                    let loaders: Vec<_> = started
-                        .chunks(chunk_len)
-                        .map(|keys| {
-                            let (store, keys) = (store.clone(), keys.to_vec());
-                            tokio::spawn(async move {
-                                let mut found = Vec::with_capacity(keys.len());
-                                for key in keys {
-                                    if let Some(projection) = store.load(&key.0, &key.1).await? {
-                                        found.push((key, projection));
-                                    }
-                                }
-                                Ok::<_, StoreError>(found)
-                            })
-                        })
-                        .collect();
-                    for loader in loaders {
-                        stored.extend(
-                            loader
-                                .await
-                                .map_err(|error| StoreError::Io(std::io::Error::other(error)))??,
-                        );
-                    }
-                }
-                Ok::<_, StoreError>((events, stored))
-            })
-        };
-        let mut next_page = fetch(0);
-        loop {
-            let (events, mut stored) = next_page
-                .await
-                .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
-            let Some(last) = events.last() else { break };
-            let after = last.event.body.sequence;
-            next_page = fetch(after);
+        let mut pages = PageReader::new(self.store().clone(), compare);
+        while let Some(Page {
+            events,
+            started_streams: mut stored,
+        }) = pages.next_page().await?
+        {
             for hashed in &events {
                 // Counted as they pass, so a report that stops at a fault says how many were good.
                 verifier
@@ -269,7 +231,7 @@ impl Ledger {
                     .map_err(ScanStop::Fault)?;
                 *events_seen += 1;
             }
-            progress(after, total);
+            progress(verifier.last_sequence(), total);
         }
         if verifier.last_sequence() != total {
             return Err(ScanStop::Fault(Fault::Chain(ChainFault::SequenceGap {
@@ -280,11 +242,11 @@ impl Ledger {
         comparison.finish_open_streams();
         for key in comparison.take_reopened() {
             let events = self.store().read_stream(&key.0, &key.1, None).await?;
-            let mut states = Rebuilt::new();
+            let mut state = None;
             for event in &events {
-                fold_into(&mut states, event).map_err(ScanStop::Fault)?;
+                state = Some(fold_one(state, event).map_err(ScanStop::Fault)?);
             }
-            let rebuilt = states.remove(&key).ok_or_else(|| {
+            let rebuilt = state.ok_or_else(|| {
                 ScanStop::Failed(
                     Failure::LogDamaged(format!(
                         "stream {} of account {} has events in the log but none in its index",
@@ -446,22 +408,14 @@ impl Ledger {
         progress: ProgressFn<'_>,
         mut visit: impl FnMut(&HashedEvent) -> Result<(), E>,
     ) -> Result<u64, E> {
-        let fetch = |after: u64| {
-            let store = self.store().clone();
-            tokio::spawn(async move { store.read_all_after_hashed(after, SCAN_PAGE_EVENTS).await })
-        };
-        let mut next_page = fetch(0);
+        let mut pages = PageReader::new(self.store().clone(), false);
         let mut visited = 0;
-        loop {
-            let events = next_page
-                .await
-                .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
-            let Some(last) = events.last() else { break };
-            let after = last.event.body.sequence;
-            next_page = fetch(after);
+        while let Some(Page { events, .. }) = pages.next_page().await? {
+            let mut after = 0;
             for event in &events {
                 visit(event)?;
                 visited += 1;
+                after = event.event.body.sequence;
             }
             progress(after, total);
         }
@@ -520,6 +474,17 @@ fn fold_into(states: &mut Rebuilt, event: &RecordedEvent) -> Result<(), Fault> {
     let body = &event.body;
     let key = (body.account.clone(), body.stream_id.clone());
     let previous = states.remove(&key);
+    states.insert(key, fold_one(previous, event)?);
+    Ok(())
+}
+
+/// One event applied to its stream's state so far (`None` before its first), checking that it
+/// is the stream's next version.
+fn fold_one(
+    previous: Option<StoredProjection>,
+    event: &RecordedEvent,
+) -> Result<StoredProjection, Fault> {
+    let body = &event.body;
     let expected = previous.as_ref().map_or(1, |state| state.version + 1);
     if body.stream_version != expected {
         return Err(Fault::StreamVersionGap {
@@ -540,13 +505,9 @@ fn fold_into(states: &mut Rebuilt, event: &RecordedEvent) -> Result<(), Fault> {
             detail: error.to_string(),
         },
     )?;
-    states.insert(
-        key,
-        StoredProjection {
-            version: body.stream_version,
-            created_sequence,
-            projection,
-        },
-    );
-    Ok(())
+    Ok(StoredProjection {
+        version: body.stream_version,
+        created_sequence,
+        projection,
+    })
 }

@@ -10,20 +10,6 @@ use std::hash::{BuildHasher, Hasher};
 
 use super::*;
 
-/// The streams whose first event (version 1) is in `events`: the ones whose stored projection
-/// the fold will need. A stream met first at a later version is a gap, found by the fold.
-pub(super) fn streams_started_in(events: &[HashedEvent]) -> Vec<(String, String)> {
-    let mut started: Vec<(String, String)> = events
-        .iter()
-        .map(|hashed| &hashed.event.body)
-        .filter(|body| body.stream_version == 1)
-        .map(|body| (body.account.clone(), body.stream_id.clone()))
-        .collect();
-    started.sort();
-    started.dedup();
-    started
-}
-
 /// A stream being folded, with the projection stored for it (read at its first event).
 struct OpenStream {
     rebuilt: StoredProjection,
@@ -75,11 +61,11 @@ impl StreamingComparison {
     }
 
     /// Fold one event, checked by the chain already; `stored` holds the projections of the
-    /// streams this page starts (`streams_started_in`).
+    /// streams this page starts (`pages::Page::started_streams`).
     pub(super) fn fold(
         &mut self,
         event: &RecordedEvent,
-        stored: &mut HashMap<(String, String), StoredProjection>,
+        stored: &mut super::pages::StoredByStream,
     ) -> Result<(), Fault> {
         let body = &event.body;
         let key = (body.account.clone(), body.stream_id.clone());
@@ -96,22 +82,15 @@ impl StreamingComparison {
             }
             None => None,
         };
-        let stored_projection = match &previous {
-            Some(open) => open.stored.clone(),
+        let (state, stored_projection) = match previous {
+            Some(open) => (Some(open.rebuilt), open.stored),
             None => {
                 let found = stored.remove(&key);
                 self.with_stored += u64::from(found.is_some());
-                found
+                (None, found)
             }
         };
-        let mut states = Rebuilt::new();
-        if let Some(open) = previous {
-            states.insert(key.clone(), open.rebuilt);
-        }
-        fold_into(&mut states, event)?;
-        let rebuilt = states
-            .remove(&key)
-            .expect("fold_into keeps the state of the stream it folded");
+        let rebuilt = fold_one(state, event)?;
         match stored_projection {
             Some(stored) if self.compare && stored.version == rebuilt.version => {
                 self.done.insert(self.digest_of(&key.0, &key.1));

@@ -60,19 +60,10 @@ impl EventStore for SledStore {
         after_sequence: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.refuse_if_poisoned()?;
-        let durable = self.durable_limit();
-        if after_sequence >= durable {
-            return Ok(Vec::new());
-        }
-        let start = (after_sequence + 1).to_be_bytes();
-        let end = durable.to_be_bytes();
-        let mut events = Vec::with_capacity(limit.min(4096));
-        for entry in self.trees.events.range(start..=end).take(limit) {
-            let (key, value) = entry?;
-            events.push(self.decode_event(&key, &value)?);
-        }
-        Ok(events)
+        self.durable_records_after(after_sequence, limit)?
+            .iter()
+            .map(|(key, value)| self.decode_event(key, value))
+            .collect()
     }
 
     async fn count_projections(&self) -> Result<u64, StoreError> {

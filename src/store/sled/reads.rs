@@ -18,6 +18,27 @@ impl SledStore {
             .map_or(0, |sequence| read_u64(&sequence, 0)))
     }
 
+    /// Up to `limit` stored events after `after_sequence`, as bytes, never past the durable head.
+    pub(super) fn durable_records_after(
+        &self,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        self.refuse_if_poisoned()?;
+        let durable = self.durable_limit();
+        if after_sequence >= durable {
+            return Ok(Vec::new());
+        }
+        let start = (after_sequence + 1).to_be_bytes();
+        let end = durable.to_be_bytes();
+        Ok(self
+            .trees
+            .events
+            .range(start..=end)
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub(super) fn corrupt(&self, location: String, detail: impl ToString) -> StoreError {
         StoreError::CorruptRecord {
             path: self.path.display().to_string(),

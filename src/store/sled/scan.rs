@@ -25,19 +25,7 @@ impl SledStore {
         after_sequence: u64,
         limit: usize,
     ) -> Result<Vec<HashedEvent>, StoreError> {
-        self.refuse_if_poisoned()?;
-        let durable = self.durable_limit();
-        if after_sequence >= durable {
-            return Ok(Vec::new());
-        }
-        let start = (after_sequence + 1).to_be_bytes();
-        let end = durable.to_be_bytes();
-        let records = self
-            .trees
-            .events
-            .range(start..=end)
-            .take(limit)
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = self.durable_records_after(after_sequence, limit)?;
         let path: Arc<str> = self.path.display().to_string().into();
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
         let chunks = if records.len() < PARALLEL_DECODE_MIN_EVENTS {

@@ -184,30 +184,11 @@ impl Writer {
         }
         let committed_at = std::time::Instant::now();
         let durable = self.make_durable();
-        let elapsed = started.elapsed();
-        let appends = accepted
-            .iter()
-            .filter(|job| matches!(job, Accepted::Append(..)))
-            .count();
-        debug!(
-            appends,
-            writes = staged.writes.len(),
-            staging_us = (staged_at - started).as_micros() as u64,
-            transaction_us = (committed_at - staged_at).as_micros() as u64,
-            flush_and_fdatasync_us = committed_at.elapsed().as_micros() as u64,
-            "group commit"
+        log_group_commit(
+            &accepted,
+            staged.writes.len(),
+            [started, staged_at, committed_at, std::time::Instant::now()],
         );
-        // Imports commit large pages on purpose; only appends have callers waiting.
-        if elapsed > SLOW_COMMIT_WARNING && appends > 0 {
-            warn!(
-                appends,
-                writes = staged.writes.len(),
-                staging_ms = (staged_at - started).as_millis() as u64,
-                transaction_ms = (committed_at - staged_at).as_millis() as u64,
-                flush_and_fdatasync_ms = committed_at.elapsed().as_millis() as u64,
-                "a slow group commit: its appends waited this long for their acknowledgement"
-            );
-        }
         if let Err(detail) = durable {
             // The batch is in sled's memory but may not be on disk: stop serving writes rather
             // than acknowledge or expose state that a crash could take back.
@@ -503,6 +484,37 @@ impl Writer {
             TransactionError::Storage(error) => error.to_string(),
             TransactionError::Abort(()) => "the transaction was aborted".to_string(),
         })
+    }
+}
+
+/// Log a group commit's size and where its time went, at debug; at warn when callers waited
+/// longer than `SLOW_COMMIT_WARNING`. `moments`: started, staged, committed, durable.
+fn log_group_commit(accepted: &[Accepted], writes: usize, moments: [std::time::Instant; 4]) {
+    let [started, staged_at, committed_at, durable_at] = moments;
+    let appends = accepted
+        .iter()
+        .filter(|job| matches!(job, Accepted::Append(..)))
+        .count();
+    let micros = |from: std::time::Instant, to: std::time::Instant| (to - from).as_micros() as u64;
+    let (staging_us, transaction_us, flush_and_fdatasync_us) = (
+        micros(started, staged_at),
+        micros(staged_at, committed_at),
+        micros(committed_at, durable_at),
+    );
+    debug!(
+        appends,
+        writes, staging_us, transaction_us, flush_and_fdatasync_us, "group commit"
+    );
+    // Imports commit large pages on purpose; only appends have callers waiting.
+    if durable_at - started > SLOW_COMMIT_WARNING && appends > 0 {
+        warn!(
+            appends,
+            writes,
+            staging_us,
+            transaction_us,
+            flush_and_fdatasync_us,
+            "a slow group commit: its appends waited this long for their acknowledgement"
+        );
     }
 }
 

@@ -141,6 +141,8 @@ pub enum Command {
 
 /// Run the server until SIGTERM or Ctrl-C; exit 2 if it cannot start or stops abnormally.
 async fn serve(options: ServeOptions) -> ExitCode {
+    // Before anything is printed: a signal sent on reading the startup line must be handled.
+    let shutdown = shutdown_signal();
     let server = match BoundServer::bind(options).await {
         Ok(server) => server,
         Err(error) => {
@@ -149,7 +151,7 @@ async fn serve(options: ServeOptions) -> ExitCode {
         }
     };
     println!("{}", server.startup_message());
-    match server.run(shutdown_signal()).await {
+    match server.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

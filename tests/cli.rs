@@ -283,3 +283,20 @@ async fn a_server_with_a_small_cache_keeps_what_it_acknowledged() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.body["description"], "small cache");
 }
+
+/// A supervisor may send SIGTERM the moment it reads the startup line; the server must shut
+/// down cleanly (exit 0), not die of the signal's default action because its handler was not
+/// yet in place. Repeated, since a late registration loses only a race.
+#[test]
+fn sigterm_sent_on_the_startup_line_stops_the_server_cleanly() {
+    use common::server::{SECRET_KEY, TestServer};
+    let directory = tempfile::tempdir().expect("tempdir");
+    let data_directory = directory.path().join("data");
+    for attempt in 0..5 {
+        let mut server = TestServer::start_with_keys(&data_directory, &[SECRET_KEY]);
+        assert!(
+            server.stop(),
+            "attempt {attempt}: the server exits with status 0"
+        );
+    }
+}

@@ -264,31 +264,37 @@ fn check_retention(options: &ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let interrupt = async {
+/// A future that resolves on SIGTERM or Ctrl-C. The handlers are registered when this is
+/// called, not when the future is first polled: a supervisor may send SIGTERM as soon as it
+/// reads the startup line, and a signal that arrives before registration kills the process
+/// with the default action instead of shutting it down cleanly.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let (mut interrupt, mut terminate) = match (interrupt, terminate) {
+                (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
+                (Err(error), _) | (_, Err(error)) => {
+                    warn!(%error, "cannot listen for SIGTERM and Ctrl-C; stop the server with SIGKILL");
+                    return std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = interrupt.recv() => info!("Ctrl-C received; finishing in-flight requests"),
+                _ = terminate.recv() => info!("SIGTERM received; finishing in-flight requests"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             warn!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => info!("Ctrl-C received; finishing in-flight requests"),
-        () = terminate => info!("SIGTERM received; finishing in-flight requests"),
+        info!("Ctrl-C received; finishing in-flight requests");
     }
 }
 

@@ -24,7 +24,6 @@ async fn head(ledger: &Ledger) -> u64 {
         .map_or(0, |head| head.sequence)
 }
 
-#[tokio::test]
 async fn charges_and_their_history_survive_a_reopen() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -56,7 +55,6 @@ async fn charges_and_their_history_survive_a_reopen() {
     assert_eq!(history[1].changes[0].current, "express");
 }
 
-#[tokio::test]
 async fn a_rejected_update_appends_nothing_and_changes_nothing() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -88,7 +86,6 @@ async fn a_rejected_update_appends_nothing_and_changes_nothing() {
     );
 }
 
-#[tokio::test]
 async fn an_update_that_changes_nothing_appends_nothing() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -107,7 +104,6 @@ async fn an_update_that_changes_nothing_appends_nothing() {
     assert_eq!(head(&ledger).await, before);
 }
 
-#[tokio::test]
 async fn metadata_merges_unsets_one_key_and_unsets_all() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -140,7 +136,6 @@ async fn metadata_merges_unsets_one_key_and_unsets_all() {
     );
 }
 
-#[tokio::test]
 async fn accounts_never_see_each_others_objects() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -210,7 +205,6 @@ async fn accounts_never_see_each_others_objects() {
     );
 }
 
-#[tokio::test]
 async fn an_idempotency_key_never_applies_twice() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -265,7 +259,6 @@ async fn an_idempotency_key_never_applies_twice() {
         .expect("same key, other account");
 }
 
-#[tokio::test]
 async fn concurrent_creations_with_one_idempotency_key_create_one_charge() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -297,7 +290,6 @@ async fn concurrent_creations_with_one_idempotency_key_create_one_charge() {
     assert_eq!(head(&ledger).await, 1);
 }
 
-#[tokio::test]
 async fn a_validation_failure_does_not_consume_the_idempotency_key() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -324,7 +316,6 @@ async fn a_validation_failure_does_not_consume_the_idempotency_key() {
     assert_eq!(fixed.receipt_email.as_deref(), Some("good@example.com"));
 }
 
-#[tokio::test]
 async fn freeze_after_capture_is_per_account_and_audited() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -373,7 +364,6 @@ async fn freeze_after_capture_is_per_account_and_audited() {
     );
 }
 
-#[tokio::test]
 async fn capture_and_refund_move_the_amounts_like_stripe() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -470,13 +460,10 @@ async fn open_ledger_on_manual_clock(
         clock: clock.clone(),
         ..LedgerOptions::default()
     };
-    let ledger = Ledger::open_with(directory.path().join("data"), options)
-        .await
-        .expect("open ledger");
+    let ledger = common::backend::open_ledger_at(&directory.path().join("data"), options).await;
     (ledger, clock)
 }
 
-#[tokio::test]
 async fn time_travel_by_version_and_by_moment() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (ledger, clock) = open_ledger_on_manual_clock(&directory).await;
@@ -536,7 +523,6 @@ async fn time_travel_by_version_and_by_moment() {
     ));
 }
 
-#[tokio::test]
 async fn charges_list_newest_first_with_cursors_and_filters() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -643,7 +629,6 @@ async fn charges_list_newest_first_with_cursors_and_filters() {
     assert_eq!(for_customer.data.len(), 4);
 }
 
-#[tokio::test]
 async fn subscribe_catches_up_then_follows_without_gaps_or_repeats() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -696,7 +681,6 @@ async fn a_data_directory_cannot_be_opened_twice_at_once() {
     drop(ledger);
 }
 
-#[tokio::test]
 async fn invalid_account_names_are_refused() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -712,7 +696,6 @@ async fn invalid_account_names_are_refused() {
     }
 }
 
-#[tokio::test]
 async fn expired_idempotency_keys_are_forgotten_and_fresh_ones_kept() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (ledger, clock) = open_ledger_on_manual_clock(&directory).await;
@@ -761,7 +744,6 @@ async fn expired_idempotency_keys_are_forgotten_and_fresh_ones_kept() {
     assert_ne!(second.id, first.id);
 }
 
-#[tokio::test]
 async fn events_and_customers_are_listed_per_account_newest_first() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -865,3 +847,22 @@ async fn a_layout_1_store_gains_its_event_and_customer_indexes_on_open() {
     assert_eq!(customers.data[0].id, customer.id);
     ledger.close().await.unwrap();
 }
+
+on_both_backends!(
+    charges_and_their_history_survive_a_reopen,
+    a_rejected_update_appends_nothing_and_changes_nothing,
+    an_update_that_changes_nothing_appends_nothing,
+    metadata_merges_unsets_one_key_and_unsets_all,
+    accounts_never_see_each_others_objects,
+    an_idempotency_key_never_applies_twice,
+    concurrent_creations_with_one_idempotency_key_create_one_charge,
+    a_validation_failure_does_not_consume_the_idempotency_key,
+    freeze_after_capture_is_per_account_and_audited,
+    capture_and_refund_move_the_amounts_like_stripe,
+    time_travel_by_version_and_by_moment,
+    charges_list_newest_first_with_cursors_and_filters,
+    subscribe_catches_up_then_follows_without_gaps_or_repeats,
+    invalid_account_names_are_refused,
+    expired_idempotency_keys_are_forgotten_and_fresh_ones_kept,
+    events_and_customers_are_listed_per_account_newest_first,
+);

@@ -239,6 +239,28 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Open (or create) a ledger in a PostgreSQL database, applying pending schema migrations.
+    /// Any number of processes may open one database; their appends are serialized at the
+    /// chain's head (see [`crate::store::postgres`]). `options.faults` and
+    /// `options.cache_capacity_bytes` are the sled store's and are not used.
+    #[cfg(feature = "postgres")]
+    pub async fn open_postgres(
+        database_url: &str,
+        options: LedgerOptions,
+    ) -> Result<Self, LedgerError> {
+        let store = crate::store::PostgresStore::open_with(
+            database_url,
+            crate::store::PostgresOptions {
+                clock: options.clock.clone(),
+            },
+        )
+        .await?;
+        Ok(
+            Ledger::with_store_clock_and_ids(Arc::new(store), options.clock, options.ids)
+                .with_max_pending_writes(options.max_pending_writes),
+        )
+    }
+
     /// Open like [`Ledger::open`], with the store's writer asking `faults` before every commit,
     /// flush and fdatasync: for tests that prove what the ledger does when storage fails.
     pub async fn open_with_faults(

@@ -7,7 +7,11 @@
 pub mod durability;
 pub mod faults;
 pub mod permissions;
+pub mod plan;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sled;
+pub mod stored_event;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -18,6 +22,8 @@ use crate::chain::ChainFault;
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sled::{DEFAULT_CACHE_CAPACITY_BYTES, SledOptions, SledStore};
 
 /// The newest event in the log: what the next event must link to.
@@ -159,6 +165,8 @@ pub enum StoreError {
     Sled(#[from] ::sled::Error),
     #[error("file system error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 /// A storage backend for the ledger.

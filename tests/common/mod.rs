@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod backend;
+pub mod postgres;
 pub mod raw_http;
 pub mod server;
 
@@ -47,10 +49,13 @@ pub fn charge_from(command: CreateCharge) -> ChargeState {
     }
 }
 
+/// The test's ledger in `directory`, on the current backend (see `backend`).
 pub async fn open_ledger(directory: &tempfile::TempDir) -> Ledger {
-    Ledger::open(directory.path().join("data"))
-        .await
-        .expect("open ledger")
+    backend::open_ledger_at(
+        &directory.path().join("data"),
+        chargeledger::ledger::LedgerOptions::default(),
+    )
+    .await
 }
 
 pub async fn create_test_charge(ledger: &Ledger, account: &str) -> ChargeState {

@@ -22,7 +22,6 @@
 //! - `owners`: stream id, account → nothing (which account a charge or customer belongs to, for operators' tools)
 //! - `meta`: `head` → `ChainHead`, `format` → the layout version
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -34,13 +33,13 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH, hash_body_json, seal_encoded};
+use crate::chain::{ChainFault, ChainVerifier, GENESIS_HASH};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{ChargeState, Customer, Projection};
-use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
-use crate::ids;
+use crate::events::RecordedEvent;
 use crate::store::durability::DurableSync;
 use crate::store::faults::{FaultInjector, FaultPoint};
+use crate::store::plan::{BatchPlan, PlannedStream, SealedEvent, StoredStreams, StreamState};
 use crate::store::{
     AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
     StoreError, StoredProjection,

@@ -1,94 +1,52 @@
-//! What one stream's part of an append writes: sealed events, stream and account indexes, the projection, owner and creation entries.
+//! What one planned stream writes in sled: sealed events, stream and account indexes, the projection, owner and creation entries.
 
 use super::*;
 
-/// One stream's part of an append.
-pub(super) struct StreamWrite<'request> {
-    pub(super) stream_id: &'request str,
-    pub(super) expected_version: u64,
-    pub(super) payloads: &'request [EventPayload],
-    pub(super) projection: &'request Projection,
-}
-
-/// Seal one stream's events onto `chain` and collect every write they need (events, stream
-/// index, account indexes, projection, owner and creation entries). Returns the stream's new
-/// version and creation sequence.
-#[allow(clippy::too_many_arguments)]
+/// Every write one planned stream needs (events, stream index, account indexes, projection,
+/// owner and creation entries); its events are moved into `events`.
 pub(super) fn stage_stream(
     account: &str,
-    request: &RequestMeta,
-    recorded_at: OffsetDateTime,
-    write: &StreamWrite<'_>,
-    key: &[u8],
-    state: Option<(u64, u64)>,
-    chain: &mut ChainHead,
+    stream: PlannedStream<'_>,
     writes: &mut Vec<(TreeName, Vec<u8>, Vec<u8>)>,
     events: &mut Vec<RecordedEvent>,
-) -> (u64, u64) {
-    let actual = state.map_or(0, |(version, _)| version);
-    let created_sequence = state.map_or(chain.sequence + 1, |(_, created)| created);
-    let mut version = actual;
-    for payload in write.payloads {
-        version += 1;
-        let body = EventBody {
-            schema_version: EVENT_SCHEMA_VERSION,
-            sequence: chain.sequence + 1,
-            event_id: ids::event_id(),
-            account: account.to_string(),
-            stream_id: write.stream_id.to_string(),
-            stream_version: version,
-            recorded_at,
-            request: request.clone(),
-            previous_hash: chain.hash.clone(),
-            payload: payload.clone(),
-        };
-        let (event, stored) = seal_encoded(body);
-        *chain = ChainHead {
-            sequence: event.body.sequence,
-            hash: event.hash.clone(),
-        };
-        writes.push((
-            TreeName::Events,
-            chain.sequence.to_be_bytes().to_vec(),
-            stored,
-        ));
-        let mut index_key = key.to_vec();
+) {
+    let key = stream_key(account, stream.stream_id);
+    for SealedEvent { event, stored } in stream.events {
+        let sequence = event.body.sequence;
+        writes.push((TreeName::Events, sequence.to_be_bytes().to_vec(), stored));
+        let mut index_key = key.clone();
         index_key.push(0);
-        index_key.extend_from_slice(&version.to_be_bytes());
+        index_key.extend_from_slice(&event.body.stream_version.to_be_bytes());
         writes.push((
             TreeName::Streams,
             index_key,
-            chain.sequence.to_be_bytes().to_vec(),
+            sequence.to_be_bytes().to_vec(),
         ));
         writes.extend(account_event_writes(&event));
         events.push(event);
     }
-    // Stream versions are gap-free: the stream advances by exactly the events it was given.
-    assert_eq!(
-        version,
-        actual + write.payloads.len() as u64,
-        "stream {} would skip a version",
-        write.stream_id
-    );
     writes.push((
         TreeName::Projections,
-        key.to_vec(),
-        encode_projection_parts(version, created_sequence, write.projection),
+        key,
+        encode_projection_parts(
+            stream.state.version,
+            stream.state.created_sequence,
+            stream.projection,
+        ),
     ));
-    if actual == 0 {
+    if stream.previous.is_none() {
         writes.push((
             TreeName::Owners,
-            owner_key(write.stream_id, account),
+            owner_key(stream.stream_id, account),
             Vec::new(),
         ));
         writes.extend(creation_write(
             account,
-            write.stream_id,
-            created_sequence,
-            write.projection,
+            stream.stream_id,
+            stream.state.created_sequence,
+            stream.projection,
         ));
     }
-    (version, created_sequence)
 }
 
 /// The per-account index entries of one event: its place in the account's list and its id.

@@ -28,9 +28,48 @@ pub(super) struct Writer {
 #[derive(Default)]
 pub(super) struct Staged {
     pub(super) writes: Vec<(TreeName, Vec<u8>, Vec<u8>)>,
-    /// Stream versions and creation sequences as of the staged writes.
-    pub(super) streams: HashMap<Vec<u8>, (u64, u64)>,
-    pub(super) idempotency_keys: HashSet<Vec<u8>>,
+    /// Stream versions and idempotency keys as of the staged writes.
+    pub(super) plan: BatchPlan,
+}
+
+/// The writer plans each append against the trees as they are before its batch.
+impl StoredStreams for Writer {
+    fn stream_state(
+        &self,
+        account: &str,
+        stream_id: &str,
+    ) -> Result<Option<StreamState>, StoreError> {
+        let key = stream_key(account, stream_id);
+        match self.trees.projections.get(&key)? {
+            Some(value) if value.len() >= 16 => Ok(Some(StreamState {
+                version: read_u64(&value, 0),
+                created_sequence: read_u64(&value, 8),
+            })),
+            Some(_) => Err(StoreError::CorruptRecord {
+                path: self.path.clone(),
+                location: format!("projection {account}/{stream_id}"),
+                detail: "the record is shorter than its header".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn idempotency_record(
+        &self,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let Some(existing) = self.trees.idempotency.get(stream_key(account, key))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&existing)
+            .map(Some)
+            .map_err(|error| StoreError::CorruptRecord {
+                path: self.path.clone(),
+                location: format!("idempotency record {key}"),
+                detail: error.to_string(),
+            })
+    }
 }
 
 pub(super) enum Accepted {
@@ -237,31 +276,6 @@ impl Writer {
         self.durable_sender.send_modify(|_| {});
     }
 
-    /// The stream's version and creation sequence, counting what this batch already staged.
-    pub(super) fn stream_state(
-        &self,
-        key: &[u8],
-        staged: &Staged,
-    ) -> Result<Option<(u64, u64)>, StoreError> {
-        if let Some(state) = staged.streams.get(key) {
-            return Ok(Some(*state));
-        }
-        match self.trees.projections.get(key)? {
-            Some(value) if value.len() >= 16 => {
-                Ok(Some((read_u64(&value, 0), read_u64(&value, 8))))
-            }
-            Some(_) => Err(StoreError::CorruptRecord {
-                path: self.path.clone(),
-                location: format!(
-                    "projection {}",
-                    String::from_utf8_lossy(key).replace('\0', "/")
-                ),
-                detail: "the record is shorter than its header".into(),
-            }),
-            None => Ok(None),
-        }
-    }
-
     pub(super) fn stage_append(
         &self,
         request: &AppendRequest,
@@ -269,109 +283,18 @@ impl Writer {
         head: &mut ChainHead,
         staged: &mut Staged,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        // Every stream's version is checked before anything is staged, so a refused append
-        // leaves no trace in the batch.
-        let main = StreamWrite {
-            stream_id: &request.stream_id,
-            expected_version: request.expected_version,
-            payloads: &request.payloads,
-            projection: &request.projection,
-        };
-        let linked = request.linked.iter().map(|linked| StreamWrite {
-            stream_id: &linked.stream_id,
-            expected_version: linked.expected_version,
-            payloads: &linked.payloads,
-            projection: &linked.projection,
-        });
-        let mut streams = Vec::with_capacity(1 + request.linked.len());
-        for write in std::iter::once(main).chain(linked) {
-            let key = stream_key(&request.account, write.stream_id);
-            let state = self.stream_state(&key, staged)?;
-            let actual = state.map_or(0, |(version, _)| version);
-            if actual != write.expected_version {
-                return Err(StoreError::VersionConflict {
-                    stream_id: write.stream_id.to_string(),
-                    expected: write.expected_version,
-                    actual,
-                });
-            }
-            streams.push((write, key, state));
+        let planned = staged.plan.plan_append(request, recorded_at, head, self)?;
+        let mut events = Vec::with_capacity(request.payloads.len());
+        for stream in planned.streams {
+            stage_stream(&request.account, stream, &mut staged.writes, &mut events);
         }
-        for read in &request.read_versions {
-            let key = stream_key(&request.account, &read.stream_id);
-            let actual = self
-                .stream_state(&key, staged)?
-                .map_or(0, |(version, _)| version);
-            if actual != read.version {
-                return Err(StoreError::VersionConflict {
-                    stream_id: read.stream_id.clone(),
-                    expected: read.version,
-                    actual,
-                });
-            }
-        }
-        let idempotency_key =
-            match &request.idempotency {
-                Some(record) => {
-                    let record_key = stream_key(&request.account, &record.key);
-                    if staged.idempotency_keys.contains(&record_key) {
-                        return Err(StoreError::IdempotencyKeyInFlight {
-                            key: record.key.clone(),
-                        });
-                    }
-                    if let Some(existing) = self.trees.idempotency.get(&record_key)? {
-                        let existing: IdempotencyRecord = serde_json::from_slice(&existing)
-                            .map_err(|error| StoreError::CorruptRecord {
-                                path: self.path.clone(),
-                                location: format!("idempotency record {}", record.key),
-                                detail: error.to_string(),
-                            })?;
-                        return Err(StoreError::IdempotencyKeyTaken(Box::new(existing)));
-                    }
-                    Some(record_key)
-                }
-                None => None,
-            };
-        let mut chain = head.clone();
-        let mut events = Vec::new();
-        let mut writes = Vec::new();
-        let mut stream_states = Vec::with_capacity(streams.len());
-        for (write, key, state) in streams {
-            let stream_state = stage_stream(
-                &request.account,
-                &request.request,
-                recorded_at,
-                &write,
-                &key,
-                state,
-                &mut chain,
-                &mut writes,
-                &mut events,
-            );
-            stream_states.push((key, stream_state));
-        }
-        if let (Some(record_key), Some(record)) = (idempotency_key, &request.idempotency) {
-            let mut record = record.clone();
-            record.sequence = chain.sequence;
-            writes.push((
+        if let Some(record) = planned.idempotency {
+            staged.writes.push((
                 TreeName::Idempotency,
-                record_key.clone(),
+                stream_key(&request.account, &record.key),
                 encode_json(&record),
             ));
-            staged.idempotency_keys.insert(record_key);
         }
-        // Sequence numbers are gap-free: the head advances by exactly the events staged.
-        assert_eq!(
-            chain.sequence,
-            head.sequence + events.len() as u64,
-            "an append of {} events moved the head from #{} to #{}",
-            events.len(),
-            head.sequence,
-            chain.sequence
-        );
-        staged.streams.extend(stream_states);
-        staged.writes.extend(writes);
-        *head = chain;
         Ok(events)
     }
 
@@ -420,9 +343,14 @@ impl Writer {
                 key.clone(),
                 encode_projection(stored),
             ));
-            staged
-                .streams
-                .insert(key, (stored.version, stored.created_sequence));
+            staged.plan.record_stream(
+                account,
+                stream_id,
+                StreamState {
+                    version: stored.version,
+                    created_sequence: stored.created_sequence,
+                },
+            );
         }
         staged.writes.extend(writes);
         *head = ChainHead {

@@ -1,0 +1,134 @@
+//! The PostgreSQL schema and its versioned migrations, applied at open under an advisory lock.
+//!
+//! Each migration runs once, in its own transaction, and is recorded in
+//! `chargeledger_schema_migrations`; servers starting together on one database take turns on
+//! the lock, so exactly one applies each migration. A database whose schema is newer than this
+//! build knows is refused rather than written in a shape this build does not understand.
+//!
+//! Every text key is `COLLATE "C"`: byte order, as the sled store's keys, so that paging by
+//! `(account, stream_id)` means the same on every database whatever its default collation.
+
+use tokio_postgres::Client;
+use tracing::info;
+
+use super::database_error;
+use crate::chain::GENESIS_HASH;
+use crate::store::StoreError;
+
+/// Any constant, the same in every build: the key of the advisory lock migrations run under.
+const MIGRATION_LOCK_KEY: i64 = 0x6368_6172_6765_6c67; // "chargelg"
+
+/// The migrations, in order. Never edit one that has shipped: add the next.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "event log, chain head, projections and idempotency records",
+    r#"
+CREATE TABLE chargeledger_chain_head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    sequence bigint NOT NULL,
+    hash text NOT NULL
+);
+INSERT INTO chargeledger_chain_head (sequence, hash) VALUES (0, '{GENESIS}');
+
+-- The log. `record` is exactly the bytes the writer sealed (chain::seal_encoded), so verify
+-- hashes what is stored; the other columns are copies of the body's fields for indexing.
+CREATE TABLE chargeledger_events (
+    sequence bigint PRIMARY KEY CHECK (sequence > 0),
+    account text COLLATE "C" NOT NULL,
+    stream_id text COLLATE "C" NOT NULL,
+    stream_version bigint NOT NULL CHECK (stream_version > 0),
+    event_id text COLLATE "C" NOT NULL,
+    record text NOT NULL,
+    -- The optimistic-concurrency guard: one event per stream version, whatever wrote it.
+    UNIQUE (account, stream_id, stream_version),
+    UNIQUE (account, event_id)
+);
+CREATE INDEX chargeledger_events_by_account ON chargeledger_events (account, sequence);
+
+CREATE TABLE chargeledger_projections (
+    account text COLLATE "C" NOT NULL,
+    stream_id text COLLATE "C" NOT NULL,
+    kind text COLLATE "C" NOT NULL,
+    version bigint NOT NULL CHECK (version > 0),
+    created_sequence bigint NOT NULL,
+    state text NOT NULL,
+    PRIMARY KEY (account, stream_id)
+);
+CREATE INDEX chargeledger_projections_by_creation
+    ON chargeledger_projections (account, kind, created_sequence);
+CREATE INDEX chargeledger_projections_by_stream ON chargeledger_projections (stream_id);
+
+CREATE TABLE chargeledger_idempotency (
+    account text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    created_at_unix bigint NOT NULL,
+    record text NOT NULL,
+    PRIMARY KEY (account, key)
+);
+CREATE INDEX chargeledger_idempotency_by_age ON chargeledger_idempotency (created_at_unix);
+"#,
+)];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Bring the database's schema up to `SCHEMA_VERSION`, or refuse a newer one.
+pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(database_error)?;
+    let outcome = apply_pending(client).await;
+    // Released on every path; a dropped connection releases it too.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(database_error);
+    outcome.and(unlocked.map(drop))
+}
+
+async fn apply_pending(client: &mut Client) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS chargeledger_schema_migrations (
+                version integer PRIMARY KEY,
+                description text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(database_error)?;
+    let applied: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM chargeledger_schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(database_error)?
+        .get(0);
+    if applied > SCHEMA_VERSION {
+        return Err(StoreError::Database(format!(
+            "the database's chargeledger schema is version {applied}, newer than this build knows ({SCHEMA_VERSION}); run the chargeledger release that wrote it, or a newer one"
+        )));
+    }
+    for (version, description, sql) in MIGRATIONS {
+        if *version <= applied {
+            continue;
+        }
+        let transaction = client.transaction().await.map_err(database_error)?;
+        transaction
+            .batch_execute(&sql.replace("{GENESIS}", GENESIS_HASH))
+            .await
+            .map_err(database_error)?;
+        transaction
+            .execute(
+                "INSERT INTO chargeledger_schema_migrations (version, description) VALUES ($1, $2)",
+                &[version, description],
+            )
+            .await
+            .map_err(database_error)?;
+        transaction.commit().await.map_err(database_error)?;
+        info!(version, description, "applied a schema migration");
+    }
+    Ok(())
+}

@@ -26,13 +26,36 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct DataDirectory {
-    /// The data directory of the ledger.
+    /// The data directory of the ledger (with --database-url, of the server's API key file only).
     #[arg(
         long = "data",
         env = "CHARGELEDGER_DATA",
         default_value = "./chargeledger-data"
     )]
     pub path: PathBuf,
+    /// Keep the ledger in this PostgreSQL database instead of the data directory's embedded
+    /// store: postgres://user:password@host:port/database (or libpq's key=value form). Any
+    /// number of servers may share one database.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DataDirectory {
+    /// Open the ledger this names: the database if one is given, else the data directory.
+    async fn open(&self) -> Result<Ledger, LedgerError> {
+        match &self.database_url {
+            Some(url) => Ledger::open_postgres(url, crate::ledger::LedgerOptions::default()).await,
+            None => Ledger::open(&self.path).await,
+        }
+    }
+
+    /// Open it only to check it (`verify`): a damaged sled store opens too.
+    async fn open_for_verification(&self) -> Result<Ledger, LedgerError> {
+        match &self.database_url {
+            Some(_) => self.open().await,
+            None => Ledger::open_for_verification(&self.path).await,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +222,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             let options = ServeOptions {
                 address,
                 data_directory: data.path,
+                database_url: data.database_url,
                 api_keys,
                 idempotency_retention: seconds(
                     idempotency_retention_hours.saturating_mul(crate::server::SECONDS_PER_HOUR),
@@ -221,7 +245,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             data,
             json,
         } => {
-            let ledger = Ledger::open(&data.path).await?;
+            let ledger = data.open().await?;
             let account = resolve_account(&ledger, &selector).await?;
             let entries = ledger.history(&account, &selector.charge).await?;
             let mut output = std::io::stdout().lock();
@@ -248,7 +272,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             at_version,
             as_of,
         } => {
-            let ledger = Ledger::open(&data.path).await?;
+            let ledger = data.open().await?;
             let account = resolve_account(&ledger, &selector).await?;
             let charge = match (at_version, as_of) {
                 (Some(version), _) => {
@@ -275,7 +299,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             ledger.close().await?;
         }
         Command::Replay { data } => {
-            let ledger = Ledger::open(&data.path).await?;
+            let ledger = data.open().await?;
             let bar = progress_bar("replaying");
             let report = ledger
                 .replay(&|done, total| show_progress(&bar, done, total))
@@ -296,7 +320,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             ledger.close().await?;
         }
         Command::Verify { data, json } => {
-            let ledger = Ledger::open_for_verification(&data.path).await?;
+            let ledger = data.open_for_verification().await?;
             let bar = progress_bar("verifying");
             let report = ledger
                 .verify(&|done, total| show_progress(&bar, done, total))
@@ -327,7 +351,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             }
         }
         Command::Export { data } => {
-            let ledger = Ledger::open(&data.path).await?;
+            let ledger = data.open().await?;
             let bar = progress_bar("exporting");
             let mut output = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
             let exported = ledger
@@ -339,7 +363,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             ledger.close().await?;
         }
         Command::Import { data } => {
-            let ledger = Ledger::open(&data.path).await?;
+            let ledger = data.open().await?;
             let bar = progress_bar("importing");
             let mut input = BufReader::with_capacity(1 << 20, std::io::stdin());
             let imported = ledger

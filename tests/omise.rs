@@ -88,7 +88,6 @@ async fn event_total(server: &TestServer) -> u64 {
     reply.body["total"].as_u64().unwrap()
 }
 
-#[tokio::test]
 async fn the_vault_checks_cards_and_keeps_only_what_the_card_object_shows() {
     let (_directory, server) = started();
     let id = token(&server, "4242 4242 4242 4242").await;
@@ -186,7 +185,6 @@ async fn the_vault_checks_cards_and_keeps_only_what_the_card_object_shows() {
     );
 }
 
-#[tokio::test]
 async fn charges_are_created_from_json_and_forms_and_refused_with_omise_errors() {
     let (_directory, server) = started();
     let created = charge(
@@ -372,7 +370,6 @@ async fn charges_are_created_from_json_and_forms_and_refused_with_omise_errors()
     assert_eq!(reply.body["used"], true);
 }
 
-#[tokio::test]
 async fn patch_replaces_metadata_and_an_empty_description_changes_nothing() {
     let (_directory, server) = started();
     let created = charge(
@@ -514,7 +511,6 @@ async fn patch_replaces_metadata_and_an_empty_description_changes_nothing() {
     );
 }
 
-#[tokio::test]
 async fn capture_in_part_and_reverse_follow_omise_rules() {
     let (_directory, server) = started();
     let authorized = charge(&server, 10_000, json!({"capture": false})).await;
@@ -657,7 +653,6 @@ async fn capture_in_part_and_reverse_follow_omise_rules() {
     assert_eq!(keys, ["charge.create", "charge.reverse"]);
 }
 
-#[tokio::test]
 async fn lists_page_by_offset_with_a_total_from_json_bodies_on_get_and_query_strings() {
     let (_directory, server) = started();
     let mut ids = Vec::new();
@@ -786,7 +781,6 @@ async fn lists_page_by_offset_with_a_total_from_json_bodies_on_get_and_query_str
     );
 }
 
-#[tokio::test]
 async fn keys_headers_and_accounts_stay_in_their_dialect() {
     let (_directory, server) = started();
     let created = charge(&server, 2000, json!({})).await;
@@ -900,12 +894,11 @@ async fn keys_headers_and_accounts_stay_in_their_dialect() {
     );
 }
 
-#[tokio::test]
 async fn freeze_after_capture_refuses_omise_updates_with_invalid_charge() {
     let directory = tempfile::tempdir().unwrap();
     let data = directory.path().join("data");
     {
-        let ledger = Ledger::open(&data).await.unwrap();
+        let ledger = common::backend::open_ledger_at(&data, Default::default()).await;
         let account = chargeledger::server::auth::account_for_key(OMISE_SECRET_KEY).unwrap();
         ledger
             .set_account_policy(
@@ -1018,11 +1011,10 @@ async fn library_uncaptured_charge(
     (token, create)
 }
 
-#[tokio::test]
 async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
     use chargeledger::domain::omise::UpdateOmiseCharge;
     let directory = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(directory.path()).await.unwrap();
+    let ledger = common::backend::open_ledger_at(directory.path(), Default::default()).await;
     let account = "acct_test_omise_library";
     let (token, create) = library_uncaptured_charge(&ledger, account).await;
     let charge = ledger
@@ -1075,13 +1067,12 @@ async fn omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library() {
     assert!(ledger.get_token(account, &token.id).await.unwrap().used());
 }
 
-#[tokio::test]
 async fn a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appended() {
     use chargeledger::domain::RequestError;
     use chargeledger::domain::omise::{CaptureOmiseCharge, OmiseRefusal};
     use chargeledger::{CaptureCharge, CreateCharge, LedgerError, RefundCharge, UpdateCharge};
     let directory = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(directory.path()).await.unwrap();
+    let ledger = common::backend::open_ledger_at(directory.path(), Default::default()).await;
     let account = "acct_test_both_dialects";
     let (_, create) = library_uncaptured_charge(&ledger, account).await;
     let omise_charge = ledger
@@ -1159,3 +1150,15 @@ async fn a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appen
     assert_eq!(versions(&ledger).await, before, "nothing was appended");
     assert!(ledger.verify(&|_, _| {}).await.unwrap().is_sound());
 }
+
+on_both_backends!(
+    the_vault_checks_cards_and_keeps_only_what_the_card_object_shows,
+    charges_are_created_from_json_and_forms_and_refused_with_omise_errors,
+    patch_replaces_metadata_and_an_empty_description_changes_nothing,
+    capture_in_part_and_reverse_follow_omise_rules,
+    lists_page_by_offset_with_a_total_from_json_bodies_on_get_and_query_strings,
+    keys_headers_and_accounts_stay_in_their_dialect,
+    freeze_after_capture_refuses_omise_updates_with_invalid_charge,
+    omise_changes_are_in_the_audit_trail_and_time_travel_of_the_library,
+    a_charge_of_the_other_dialect_gets_a_typed_refusal_and_nothing_is_appended,
+);

@@ -11,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::backend::Backend;
 use common::server::{OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, SECRET_KEY, TestServer};
 
 const STRIPE_PYTHON_VERSION: &str = "16.1.0";
@@ -124,6 +125,30 @@ fn write_restart_verify(program: &Path, script: &str, extra_environment: &[(&str
             server = TestServer::start(&data);
         }
     }
+}
+
+#[test]
+fn stripe_python_works_unchanged_on_postgres() {
+    let python = stripe_python();
+    Backend::Postgres.run_blocking(|| write_restart_verify(&python, "stripe_python_check.py", &[]));
+}
+
+#[test]
+fn stripe_node_works_unchanged_on_postgres() {
+    let modules = stripe_node_modules();
+    Backend::Postgres.run_blocking(|| {
+        write_restart_verify(
+            Path::new("node"),
+            "stripe_node_check.js",
+            &[("NODE_PATH", &modules)],
+        )
+    });
+}
+
+#[test]
+fn omise_python_works_unchanged_on_postgres() {
+    let python = omise_python();
+    Backend::Postgres.run_blocking(|| write_restart_verify(&python, "omise_python_check.py", &[]));
 }
 
 #[test]

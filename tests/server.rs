@@ -16,7 +16,6 @@ fn id(object: &Value) -> String {
     object["id"].as_str().expect("an id").to_string()
 }
 
-#[tokio::test]
 async fn create_retrieve_and_update_every_parameter() {
     let (_directory, server) = server();
     let customer = server
@@ -86,7 +85,6 @@ async fn create_retrieve_and_update_every_parameter() {
     assert_eq!(expanded.body["customer"]["id"], customer_id.as_str());
 }
 
-#[tokio::test]
 async fn empty_values_unset() {
     let (_directory, server) = server();
     let charge = server
@@ -248,7 +246,6 @@ impl ErrorRow {
 
 /// Each row runs in order (some depend on the ones before: `customer` may be set only once), and
 /// every mismatch is collected, so one run reports all the rows that are wrong.
-#[tokio::test]
 async fn every_row_of_the_error_table() {
     let (_directory, server) = server();
     let charge = server.create_charge(&[]).await;
@@ -513,7 +510,6 @@ async fn every_row_of_the_error_table() {
     assert_eq!(history.body["data"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
 async fn shapes_bodies_and_headers() {
     let (_directory, server) = server();
     let charge = server.create_charge(&[]).await;
@@ -592,7 +588,6 @@ async fn shapes_bodies_and_headers() {
     assert_eq!(reply.status, 200);
 }
 
-#[tokio::test]
 async fn accounts_are_isolated_and_livemode_follows_the_key() {
     let (_directory, server) = server();
     let charge = server.create_charge(&[]).await;
@@ -632,7 +627,6 @@ async fn accounts_are_isolated_and_livemode_follows_the_key() {
     assert_eq!(live.body["livemode"], true);
 }
 
-#[tokio::test]
 async fn capture_refund_and_their_errors() {
     let (_directory, server) = server();
     let charge = server.create_charge(&[("capture", "false")]).await;
@@ -728,7 +722,6 @@ async fn capture_refund_and_their_errors() {
     assert_eq!(declined.error()["code"], "card_declined");
 }
 
-#[tokio::test]
 async fn lists_page_and_filter() {
     let (_directory, server) = server();
     let customer = id(&server.post("/v1/customers", &[("name", "A")]).await.body);
@@ -820,7 +813,6 @@ async fn lists_page_and_filter() {
     );
 }
 
-#[tokio::test]
 async fn events_carry_objects_previous_attributes_and_requests() {
     let (_directory, server) = server();
     let charge = server
@@ -889,7 +881,6 @@ async fn events_carry_objects_previous_attributes_and_requests() {
     assert_eq!(other.status, 404);
 }
 
-#[tokio::test]
 async fn audit_history_and_versions() {
     let (_directory, server) = server();
     let charge = server.create_charge(&[("description", "v1")]).await;
@@ -940,7 +931,6 @@ async fn audit_history_and_versions() {
     assert_eq!(missing.status, 404);
 }
 
-#[tokio::test]
 async fn idempotency_keys_replay_refuse_and_never_double_apply() {
     let (_directory, server) = server();
     let params = [
@@ -1050,7 +1040,6 @@ async fn idempotency_keys_replay_refuse_and_never_double_apply() {
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 3);
 }
 
-#[tokio::test]
 async fn concurrent_updates_of_one_charge_are_all_kept() {
     let (_directory, server) = server();
     let server = std::sync::Arc::new(server);
@@ -1076,7 +1065,6 @@ async fn concurrent_updates_of_one_charge_are_all_kept() {
     assert_eq!(history.body["has_more"], false);
 }
 
-#[tokio::test]
 async fn data_and_idempotency_survive_a_restart() {
     let directory = tempfile::tempdir().unwrap();
     let data = directory.path().join("data");
@@ -1116,7 +1104,6 @@ async fn data_and_idempotency_survive_a_restart() {
     );
 }
 
-#[tokio::test]
 async fn a_fresh_data_directory_gets_a_generated_key_kept_across_restarts() {
     let directory = tempfile::tempdir().unwrap();
     let data = directory.path().join("data");
@@ -1151,3 +1138,19 @@ async fn a_fresh_data_directory_gets_a_generated_key_kept_across_restarts() {
         .await;
     assert_eq!(reply.status, 200);
 }
+
+on_both_backends!(
+    create_retrieve_and_update_every_parameter,
+    empty_values_unset,
+    every_row_of_the_error_table,
+    shapes_bodies_and_headers,
+    accounts_are_isolated_and_livemode_follows_the_key,
+    capture_refund_and_their_errors,
+    lists_page_and_filter,
+    events_carry_objects_previous_attributes_and_requests,
+    audit_history_and_versions,
+    idempotency_keys_replay_refuse_and_never_double_apply,
+    concurrent_updates_of_one_charge_are_all_kept,
+    data_and_idempotency_survive_a_restart,
+    a_fresh_data_directory_gets_a_generated_key_kept_across_restarts,
+);

@@ -72,6 +72,9 @@ pub struct ServeOptions {
     pub cache_capacity_bytes: u64,
     /// How many writes may wait at once; more are answered 429 in the dialect's shape.
     pub max_pending_writes: usize,
+    /// A PostgreSQL database to keep the ledger in instead of `data_directory`'s sled store
+    /// (which then holds only the API key file). Needs the `postgres` feature.
+    pub database_url: Option<String>,
 }
 
 impl ServeOptions {
@@ -87,6 +90,7 @@ impl ServeOptions {
             limits: ConnectionLimits::default(),
             cache_capacity_bytes: crate::store::DEFAULT_CACHE_CAPACITY_BYTES,
             max_pending_writes: crate::ledger::DEFAULT_MAX_PENDING_WRITES,
+            database_url: None,
         }
     }
 }
@@ -108,6 +112,11 @@ pub enum ServeError {
         "idempotency keys must be kept at least {MIN_IDEMPOTENCY_RETENTION_HOURS} hours, as on Stripe; {hours} was given"
     )]
     RetentionTooShort { hours: u64 },
+    #[cfg(not(feature = "postgres"))]
+    #[error(
+        "this chargeledger was built without the `postgres` feature; rebuild with it to use a database URL"
+    )]
+    NoPostgres,
 }
 
 /// What every handler shares.
@@ -155,15 +164,23 @@ impl BoundServer {
     /// Open the ledger, set up the keys and bind the address.
     pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
         check_retention(&options)?;
-        let ledger = Ledger::open_with(
-            &options.data_directory,
-            crate::ledger::LedgerOptions {
-                cache_capacity_bytes: options.cache_capacity_bytes,
-                max_pending_writes: options.max_pending_writes,
-                ..crate::ledger::LedgerOptions::default()
-            },
-        )
-        .await?;
+        let ledger_options = crate::ledger::LedgerOptions {
+            cache_capacity_bytes: options.cache_capacity_bytes,
+            max_pending_writes: options.max_pending_writes,
+            ..crate::ledger::LedgerOptions::default()
+        };
+        let ledger = match &options.database_url {
+            None => Ledger::open_with(&options.data_directory, ledger_options).await?,
+            #[cfg(feature = "postgres")]
+            Some(url) => {
+                // The directory still holds the API key file.
+                crate::store::permissions::create_private_directory(&options.data_directory)
+                    .map_err(|error| ServeError::Ledger(error.into()))?;
+                Ledger::open_postgres(url, ledger_options).await?
+            }
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => return Err(ServeError::NoPostgres),
+        };
         BoundServer::bind_with_ledger(options, ledger).await
     }
 

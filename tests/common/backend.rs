@@ -19,18 +19,29 @@ tokio::task_local! {
     static BACKEND: Backend;
 }
 
+thread_local! {
+    static BLOCKING_BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Sled) };
+}
+
 impl Backend {
-    /// Run a test body with this backend as the current one.
+    /// Run an async test body with this backend as the current one.
     pub async fn run(self, test: impl std::future::Future<Output = ()>) {
         BACKEND.scope(self, test).await
     }
+
+    /// Run a blocking test body with this backend as the current one on this thread.
+    pub fn run_blocking(self, test: impl FnOnce()) {
+        BLOCKING_BACKEND.with(|backend| backend.set(self));
+        test();
+        BLOCKING_BACKEND.with(|backend| backend.set(Backend::Sled));
+    }
 }
 
-/// The backend of the running test (sled outside `on_both_backends!`).
+/// The backend of the running test (sled outside `on_both_backends!` and `run_blocking`).
 pub fn current() -> Backend {
     BACKEND
         .try_with(|backend| *backend)
-        .unwrap_or(Backend::Sled)
+        .unwrap_or_else(|_| BLOCKING_BACKEND.with(std::cell::Cell::get))
 }
 
 /// Open the ledger a test keeps in `data_directory`: that directory for sled, a schema named

@@ -84,12 +84,18 @@ impl TestServer {
             .arg("--data")
             .arg(data_directory)
             .env_remove("CHARGELEDGER_API_KEYS")
+            .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .args(extra_args);
         for key in keys {
             command.arg("--api-key").arg(key);
+        }
+        if super::backend::current() == super::backend::Backend::Postgres {
+            command
+                .arg("--database-url")
+                .arg(super::postgres::database_url_for(data_directory));
         }
         let mut child = command.spawn().expect("the server starts");
         let stdout = child.stdout.take().expect("stdout is piped");

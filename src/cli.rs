@@ -160,6 +160,16 @@ pub enum Command {
         #[command(flatten)]
         data: DataDirectory,
     },
+    /// Copy a data directory's ledger into an empty PostgreSQL database, checking the hash chain
+    /// on the way; then serve it with `serve --database-url`.
+    Migrate {
+        /// The data directory to copy from (it is only read).
+        #[arg(long = "from")]
+        from: PathBuf,
+        /// The PostgreSQL database to copy into; it must hold no events yet.
+        #[arg(long = "to", env = "DATABASE_URL", hide_env_values = true)]
+        to: String,
+    },
 }
 
 /// Run the server until SIGTERM or Ctrl-C; exit 2 if it cannot start or stops abnormally.
@@ -375,6 +385,23 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             let imported = imported?;
             ledger.close().await?;
             eprintln!("imported {imported} events; the hash chain checks");
+        }
+        Command::Migrate { from, to } => {
+            let source = Ledger::open(&from).await?;
+            let target =
+                Ledger::open_postgres(&to, crate::ledger::LedgerOptions::default()).await?;
+            let bar = progress_bar("migrating");
+            let copied = source
+                .copy_into(&target, &|done, total| show_progress(&bar, done, total))
+                .await;
+            bar.finish_and_clear();
+            let copied = copied?;
+            target.close().await?;
+            source.close().await?;
+            eprintln!(
+                "copied {copied} events from {} into the database; the hash chain checks. Serve it with `chargeledger serve --database-url …`",
+                from.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

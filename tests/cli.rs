@@ -5,22 +5,38 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
+use chargeledger::{CreateCharge, RequestMeta, UpdateCharge};
 use common::ACCOUNT;
 
-fn chargeledger(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+/// The command line to run: `arguments`, and on PostgreSQL the database of the ledger the
+/// test names with `--data` (see `common::backend`).
+fn command_line(arguments: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chargeledger"));
+    command
         .args(arguments)
         .env_remove("CHARGELEDGER_DATA")
-        .output()
-        .expect("run chargeledger")
+        .env_remove("DATABASE_URL");
+    if common::backend::current() == common::backend::Backend::Postgres {
+        let data = arguments
+            .iter()
+            .position(|argument| *argument == "--data")
+            .and_then(|index| arguments.get(index + 1));
+        if let Some(data) = data {
+            command
+                .arg("--database-url")
+                .arg(common::postgres::database_url_for(Path::new(data)));
+        }
+    }
+    command
+}
+
+fn chargeledger(arguments: &[&str]) -> Output {
+    command_line(arguments).output().expect("run chargeledger")
 }
 
 fn chargeledger_with_input(arguments: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
-        .args(arguments)
-        .env_remove("CHARGELEDGER_DATA")
+    let mut child = command_line(arguments)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -52,7 +68,7 @@ fn text(bytes: &[u8]) -> String {
 /// A store with one charge at 3 versions; returns its path and the charge id.
 async fn store(directory: &tempfile::TempDir) -> (PathBuf, String) {
     let path = directory.path().join("data");
-    let ledger = Ledger::open(&path).await.expect("open");
+    let ledger = common::backend::open_ledger_at(&path, Default::default()).await;
     let charge = ledger
         .create_charge(
             ACCOUNT,
@@ -89,7 +105,6 @@ fn data(path: &Path) -> &str {
     path.to_str().expect("utf8 path")
 }
 
-#[tokio::test]
 async fn history_prints_a_readable_timeline_and_json() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (path, charge_id) = store(&directory).await;
@@ -120,7 +135,6 @@ async fn history_prints_a_readable_timeline_and_json() {
     assert_eq!(entries[1]["changes"][0]["previous"], "first");
 }
 
-#[tokio::test]
 async fn show_travels_to_a_version_or_a_moment() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (path, charge_id) = store(&directory).await;
@@ -194,7 +208,6 @@ async fn verify_exits_zero_when_sound_and_one_naming_the_first_bad_record() {
     assert_failed_with(&output, "is corrupt");
 }
 
-#[tokio::test]
 async fn export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (path, charge_id) = store(&directory).await;
@@ -223,7 +236,6 @@ async fn export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target
     assert_failed_with(&again, "already holds 3 events");
 }
 
-#[tokio::test]
 async fn import_rejects_a_tampered_export() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (path, _) = store(&directory).await;
@@ -236,7 +248,6 @@ async fn import_rejects_a_tampered_export() {
     assert_failed_with(&output, "cannot import event #1: event #1 was altered");
 }
 
-#[tokio::test]
 async fn replay_reports_what_it_rebuilt() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (path, _) = store(&directory).await;
@@ -300,3 +311,81 @@ fn sigterm_sent_on_the_startup_line_stops_the_server_cleanly() {
         );
     }
 }
+
+#[tokio::test]
+async fn verify_on_postgres_names_an_altered_event() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    common::backend::Backend::Postgres
+        .run(async {
+            let (path, _) = store(&directory).await;
+            let output = chargeledger(&["verify", "--data", data(&path)]);
+            assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+            assert!(text(&output.stdout).starts_with("sound: 3 events"));
+            let schema = common::postgres::schema_for(&path);
+            common::postgres::psql(&format!(
+                "UPDATE {schema}.chargeledger_events SET record = replace(record, 'second', 'SECOND') WHERE sequence = 2"
+            ));
+            let output = chargeledger(&["verify", "--data", data(&path)]);
+            assert_eq!(output.status.code(), Some(1));
+            assert!(
+                text(&output.stdout).starts_with("CORRUPT after 1 good events: event #2 was altered"),
+                "{}",
+                text(&output.stdout)
+            );
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn migrate_copies_a_data_directory_into_postgres_with_its_chain() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let (path, charge_id) = store(&directory).await;
+    let database = directory.path().join("database");
+    let url = common::postgres::database_url_for(&database);
+    let migrate = |from: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+            .args(["migrate", "--from", data(from), "--to", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run chargeledger migrate")
+    };
+    let output = migrate(&path);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("copied 3 events from"),
+        "{}",
+        text(&output.stderr)
+    );
+    let on_postgres = |arguments: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+            .args(arguments)
+            .args(["--database-url", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run chargeledger")
+    };
+    let original = chargeledger(&["show", &charge_id, "--data", data(&path)]);
+    let copied = on_postgres(&["show", &charge_id]);
+    assert_eq!(text(&copied.stdout), text(&original.stdout));
+    let history = on_postgres(&["history", &charge_id, "--json"]);
+    let entries: serde_json::Value = serde_json::from_slice(&history.stdout).expect("json");
+    assert_eq!(
+        entries[1]["request"]["actor"], "sk_test_****abcd",
+        "the audit trail came along"
+    );
+    let verified = on_postgres(&["verify"]);
+    assert!(
+        text(&verified.stdout).starts_with("sound: 3 events"),
+        "{}",
+        text(&verified.stdout)
+    );
+    assert_failed_with(&migrate(&path), "already holds 3 events");
+}
+
+on_both_backends!(
+    history_prints_a_readable_timeline_and_json,
+    show_travels_to_a_version_or_a_moment,
+    export_then_import_reproduces_the_ledger_and_refuses_a_non_empty_target,
+    import_rejects_a_tampered_export,
+    replay_reports_what_it_rebuilt,
+);

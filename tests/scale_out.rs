@@ -70,7 +70,10 @@ async fn concurrent_updates_through_two_servers_are_all_kept() {
                         .post(format!("{base_url}/v1/charges/{id}"))
                         .bearer_auth(SECRET_KEY)
                         .header("content-type", "application/x-www-form-urlencoded")
-                        .body(format!("{}=set", key.replace('[', "%5B").replace(']', "%5D")))
+                        .body(format!(
+                            "{}=set",
+                            key.replace('[', "%5B").replace(']', "%5D")
+                        ))
                         .send()
                         .await
                         .expect("the server answers");
@@ -93,7 +96,11 @@ async fn concurrent_updates_through_two_servers_are_all_kept() {
                 .keys()
                 .cloned()
                 .collect();
-            assert_eq!(keys.len(), 2 * UPDATES_PER_CLIENT, "every update of {id} is kept");
+            assert_eq!(
+                keys.len(),
+                2 * UPDATES_PER_CLIENT,
+                "every update of {id} is kept"
+            );
         }
         let history = first
             .get(&format!("/v1/charges/{id}/history?limit=100"))
@@ -111,20 +118,30 @@ async fn concurrent_updates_through_two_servers_are_all_kept() {
     }
     let report = verify(&url);
     let events = CHARGES * (1 + 2 * UPDATES_PER_CLIENT);
-    assert!(report.contains(&format!("sound: {events} events")), "{report}");
+    assert!(
+        report.contains(&format!("sound: {events} events")),
+        "{report}"
+    );
 }
 
 #[tokio::test]
 async fn one_idempotency_key_through_both_servers_creates_one_charge() {
     let directory = tempfile::tempdir().expect("tempdir");
     let (_url, first, second) = two_servers(&directory);
-    let params = [("amount", "1500"), ("currency", "usd"), ("source", "tok_visa")];
+    let params = [
+        ("amount", "1500"),
+        ("currency", "usd"),
+        ("source", "tok_visa"),
+    ];
     let (a, b) = tokio::join!(
         first.post_idempotent("/v1/charges", &params, "across-servers"),
         second.post_idempotent("/v1/charges", &params, "across-servers"),
     );
     assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
-    assert_eq!(a.body["id"], b.body["id"], "one charge, replayed to the other");
+    assert_eq!(
+        a.body["id"], b.body["id"],
+        "one charge, replayed to the other"
+    );
     let list = second.get("/v1/charges").await;
     assert_eq!(list.body["data"].as_array().expect("a list").len(), 1);
 }
@@ -142,7 +159,10 @@ async fn an_update_through_one_server_reaches_a_subscriber_elsewhere() {
     let first_event = next_event(&mut subscription).await;
     assert_eq!(first_event["stream_id"], id);
     let reply = second
-        .post(&format!("/v1/charges/{id}"), &[("description", "from the second")])
+        .post(
+            &format!("/v1/charges/{id}"),
+            &[("description", "from the second")],
+        )
         .await;
     assert_eq!(reply.status, 200);
     let update = next_event(&mut subscription).await;

@@ -1,7 +1,6 @@
-//! Whole-log operations: `verify` (hash chain, versions, projections), `replay` (rebuild projections), export and import.
+//! Whole-log operations: `verify` (hash chain, versions, projections), `replay` (rebuild projections), export, import and copying a ledger to another store.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
 
 use serde::Serialize;
 use thiserror::Error;
@@ -14,6 +13,7 @@ use crate::store::{HashedEvent, StoreError, StoredProjection};
 
 mod pages;
 mod streaming;
+mod transfer;
 use pages::{Page, PageReader};
 use streaming::StreamingComparison;
 
@@ -321,82 +321,6 @@ impl Ledger {
             "projections rebuilt"
         );
         Ok(())
-    }
-
-    /// Write every event as one JSON line, in log order. Returns the number written.
-    pub async fn export(
-        &self,
-        output: &mut (dyn Write + Send),
-        progress: ProgressFn<'_>,
-    ) -> Result<u64, LedgerError> {
-        let total = self.store().head().await?.map_or(0, |head| head.sequence);
-        let written = self
-            .scan_log(total, progress, |hashed| -> Result<(), LedgerError> {
-                serde_json::to_writer(&mut *output, &hashed.event)
-                    .map_err(std::io::Error::other)?;
-                output.write_all(b"\n")?;
-                Ok(())
-            })
-            .await?;
-        output.flush()?;
-        Ok(written)
-    }
-
-    /// Load an export (JSON Lines) into an empty store, verifying the chain as it goes and
-    /// rebuilding projections. Returns the number of events imported.
-    pub async fn import(
-        &self,
-        input: &mut (dyn BufRead + Send),
-        progress: ProgressFn<'_>,
-    ) -> Result<u64, LedgerError> {
-        if let Some(head) = self.store().head().await? {
-            return Err(StoreError::NotEmpty {
-                events: head.sequence,
-            }
-            .into());
-        }
-        let mut states: Rebuilt = HashMap::new();
-        let mut batch = Vec::new();
-        let mut touched = Vec::new();
-        let mut imported = 0;
-        let mut line = String::new();
-        let mut line_number = 0_u64;
-        loop {
-            line.clear();
-            let read = input.read_line(&mut line)?;
-            if read > 0 && !line.trim().is_empty() {
-                line_number += 1;
-                let event: RecordedEvent = serde_json::from_str(line.trim()).map_err(|error| {
-                    StoreError::ImportRejected {
-                        sequence: line_number,
-                        detail: format!("line {line_number} is not a chargeledger event: {error}"),
-                    }
-                })?;
-                fold_into(&mut states, &event).map_err(|fault| StoreError::ImportRejected {
-                    sequence: event.body.sequence,
-                    detail: fault.to_string(),
-                })?;
-                touched.push((event.body.account.clone(), event.body.stream_id.clone()));
-                batch.push(event);
-            }
-            if batch.len() >= SCAN_PAGE_EVENTS || (read == 0 && !batch.is_empty()) {
-                touched.sort();
-                touched.dedup();
-                let projections = touched
-                    .drain(..)
-                    .filter_map(|key| states.get(&key).map(|state| (key.0, key.1, state.clone())))
-                    .collect();
-                imported += batch.len() as u64;
-                self.store()
-                    .import(std::mem::take(&mut batch), projections)
-                    .await?;
-                progress(imported, imported);
-            }
-            if read == 0 {
-                break;
-            }
-        }
-        Ok(imported)
     }
 
     /// Visit every durable event in log order, a page at a time, each with the hash of its body

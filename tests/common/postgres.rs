@@ -27,12 +27,17 @@ pub fn server_url() -> &'static str {
 /// A connection string whose `search_path` is a schema of its own, made from `name` (a test's
 /// data directory, say): the same name gives the same schema, so a test can reopen it.
 pub fn database_url_for(name: &Path) -> String {
+    let schema = schema_for(name);
+    psql(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
+    with_search_path(server_url(), &schema)
+}
+
+/// The schema `database_url_for(name)` uses.
+pub fn schema_for(name: &Path) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut hasher);
-    let schema = format!("test_{:016x}", hasher.finish());
-    psql(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
-    with_search_path(server_url(), &schema)
+    format!("test_{:016x}", hasher.finish())
 }
 
 /// `url` (key=value or postgres:// form) with `search_path` set to `schema`.

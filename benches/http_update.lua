@@ -1,7 +1,10 @@
 -- wrk script: durable charge updates through HTTP, spread over the charges listed in
 -- CHARGES_FILE (one id per line), each request setting a metadata value no earlier request
--- set, so that every request appends an event. Used by benches/http_load.sh.
+-- set, so that every request appends an event. Used by benches/http_load.sh and others.
 local key = os.getenv("CHARGELEDGER_KEY")
+-- Several wrk processes at once (one per server) each get their own LOAD_CLIENT, so that no two
+-- requests set the same value.
+local client = os.getenv("LOAD_CLIENT") or "0"
 local ids = {}
 for line in io.lines(os.getenv("CHARGES_FILE")) do
   ids[#ids + 1] = line
@@ -25,7 +28,7 @@ function request()
   return wrk.format("POST", "/v1/charges/" .. id, {
     ["Authorization"] = "Bearer " .. key,
     ["Content-Type"] = "application/x-www-form-urlencoded",
-  }, "metadata[load]=" .. thread_id .. "-" .. counter)
+  }, "metadata[load]=" .. client .. "-" .. thread_id .. "-" .. counter)
 end
 
 function response(status)

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::{Job, PostgresStore, database_error, to_i64, to_u64, writer};
 use crate::domain::{ChargeState, Customer, Projection};
@@ -20,6 +21,58 @@ use crate::store::{
 const LIST_CHUNK_ROWS: i64 = 200;
 
 impl PostgresStore {
+    /// Run `sql` on a pooled connection, prepared once per connection (deadpool keeps the cache).
+    async fn query_rows(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+        client
+            .query(&statement, parameters)
+            .await
+            .map_err(database_error)
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let mut rows = self.query_rows(sql, parameters).await?;
+        if rows.len() > 1 {
+            return Err(StoreError::Database(format!(
+                "a query for one row found {}: {sql}",
+                rows.len()
+            )));
+        }
+        Ok(rows.pop())
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        self.query_opt(sql, parameters)
+            .await?
+            .ok_or_else(|| StoreError::Database(format!("a query for one row found none: {sql}")))
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+        client
+            .execute(&statement, parameters)
+            .await
+            .map_err(database_error)
+    }
+
     fn decode_event(&self, sequence: i64, record: &str) -> Result<RecordedEvent, StoreError> {
         serde_json::from_str(record)
             .map_err(|error| self.corrupt(format!("event #{sequence}"), error))
@@ -43,15 +96,7 @@ impl PostgresStore {
 
     /// The creation sequence of a cursor's stream (0 if unknown: such a cursor lists nothing).
     async fn creation_of(&self, account: &str, stream_id: &str) -> Result<i64, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT created_sequence FROM chargeledger_projections WHERE account = $1 AND stream_id = $2",
-                &[&account, &stream_id],
-            )
-            .await
-            .map_err(database_error)?;
+        let row = self.query_opt("SELECT created_sequence FROM chargeledger_projections WHERE account = $1 AND stream_id = $2", &[&account, &stream_id]).await?;
         Ok(row.map_or(0, |row| row.get(0)))
     }
 
@@ -81,13 +126,11 @@ impl PostgresStore {
              WHERE account = $1 AND kind = $2 AND created_sequence > $3
              ORDER BY created_sequence ASC LIMIT $4"
         };
-        let client = self.client().await?;
         let mut data = Vec::new();
         loop {
-            let rows = client
-                .query(query, &[&account, &kind, &bound, &LIST_CHUNK_ROWS])
-                .await
-                .map_err(database_error)?;
+            let rows = self
+                .query_rows(query, &[&account, &kind, &bound, &LIST_CHUNK_ROWS])
+                .await?;
             let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
             for row in &rows {
                 bound = row.get("created_sequence");
@@ -136,16 +179,8 @@ impl EventStore for PostgresStore {
         account: &str,
         stream_id: &str,
     ) -> Result<Option<StoredProjection>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT account, stream_id, version, created_sequence, state FROM chargeledger_projections
-                 WHERE account = $1 AND stream_id = $2",
-                &[&account, &stream_id],
-            )
-            .await
-            .map_err(database_error)?;
+        let row = self.query_opt("SELECT account, stream_id, version, created_sequence, state FROM chargeledger_projections
+                 WHERE account = $1 AND stream_id = $2", &[&account, &stream_id]).await?;
         row.map(|row| self.decode_projection(&row).map(|(_, _, stored)| stored))
             .transpose()
     }
@@ -158,16 +193,13 @@ impl EventStore for PostgresStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let max_version = max_version.map_or(i64::MAX, |max| to_i64(max.min(i64::MAX as u64)));
         let rows = self
-            .client()
-            .await?
-            .query(
+            .query_rows(
                 "SELECT sequence, record FROM chargeledger_events
                  WHERE account = $1 AND stream_id = $2 AND stream_version <= $3
                  ORDER BY stream_version",
                 &[&account, &stream_id, &max_version],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         rows.iter()
             .map(|row| self.decode_event(row.get(0), row.get(1)))
             .collect()
@@ -258,19 +290,14 @@ impl EventStore for PostgresStore {
         limit: usize,
         filter: &(dyn for<'event> Fn(&'event RecordedEvent) -> bool + Send + Sync),
     ) -> Result<Page<RecordedEvent>, StoreError> {
-        let client = self.client().await?;
-        let sequence_of = |event_id: String| {
-            let client = &client;
-            async move {
-                let row = client
-                    .query_opt(
-                        "SELECT sequence FROM chargeledger_events WHERE account = $1 AND event_id = $2",
-                        &[&account, &event_id],
-                    )
-                    .await
-                    .map_err(database_error)?;
-                Ok::<i64, StoreError>(row.map_or(0, |row| row.get(0)))
-            }
+        let sequence_of = |event_id: String| async move {
+            let row = self
+                .query_opt(
+                    "SELECT sequence FROM chargeledger_events WHERE account = $1 AND event_id = $2",
+                    &[&account, &event_id],
+                )
+                .await?;
+            Ok::<i64, StoreError>(row.map_or(0, |row| row.get(0)))
         };
         let (mut bound, newest_first) = match cursor {
             PageCursor::Newest => (i64::MAX, true),
@@ -289,10 +316,9 @@ impl EventStore for PostgresStore {
         };
         let mut data = Vec::new();
         loop {
-            let rows = client
-                .query(query, &[&account, &bound, &LIST_CHUNK_ROWS])
-                .await
-                .map_err(database_error)?;
+            let rows = self
+                .query_rows(query, &[&account, &bound, &LIST_CHUNK_ROWS])
+                .await?;
             let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
             for row in &rows {
                 bound = row.get(0);
@@ -316,29 +342,18 @@ impl EventStore for PostgresStore {
         account: &str,
         event_id: &str,
     ) -> Result<Option<RecordedEvent>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT sequence, record FROM chargeledger_events WHERE account = $1 AND event_id = $2",
-                &[&account, &event_id],
-            )
-            .await
-            .map_err(database_error)?;
+        let row = self.query_opt("SELECT sequence, record FROM chargeledger_events WHERE account = $1 AND event_id = $2", &[&account, &event_id]).await?;
         row.map(|row| self.decode_event(row.get(0), row.get(1)))
             .transpose()
     }
 
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError> {
         let removed = self
-            .client()
-            .await?
             .execute(
                 "DELETE FROM chargeledger_idempotency WHERE created_at_unix < $1",
                 &[&created_before_unix],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         Ok(removed as usize)
     }
 
@@ -348,14 +363,11 @@ impl EventStore for PostgresStore {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row = self
-            .client()
-            .await?
             .query_opt(
                 "SELECT record FROM chargeledger_idempotency WHERE account = $1 AND key = $2",
                 &[&account, &key],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         row.map(|row| {
             serde_json::from_str(row.get(0))
                 .map_err(|error| self.corrupt(format!("idempotency record {key}"), error))
@@ -372,27 +384,16 @@ impl EventStore for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // Ordered like sled's keys: byte order (the columns are COLLATE "C"); the empty pair
         // sorts before every stored one.
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT account, stream_id, version, created_sequence, state FROM chargeledger_projections
+        let rows = self.query_rows("SELECT account, stream_id, version, created_sequence, state FROM chargeledger_projections
                  WHERE (account, stream_id) > ($1, $2)
-                 ORDER BY account, stream_id LIMIT $3",
-                &[&account, &stream_id, &limit],
-            )
-            .await
-            .map_err(database_error)?;
+                 ORDER BY account, stream_id LIMIT $3", &[&account, &stream_id, &limit]).await?;
         rows.iter().map(|row| self.decode_projection(row)).collect()
     }
 
     async fn count_projections(&self) -> Result<u64, StoreError> {
         let row = self
-            .client()
-            .await?
             .query_one("SELECT count(*) FROM chargeledger_projections", &[])
-            .await
-            .map_err(database_error)?;
+            .await?;
         to_u64(row.get(0), "projection count")
     }
 
@@ -424,22 +425,12 @@ impl EventStore for PostgresStore {
     }
 
     async fn accounts_owning(&self, stream_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "SELECT account FROM chargeledger_projections WHERE stream_id = $1 ORDER BY account",
-                &[&stream_id],
-            )
-            .await
-            .map_err(database_error)?;
+        let rows = self.query_rows("SELECT account FROM chargeledger_projections WHERE stream_id = $1 ORDER BY account", &[&stream_id]).await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     async fn disk_bytes(&self) -> Result<u64, StoreError> {
         let row = self
-            .client()
-            .await?
             .query_one(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -447,8 +438,7 @@ impl EventStore for PostgresStore {
                    AND n.nspname = current_schema()",
                 &[],
             )
-            .await
-            .map_err(database_error)?;
+            .await?;
         to_u64(row.get(0), "size")
     }
 
@@ -475,14 +465,11 @@ impl PostgresStore {
         limit: usize,
     ) -> Result<Vec<Row>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.client()
-            .await?
-            .query(
-                "SELECT sequence, record FROM chargeledger_events WHERE sequence > $1
+        self.query_rows(
+            "SELECT sequence, record FROM chargeledger_events WHERE sequence > $1
                  ORDER BY sequence LIMIT $2",
-                &[&to_i64(after_sequence.min(i64::MAX as u64)), &limit],
-            )
-            .await
-            .map_err(database_error)
+            &[&to_i64(after_sequence.min(i64::MAX as u64)), &limit],
+        )
+        .await
     }
 }

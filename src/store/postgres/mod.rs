@@ -21,6 +21,7 @@
 
 mod event_store;
 mod schema;
+mod statements;
 mod writer;
 
 use std::sync::{Arc, Mutex};
@@ -99,13 +100,9 @@ impl PostgresStore {
             ))
         })?;
         let location = describe_config(&config);
-        let mut writer_client = connect(&config, &location).await?;
-        schema::migrate(&mut writer_client).await?;
-        writer_client
-            .batch_execute("SET synchronous_commit TO on")
-            .await
-            .map_err(database_error)?;
-        let fsync: String = writer_client
+        let mut setup = connect(&config, &location).await?;
+        schema::migrate(&mut setup).await?;
+        let fsync: String = setup
             .query_one("SHOW fsync", &[])
             .await
             .map_err(database_error)?
@@ -113,7 +110,8 @@ impl PostgresStore {
         if fsync != "on" {
             warn!(%location, "PostgreSQL runs with fsync off: acknowledged writes can be lost in a power failure");
         }
-        let head = writer::read_head(&writer_client).await?;
+        let head = writer::read_head(&setup).await?;
+        drop(setup);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -136,7 +134,7 @@ impl PostgresStore {
         let writer = writer::Writer {
             config,
             location: location.clone(),
-            client: writer_client,
+            connection: None,
             durable_sender,
             clock: options.clock,
         };

@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::{join, try_join};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
 use tracing::{debug, error, warn};
 
+use super::statements::Statements;
 use super::{
-    Job, NOTIFY_CHANNEL, ProjectionRows, advance, connect, database_error, empty_head,
-    encode_state, projection_kind, to_i64, to_u64,
+    Job, ProjectionRows, advance, connect, database_error, empty_head, encode_state,
+    projection_kind, to_i64, to_u64,
 };
 use crate::chain::ChainVerifier;
 use crate::clock::Clock;
@@ -26,7 +29,9 @@ const RECONNECT_DELAY: std::time::Duration = std::time::Duration::from_millis(50
 pub(super) struct Writer {
     pub(super) config: tokio_postgres::Config,
     pub(super) location: String,
-    pub(super) client: Client,
+    /// The writer's own connection and its prepared statements; `None` after it failed, until
+    /// the next batch reconnects.
+    pub(super) connection: Option<(Client, Statements)>,
     pub(super) durable_sender: Arc<watch::Sender<u64>>,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -47,6 +52,17 @@ struct Rows {
 }
 
 impl Rows {
+    fn append(&mut self, mut other: Rows) {
+        self.event_sequences.append(&mut other.event_sequences);
+        self.event_accounts.append(&mut other.event_accounts);
+        self.event_streams.append(&mut other.event_streams);
+        self.event_versions.append(&mut other.event_versions);
+        self.event_ids.append(&mut other.event_ids);
+        self.event_records.append(&mut other.event_records);
+        self.projections.extend(other.projections);
+        self.idempotency.append(&mut other.idempotency);
+    }
+
     fn push_event(&mut self, event: &RecordedEvent, stored: Vec<u8>) {
         self.event_sequences.push(to_i64(event.body.sequence));
         self.event_accounts.push(event.body.account.clone());
@@ -74,17 +90,6 @@ impl Rows {
             ),
         );
     }
-}
-
-/// The projection rows of a batch, as one array per column for `unnest`.
-#[derive(Default)]
-struct ProjectionColumns {
-    accounts: Vec<String>,
-    stream_ids: Vec<String>,
-    kinds: Vec<String>,
-    versions: Vec<i64>,
-    created_sequences: Vec<i64>,
-    states: Vec<String>,
 }
 
 /// What is stored for the streams and keys a batch names, read under the head lock.
@@ -152,66 +157,119 @@ impl Writer {
         debug!("PostgreSQL writer finished its queue");
     }
 
+    /// The writer's connection, reconnecting (and preparing its statements) if it was lost.
+    async fn connection(&mut self) -> Result<(), StoreError> {
+        if let Some((client, _)) = &self.connection
+            && !client.is_closed()
+        {
+            return Ok(());
+        }
+        self.connection = None;
+        self.connection = Some(prepared_connection(&self.config, &self.location).await?);
+        Ok(())
+    }
+
+    /// One batch in one transaction, in two round trips: BEGIN, the head lock and the reads
+    /// the plan needs, pipelined; then every write and COMMIT, pipelined.
     async fn process(&mut self, batch: Vec<Job>) {
-        if self.client.is_closed() {
-            match connect(&self.config, &self.location).await {
-                Ok(client) => self.client = client,
+        if let Err(error) = self.connection().await {
+            error!(%error, "the writer has no connection to the database; refusing this batch");
+            fail_all(batch, &error);
+            tokio::time::sleep(RECONNECT_DELAY).await;
+            return;
+        }
+        let Some((client, statements)) = &self.connection else {
+            unreachable!("connection() leaves a connection or fails");
+        };
+        let recorded_at = self.clock.now();
+        let names = NamedInBatch::of(&batch);
+        // Sent in this order on the one connection, so the reads run once the lock is held
+        // and see every batch committed before it (READ COMMITTED: each statement's own snapshot).
+        let stream_parameters: [&(dyn ToSql + Sync); 2] =
+            [&names.stream_accounts, &names.stream_ids];
+        let key_parameters: [&(dyn ToSql + Sync); 2] = [&names.key_accounts, &names.keys];
+        let read = try_join!(
+            client.batch_execute("BEGIN"),
+            client.query_one(&statements.lock_head, &[]),
+            client.query(&statements.stream_states, &stream_parameters),
+            client.query(&statements.idempotency_records, &key_parameters),
+        );
+        let (before, stored) =
+            match read
+                .map_err(database_error)
+                .and_then(|((), head, streams, records)| {
+                    Ok((head_of(&head)?, prefetched(streams, records)?))
+                }) {
+                Ok(read) => read,
                 Err(error) => {
-                    error!(%error, "the writer cannot reconnect; refusing this batch");
+                    error!(%error, "a batch could not read the head; nothing of it was written");
+                    rollback(client).await;
                     fail_all(batch, &error);
-                    tokio::time::sleep(RECONNECT_DELAY).await;
                     return;
                 }
-            }
-            if let Err(error) = self
-                .client
-                .batch_execute("SET synchronous_commit TO on")
-                .await
-            {
-                fail_all(batch, &database_error(error));
-                return;
-            }
-        }
-        let recorded_at = self.clock.now();
-        let transaction = match self.client.transaction().await {
-            Ok(transaction) => transaction,
-            Err(error) => {
-                fail_all(batch, &database_error(error));
-                return;
-            }
-        };
-        let (accepted, planned) = match stage(&transaction, batch, recorded_at).await {
-            Ok(staged) => staged,
-            Err((accepted, error)) => {
-                error!(%error, "a batch failed before its commit; nothing of it was written");
-                for job in accepted {
-                    job.finish(Err(&error));
-                }
-                return;
-            }
-        };
-        let Some(head) = planned else {
-            // Every job was refused: nothing to commit.
-            drop(transaction);
-            for job in accepted {
-                job.finish(Ok(()));
-            }
+            };
+        let (accepted, rows, head) = plan_batch(batch, &stored, &before, recorded_at);
+        if accepted.is_empty() {
+            // Every job was refused (and told so): nothing to commit.
+            rollback(client).await;
             return;
-        };
-        match transaction.commit().await {
-            Ok(()) => {
-                advance(&self.durable_sender, head.sequence);
-                for job in accepted {
-                    job.finish(Ok(()));
-                }
-            }
-            Err(error) => {
+        }
+        // The head only moves forward: a batch that went back would hand out sequence numbers
+        // twice. That is a bug in this writer, so stop it rather than commit.
+        assert!(
+            head.sequence >= before.sequence,
+            "the chain head would move back from #{} to #{}",
+            before.sequence,
+            head.sequence
+        );
+        let columns = Columns::from(rows);
+        let moved = head.sequence != before.sequence;
+        let head_sequence = to_i64(head.sequence);
+        let write_parameters: [&(dyn ToSql + Sync); 19] = [
+            &columns.event_sequences,
+            &columns.event_accounts,
+            &columns.event_streams,
+            &columns.event_versions,
+            &columns.event_ids,
+            &columns.event_records,
+            &columns.projection_accounts,
+            &columns.projection_streams,
+            &columns.projection_kinds,
+            &columns.projection_versions,
+            &columns.projection_created,
+            &columns.projection_states,
+            &columns.key_accounts,
+            &columns.keys,
+            &columns.key_created,
+            &columns.key_records,
+            &head_sequence,
+            &moved,
+            &head.hash,
+        ];
+        let (written, committed) = join!(
+            client.query(&statements.write_batch, &write_parameters),
+            client.batch_execute("COMMIT"),
+        );
+        let outcome = match (written, committed) {
+            (Ok(_), Ok(())) => Ok(()),
+            // A failed statement aborts the transaction, and PostgreSQL then answers COMMIT
+            // with a rollback: nothing of the batch was written.
+            (Err(error), _) => {
                 let error = database_error(error);
-                let outcome = self.resolve_unknown_commit(&head, error).await;
-                for job in accepted {
-                    job.finish(outcome.as_ref().map(drop));
-                }
+                error!(%error, "a batch's writes failed; nothing of it was written");
+                rollback(client).await;
+                Err(error)
             }
+            (Ok(_), Err(error)) => {
+                self.resolve_unknown_commit(&head, database_error(error))
+                    .await
+            }
+        };
+        if outcome.is_ok() {
+            advance(&self.durable_sender, head.sequence);
+        }
+        for job in accepted {
+            job.finish(outcome.as_ref().map(|_| ()));
         }
     }
 
@@ -223,33 +281,49 @@ impl Writer {
         error: StoreError,
     ) -> Result<(), StoreError> {
         warn!(%error, sequence = head.sequence, "a batch's COMMIT failed; checking whether it happened");
-        let client = match connect(&self.config, &self.location).await {
-            Ok(client) => client,
-            Err(reconnect) => {
-                return Err(StoreError::Database(format!(
-                    "the commit of event #{} failed ({error}) and whether it happened cannot be told ({reconnect}); check with `chargeledger verify`",
-                    head.sequence
-                )));
-            }
+        self.connection = None;
+        let unknown = |detail: &dyn std::fmt::Display| {
+            StoreError::Database(format!(
+                "the commit of events up to #{} failed ({error}) and whether it happened cannot be told ({detail}); run `chargeledger verify` and retry the request",
+                head.sequence
+            ))
+        };
+        let (client, statements) = match prepared_connection(&self.config, &self.location).await {
+            Ok(connection) => connection,
+            Err(reconnect) => return Err(unknown(&reconnect)),
         };
         let stored = client
-            .query_opt(
-                "SELECT record FROM chargeledger_events WHERE sequence = $1",
-                &[&to_i64(head.sequence)],
-            )
+            .query_opt(&statements.event_record, &[&to_i64(head.sequence)])
             .await
-            .map_err(database_error)?;
-        self.client = client;
+            .map_err(|lookup| unknown(&database_error(lookup)))?;
+        self.connection = Some((client, statements));
         let committed = stored.is_some_and(|row| {
-            let record: String = row.get(0);
+            let record: &str = row.get(0);
             record.ends_with(&format!("\"hash\":\"{}\"}}", head.hash))
         });
-        if committed {
-            advance(&self.durable_sender, head.sequence);
-            Ok(())
-        } else {
-            Err(error)
-        }
+        if committed { Ok(()) } else { Err(error) }
+    }
+}
+
+/// Connect the writer and prepare its statements; its transactions always commit durably.
+async fn prepared_connection(
+    config: &tokio_postgres::Config,
+    location: &str,
+) -> Result<(Client, Statements), StoreError> {
+    let client = connect(config, location).await?;
+    client
+        .batch_execute("SET synchronous_commit TO on")
+        .await
+        .map_err(database_error)?;
+    let statements = Statements::prepare(&client).await?;
+    Ok((client, statements))
+}
+
+/// End a failed transaction, so the connection can serve the next batch. If even that fails,
+/// the connection is broken and the next batch reconnects.
+async fn rollback(client: &Client) {
+    if let Err(error) = client.batch_execute("ROLLBACK").await {
+        warn!(error = %database_error(error), "ROLLBACK failed; the writer will reconnect");
     }
 }
 
@@ -263,111 +337,139 @@ fn fail_all(batch: Vec<Job>, error: &StoreError) {
     }
 }
 
-type Staged = (Vec<Accepted>, Option<ChainHead>);
+/// The streams and idempotency keys a batch's appends name, as arrays for `unnest`.
+#[derive(Default)]
+struct NamedInBatch {
+    stream_accounts: Vec<String>,
+    stream_ids: Vec<String>,
+    key_accounts: Vec<String>,
+    keys: Vec<String>,
+}
 
-/// Lock the head, plan every job against committed state, and write the batch's rows. Returns
-/// the jobs to answer after the commit and the head to commit (`None`: nothing to write). On
-/// error, the jobs planned so far are returned to be failed; the others were answered.
-async fn stage(
-    transaction: &Transaction<'_>,
-    batch: Vec<Job>,
-    recorded_at: time::OffsetDateTime,
-) -> Result<Staged, (Vec<Accepted>, StoreError)> {
-    let mut accepted = Vec::new();
-    let mut pending: Vec<Job> = batch;
-    let outcome: Result<Option<ChainHead>, StoreError> = async {
-        let before = read_head_for_update(transaction).await?;
-        let stored = prefetch(transaction, &pending).await?;
-        let mut plan = BatchPlan::default();
-        let mut head = before.clone();
-        let mut rows = Rows::default();
-        for job in pending.drain(..) {
-            match job {
-                Job::Append(request, reply) => {
-                    match plan.plan_append(&request, recorded_at, &mut head, &stored) {
-                        Ok(planned) => {
-                            let mut events = Vec::new();
-                            for stream in planned.streams {
-                                for sealed in stream.events {
-                                    rows.push_event(&sealed.event, sealed.stored);
-                                    events.push(sealed.event);
-                                }
-                                rows.push_projection(
-                                    &request.account,
-                                    stream.stream_id,
-                                    stream.state,
-                                    stream.projection,
-                                );
-                            }
-                            if let Some(record) = planned.idempotency {
-                                rows.idempotency.push((request.account.clone(), record));
-                            }
-                            accepted.push(Accepted::Append(reply, events));
-                        }
-                        Err(refusal) => {
-                            let _ = reply.send(Err(refusal));
-                        }
-                    }
-                }
-                Job::Import(events, projections, reply) => {
-                    match stage_import(&events, &projections, &mut head, &mut plan, &mut rows) {
-                        Ok(()) => accepted.push(Accepted::Done(reply)),
-                        Err(refusal) => {
-                            let _ = reply.send(Err(refusal));
-                        }
-                    }
-                }
-                Job::PutProjections(projections, reply) => {
-                    for (account, stream_id, stored) in &projections {
-                        let state = StreamState {
-                            version: stored.version,
-                            created_sequence: stored.created_sequence,
-                        };
-                        rows.push_projection(account, stream_id, state, &stored.projection);
-                    }
-                    accepted.push(Accepted::Done(reply));
-                }
+impl NamedInBatch {
+    fn of(jobs: &[Job]) -> Self {
+        let mut named = NamedInBatch::default();
+        for job in jobs {
+            let Job::Append(request, _) = job else {
+                continue;
+            };
+            let streams = std::iter::once(request.stream_id.as_str())
+                .chain(
+                    request
+                        .linked
+                        .iter()
+                        .map(|linked| linked.stream_id.as_str()),
+                )
+                .chain(
+                    request
+                        .read_versions
+                        .iter()
+                        .map(|read| read.stream_id.as_str()),
+                );
+            for stream_id in streams {
+                named.stream_accounts.push(request.account.clone());
+                named.stream_ids.push(stream_id.to_string());
+            }
+            if let Some(record) = &request.idempotency {
+                named.key_accounts.push(request.account.clone());
+                named.keys.push(record.key.clone());
             }
         }
-        if accepted.is_empty() {
-            return Ok(None);
-        }
-        // The head only moves forward: a batch that went back would hand out sequence numbers
-        // twice. That is a bug in this writer, so stop it rather than commit.
-        assert!(
-            head.sequence >= before.sequence,
-            "the chain head would move back from #{} to #{}",
-            before.sequence,
-            head.sequence
-        );
-        write_rows(transaction, rows).await?;
-        if head.sequence != before.sequence {
-            transaction
-                .execute(
-                    "UPDATE chargeledger_chain_head SET sequence = $1, hash = $2",
-                    &[&to_i64(head.sequence), &head.hash],
-                )
-                .await
-                .map_err(database_error)?;
-            transaction
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[&NOTIFY_CHANNEL, &head.sequence.to_string()],
-                )
-                .await
-                .map_err(database_error)?;
-        }
-        Ok(Some(head))
+        named
     }
-    .await;
-    match outcome {
-        Ok(head) => Ok((accepted, head)),
-        Err(error) => {
-            // Jobs not yet planned are failed too: the transaction is gone.
-            fail_all(pending, &error);
-            Err((accepted, error))
+}
+
+fn head_of(row: &Row) -> Result<ChainHead, StoreError> {
+    Ok(ChainHead {
+        sequence: to_u64(row.get(0), "head sequence")?,
+        hash: row.get(1),
+    })
+}
+
+fn prefetched(streams: Vec<Row>, records: Vec<Row>) -> Result<Prefetched, StoreError> {
+    let mut prefetched = Prefetched::default();
+    for row in streams {
+        let state = StreamState {
+            version: to_u64(row.get(2), "stream version")?,
+            created_sequence: to_u64(row.get(3), "creation sequence")?,
+        };
+        prefetched.streams.insert((row.get(0), row.get(1)), state);
+    }
+    for row in records {
+        let key: String = row.get(1);
+        let record: &str = row.get(2);
+        let record: IdempotencyRecord =
+            serde_json::from_str(record).map_err(|error| StoreError::CorruptRecord {
+                path: "PostgreSQL".into(),
+                location: format!("idempotency record {key}"),
+                detail: error.to_string(),
+            })?;
+        prefetched.idempotency.insert((row.get(0), key), record);
+    }
+    Ok(prefetched)
+}
+
+/// Plan every job of the batch against what is stored: refused jobs are answered now; the
+/// accepted ones wait for the commit of the rows and head returned.
+fn plan_batch(
+    batch: Vec<Job>,
+    stored: &Prefetched,
+    before: &ChainHead,
+    recorded_at: time::OffsetDateTime,
+) -> (Vec<Accepted>, Rows, ChainHead) {
+    let mut plan = BatchPlan::default();
+    let mut head = before.clone();
+    let mut rows = Rows::default();
+    let mut accepted = Vec::new();
+    for job in batch {
+        match job {
+            Job::Append(request, reply) => {
+                match plan.plan_append(&request, recorded_at, &mut head, stored) {
+                    Ok(planned) => {
+                        let mut events = Vec::new();
+                        for stream in planned.streams {
+                            for sealed in stream.events {
+                                rows.push_event(&sealed.event, sealed.stored);
+                                events.push(sealed.event);
+                            }
+                            rows.push_projection(
+                                &request.account,
+                                stream.stream_id,
+                                stream.state,
+                                stream.projection,
+                            );
+                        }
+                        if let Some(record) = planned.idempotency {
+                            rows.idempotency.push((request.account.clone(), record));
+                        }
+                        accepted.push(Accepted::Append(reply, events));
+                    }
+                    Err(refusal) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            Job::Import(events, projections, reply) => {
+                match stage_import(&events, &projections, &mut head, &mut plan, &mut rows) {
+                    Ok(()) => accepted.push(Accepted::Done(reply)),
+                    Err(refusal) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            Job::PutProjections(projections, reply) => {
+                for (account, stream_id, stored) in &projections {
+                    let state = StreamState {
+                        version: stored.version,
+                        created_sequence: stored.created_sequence,
+                    };
+                    rows.push_projection(account, stream_id, state, &stored.projection);
+                }
+                accepted.push(Accepted::Done(reply));
+            }
         }
     }
+    (accepted, rows, head)
 }
 
 fn stage_import(
@@ -378,6 +480,7 @@ fn stage_import(
     rows: &mut Rows,
 ) -> Result<(), StoreError> {
     let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
+    // Staged apart and added only once the whole import checks, so a refused one adds nothing.
     let mut staged = Rows::default();
     for event in events {
         verifier
@@ -399,34 +502,12 @@ fn stage_import(
         staged.push_projection(account, stream_id, state, &stored.projection);
         plan.record_stream(account, stream_id, state);
     }
-    rows.event_sequences.append(&mut staged.event_sequences);
-    rows.event_accounts.append(&mut staged.event_accounts);
-    rows.event_streams.append(&mut staged.event_streams);
-    rows.event_versions.append(&mut staged.event_versions);
-    rows.event_ids.append(&mut staged.event_ids);
-    rows.event_records.append(&mut staged.event_records);
-    rows.projections.extend(staged.projections);
+    rows.append(staged);
     *head = ChainHead {
         sequence: verifier.last_sequence(),
         hash: verifier.last_hash().to_string(),
     };
     Ok(())
-}
-
-/// The committed head, locked until this transaction ends: every writer of every server
-/// takes this lock first, so batches are serialized at the chain's head.
-async fn read_head_for_update(transaction: &Transaction<'_>) -> Result<ChainHead, StoreError> {
-    let row = transaction
-        .query_one(
-            "SELECT sequence, hash FROM chargeledger_chain_head FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(database_error)?;
-    Ok(ChainHead {
-        sequence: to_u64(row.get(0), "head sequence")?,
-        hash: row.get(1),
-    })
 }
 
 /// The committed head, without a lock.
@@ -436,162 +517,61 @@ pub(super) async fn read_head(client: &Client) -> Result<ChainHead, StoreError> 
         .await
         .map_err(database_error)?;
     match row {
-        Some(row) => Ok(ChainHead {
-            sequence: to_u64(row.get(0), "head sequence")?,
-            hash: row.get(1),
-        }),
+        Some(row) => head_of(&row),
         None => Ok(empty_head()),
     }
 }
 
-/// Read, in two queries, the stored state of every stream and idempotency key the batch's
-/// appends name.
-async fn prefetch(transaction: &Transaction<'_>, jobs: &[Job]) -> Result<Prefetched, StoreError> {
-    let (mut stream_accounts, mut stream_ids) = (Vec::new(), Vec::new());
-    let (mut key_accounts, mut keys) = (Vec::new(), Vec::new());
-    for job in jobs {
-        let Job::Append(request, _) = job else {
-            continue;
-        };
-        let named = std::iter::once(request.stream_id.as_str())
-            .chain(
-                request
-                    .linked
-                    .iter()
-                    .map(|linked| linked.stream_id.as_str()),
-            )
-            .chain(
-                request
-                    .read_versions
-                    .iter()
-                    .map(|read| read.stream_id.as_str()),
-            );
-        for stream_id in named {
-            stream_accounts.push(request.account.clone());
-            stream_ids.push(stream_id.to_string());
-        }
-        if let Some(record) = &request.idempotency {
-            key_accounts.push(request.account.clone());
-            keys.push(record.key.clone());
-        }
-    }
-    let mut prefetched = Prefetched::default();
-    if !stream_ids.is_empty() {
-        let rows = transaction
-            .query(
-                "SELECT p.account, p.stream_id, p.version, p.created_sequence
-                 FROM chargeledger_projections p
-                 JOIN unnest($1::text[], $2::text[]) AS named(account, stream_id)
-                   ON p.account = named.account AND p.stream_id = named.stream_id",
-                &[&stream_accounts, &stream_ids],
-            )
-            .await
-            .map_err(database_error)?;
-        for row in rows {
-            let state = StreamState {
-                version: to_u64(row.get(2), "stream version")?,
-                created_sequence: to_u64(row.get(3), "creation sequence")?,
-            };
-            prefetched.streams.insert((row.get(0), row.get(1)), state);
-        }
-    }
-    if !keys.is_empty() {
-        let rows = transaction
-            .query(
-                "SELECT i.account, i.key, i.record
-                 FROM chargeledger_idempotency i
-                 JOIN unnest($1::text[], $2::text[]) AS named(account, key)
-                   ON i.account = named.account AND i.key = named.key",
-                &[&key_accounts, &keys],
-            )
-            .await
-            .map_err(database_error)?;
-        for row in rows {
-            let key: String = row.get(1);
-            let record: String = row.get(2);
-            let record: IdempotencyRecord =
-                serde_json::from_str(&record).map_err(|error| StoreError::CorruptRecord {
-                    path: "PostgreSQL".into(),
-                    location: format!("idempotency record {key}"),
-                    detail: error.to_string(),
-                })?;
-            prefetched.idempotency.insert((row.get(0), key), record);
-        }
-    }
-    Ok(prefetched)
+/// A batch's rows as one array per column, the parameters of the write statement.
+#[derive(Default)]
+struct Columns {
+    event_sequences: Vec<i64>,
+    event_accounts: Vec<String>,
+    event_streams: Vec<String>,
+    event_versions: Vec<i64>,
+    event_ids: Vec<String>,
+    event_records: Vec<String>,
+    projection_accounts: Vec<String>,
+    projection_streams: Vec<String>,
+    projection_kinds: Vec<String>,
+    projection_versions: Vec<i64>,
+    projection_created: Vec<i64>,
+    projection_states: Vec<String>,
+    key_accounts: Vec<String>,
+    keys: Vec<String>,
+    key_created: Vec<i64>,
+    key_records: Vec<String>,
 }
 
-/// Insert the batch's events and idempotency records and upsert its projections, one
-/// statement each.
-async fn write_rows(transaction: &Transaction<'_>, rows: Rows) -> Result<(), StoreError> {
-    if !rows.event_sequences.is_empty() {
-        transaction
-            .execute(
-                "INSERT INTO chargeledger_events
-                     (sequence, account, stream_id, stream_version, event_id, record)
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])",
-                &[
-                    &rows.event_sequences,
-                    &rows.event_accounts,
-                    &rows.event_streams,
-                    &rows.event_versions,
-                    &rows.event_ids,
-                    &rows.event_records,
-                ],
-            )
-            .await
-            .map_err(database_error)?;
-    }
-    if !rows.projections.is_empty() {
-        let mut columns = ProjectionColumns::default();
+impl From<Rows> for Columns {
+    fn from(rows: Rows) -> Self {
+        let mut columns = Columns {
+            event_sequences: rows.event_sequences,
+            event_accounts: rows.event_accounts,
+            event_streams: rows.event_streams,
+            event_versions: rows.event_versions,
+            event_ids: rows.event_ids,
+            event_records: rows.event_records,
+            ..Columns::default()
+        };
         for ((account, stream_id), (kind, state, json)) in rows.projections {
-            columns.accounts.push(account);
-            columns.stream_ids.push(stream_id);
-            columns.kinds.push(kind);
-            columns.versions.push(to_i64(state.version));
+            columns.projection_accounts.push(account);
+            columns.projection_streams.push(stream_id);
+            columns.projection_kinds.push(kind);
+            columns.projection_versions.push(to_i64(state.version));
             columns
-                .created_sequences
+                .projection_created
                 .push(to_i64(state.created_sequence));
-            columns.states.push(json);
+            columns.projection_states.push(json);
         }
-        transaction
-            .execute(
-                "INSERT INTO chargeledger_projections
-                     (account, stream_id, kind, version, created_sequence, state)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
-                 ON CONFLICT (account, stream_id) DO UPDATE
-                 SET kind = excluded.kind, version = excluded.version,
-                     created_sequence = excluded.created_sequence, state = excluded.state",
-                &[
-                    &columns.accounts,
-                    &columns.stream_ids,
-                    &columns.kinds,
-                    &columns.versions,
-                    &columns.created_sequences,
-                    &columns.states,
-                ],
-            )
-            .await
-            .map_err(database_error)?;
-    }
-    if !rows.idempotency.is_empty() {
-        let mut columns: (Vec<String>, Vec<String>, Vec<i64>, Vec<String>) = Default::default();
         for (account, record) in rows.idempotency {
-            columns.0.push(account);
-            columns.1.push(record.key.clone());
-            columns.2.push(record.created_at_unix);
-            columns.3.push(serde_json::to_string(&record).expect(
+            columns.key_accounts.push(account);
+            columns.keys.push(record.key.clone());
+            columns.key_created.push(record.created_at_unix);
+            columns.key_records.push(serde_json::to_string(&record).expect(
                 "the store's own records always encode as JSON; failing to is a bug in chargeledger",
             ));
         }
-        transaction
-            .execute(
-                "INSERT INTO chargeledger_idempotency (account, key, created_at_unix, record)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])",
-                &[&columns.0, &columns.1, &columns.2, &columns.3],
-            )
-            .await
-            .map_err(database_error)?;
+        columns
     }
-    Ok(())
 }

@@ -49,10 +49,10 @@ impl DataDirectory {
         }
     }
 
-    /// Open it only to check it (`verify`): a damaged sled store opens too.
+    /// Open it only to check it (`verify`): a damaged store opens too.
     async fn open_for_verification(&self) -> Result<Ledger, LedgerError> {
         match &self.database_url {
-            Some(_) => self.open().await,
+            Some(url) => Ledger::open_postgres_for_verification(url).await,
             None => Ledger::open_for_verification(&self.path).await,
         }
     }

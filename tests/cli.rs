@@ -332,6 +332,11 @@ async fn verify_on_postgres_names_an_altered_event() {
                 "{}",
                 text(&output.stdout)
             );
+            common::postgres::psql(&format!(
+                "UPDATE {schema}.chargeledger_events SET record = replace(record, '42', '43') WHERE sequence = 3"
+            ));
+            let output = chargeledger(&["history", "ch_any", "--data", data(&path)]);
+            assert_failed_with(&output, "event #3 (the chain head)");
         })
         .await;
 }

@@ -216,6 +216,19 @@ fn assert_verify_sound(data_directory: &Path, when: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_updates_survive_sigkill_of_the_server_under_load() {
+    sigkill_cycles().await;
+}
+
+/// The same cycles with the server on PostgreSQL: its commits are the acknowledgements, and a
+/// killed server must leave no half-written batch and no broken chain behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_updates_survive_sigkill_of_a_postgres_server_under_load() {
+    common::backend::Backend::Postgres
+        .run(sigkill_cycles())
+        .await;
+}
+
+async fn sigkill_cycles() {
     let seed = seed();
     let mut random = Random(seed);
     let (cycles, kill_delays) = cycles();

@@ -261,6 +261,13 @@ impl Ledger {
         )
     }
 
+    /// Open a PostgreSQL ledger only to check it (`verify`), even if `open_postgres` would refuse it.
+    #[cfg(feature = "postgres")]
+    pub async fn open_postgres_for_verification(database_url: &str) -> Result<Self, LedgerError> {
+        let store = crate::store::PostgresStore::open_for_verification(database_url).await?;
+        Ok(Ledger::with_store(Arc::new(store)))
+    }
+
     /// Open like [`Ledger::open`], with the store's writer asking `faults` before every commit,
     /// flush and fdatasync: for tests that prove what the ledger does when storage fails.
     pub async fn open_with_faults(

@@ -274,12 +274,18 @@ impl TestServer {
 
 /// Run `chargeledger verify --data <directory>`; returns whether it exited 0, and its output.
 pub fn verify_data_directory(data_directory: &Path) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chargeledger"));
+    command
         .arg("verify")
         .arg("--data")
         .arg(data_directory)
-        .output()
-        .expect("chargeledger verify runs");
+        .env_remove("DATABASE_URL");
+    if super::backend::current() == super::backend::Backend::Postgres {
+        command
+            .arg("--database-url")
+            .arg(super::postgres::database_url_for(data_directory));
+    }
+    let output = command.output().expect("chargeledger verify runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -94,6 +94,20 @@ impl PostgresStore {
         database_url: &str,
         options: PostgresOptions,
     ) -> Result<Self, StoreError> {
+        PostgresStore::open_in_mode(database_url, options, true).await
+    }
+
+    /// Open without checking the head against the newest event, so that `verify` can report on
+    /// a damaged database. Do not serve requests from such a store.
+    pub async fn open_for_verification(database_url: &str) -> Result<Self, StoreError> {
+        PostgresStore::open_in_mode(database_url, PostgresOptions::default(), false).await
+    }
+
+    async fn open_in_mode(
+        database_url: &str,
+        options: PostgresOptions,
+        check_head: bool,
+    ) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config = database_url.parse().map_err(|error| {
             StoreError::Database(format!(
                 "cannot read the database URL: {error}; expected postgres://user:password@host:port/database"
@@ -111,6 +125,9 @@ impl PostgresStore {
             warn!(%location, "PostgreSQL runs with fsync off: acknowledged writes can be lost in a power failure");
         }
         let head = writer::read_head(&setup).await?;
+        if check_head {
+            check_head_event(&setup, &head, &location).await?;
+        }
         drop(setup);
         let manager = Manager::from_config(
             config.clone(),
@@ -208,6 +225,41 @@ async fn connect(
         }
     });
     Ok(client)
+}
+
+/// Refuse a database whose head does not match its newest event (an event edited or removed
+/// since it was written), as the sled store does at open: nothing wrong is served.
+async fn check_head_event(
+    client: &tokio_postgres::Client,
+    head: &ChainHead,
+    location: &str,
+) -> Result<(), StoreError> {
+    if head.sequence == 0 {
+        return Ok(());
+    }
+    let row = client
+        .query_opt(
+            "SELECT record FROM chargeledger_events WHERE sequence = $1",
+            &[&to_i64(head.sequence)],
+        )
+        .await
+        .map_err(database_error)?;
+    let corrupt = |detail: String| StoreError::CorruptRecord {
+        path: location.to_string(),
+        location: format!("event #{} (the chain head)", head.sequence),
+        detail,
+    };
+    let Some(row) = row else {
+        return Err(corrupt("the head names it, but it is missing".into()));
+    };
+    let stored = crate::store::stored_event::decode_hashed_record(row.get::<_, &str>(0).as_bytes())
+        .map_err(corrupt)?;
+    if stored.computed_hash != stored.event.hash || stored.event.hash != head.hash {
+        return Err(corrupt(
+            "it was altered: its hash does not match its contents or the chain head".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Follow every server's commits: LISTEN for the head each commit notifies, reconnecting (and

@@ -303,11 +303,14 @@ async fn listen_once(
         }
     });
     let outcome = async {
+        // The head first: on a database without LISTEN (CockroachDB, say) each retry still
+        // reads it, so other servers' commits are seen within `LISTEN_RETRY_DELAY`.
+        advance(durable_sender, writer::read_head(&client).await?.sequence);
         client
             .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
             .await
             .map_err(database_error)?;
-        // Listening from here on; what was committed before is in the head.
+        // Listening from here on; read the head again for what committed in between.
         advance(durable_sender, writer::read_head(&client).await?.sequence);
         while let Some(notification) = received.recv().await {
             match notification.payload().parse::<u64>() {

@@ -5,6 +5,9 @@
 # holds every acknowledged update and that the chain is sound.
 #   bash benches/postgres_load.sh             # 30 s per case
 #   DURATION=5s bash benches/postgres_load.sh
+#   CASES="two" bash benches/postgres_load.sh   # some of: sled one two
+#   RUST_LOG=chargeledger::store::postgres::writer=debug KEEP_LOGS=DIR bash benches/postgres_load.sh
+#                                               # every batch's size and timings, servers' logs kept in DIR
 # The PostgreSQL cluster is a throwaway one in a temporary directory, with fsync on (the
 # default): an update is acknowledged once PostgreSQL has committed it to disk.
 set -euo pipefail
@@ -58,12 +61,18 @@ run_case() {
     printf '%-36s %7s updates/s   p99 %s\n' "$name" "$rate" "$p99"
     for server in "${servers[@]}"; do stop_server; done
     servers=()
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS/$name"
+        for index in $(seq "$count"); do cp "$case_dir/$index/err" "$KEEP_LOGS/$name/server$index.log"; done
+    fi
     check_log_holds_acknowledged "$case_dir/data" 1000 "$case_dir/wrk" creations "${store_options[@]}"
 }
 
 echo "durable updates through HTTP, $CONNECTIONS connections in all, $DURATION per case"
-run_case "sled, one server" 1
-run_case "PostgreSQL, one server" 1 "$database_url"
-psql -q "$database_url" -c "CREATE SCHEMA two_servers"
-two_url="$database_url options=-csearch_path=two_servers"
-run_case "PostgreSQL, two servers on one database" 2 "$two_url"
+CASES=${CASES:-sled one two}
+case " $CASES " in *" sled "*) run_case "sled, one server" 1 ;; esac
+case " $CASES " in *" one "*) run_case "PostgreSQL, one server" 1 "$database_url" ;; esac
+if [[ " $CASES " == *" two "* ]]; then
+    psql -q "$database_url" -c "CREATE SCHEMA two_servers"
+    run_case "PostgreSQL, two servers on one database" 2 "$database_url options=-csearch_path=two_servers"
+fi

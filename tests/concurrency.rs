@@ -6,7 +6,6 @@ use chargeledger::ledger::Refusal;
 use chargeledger::{RequestMeta, UpdateCharge};
 use common::{ACCOUNT, create_test_charge, open_ledger};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_updates_of_one_charge_lose_nothing() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -62,7 +61,6 @@ async fn concurrent_updates_of_one_charge_lose_nothing() {
     assert!(report.is_sound());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_on_many_charges_get_gap_free_global_sequences() {
     let directory = tempfile::tempdir().expect("tempdir");
     let ledger = open_ledger(&directory).await;
@@ -166,3 +164,8 @@ async fn an_update_racing_a_freeze_never_commits_after_it() {
     let history = ledger.history(ACCOUNT, &charge.id).await.unwrap();
     assert_eq!(history.len(), 1, "nothing was appended to the charge");
 }
+
+on_both_backends!(
+    multi_thread: concurrent_updates_of_one_charge_lose_nothing,
+    concurrent_writers_on_many_charges_get_gap_free_global_sequences,
+);

@@ -60,13 +60,20 @@ pub async fn open_ledger_at(data_directory: &Path, options: LedgerOptions) -> Le
     }
 }
 
-/// Generate `on_sled::name` and `on_postgres::name` for each listed `async fn name()`.
+/// Generate `on_sled::name` and `on_postgres::name` for each listed `async fn name()`;
+/// `on_both_backends!(multi_thread: …)` runs them on tokio's multi-threaded runtime.
 #[macro_export]
 macro_rules! on_both_backends {
+    (multi_thread: $($test:ident),* $(,)?) => {
+        $crate::on_both_backends!(@generate (flavor = "multi_thread", worker_threads = 4) $($test),*);
+    };
     ($($test:ident),* $(,)?) => {
+        $crate::on_both_backends!(@generate () $($test),*);
+    };
+    (@generate $flavor:tt $($test:ident),*) => {
         mod on_sled {
             $(
-                #[tokio::test]
+                #[tokio::test $flavor]
                 async fn $test() {
                     $crate::common::backend::Backend::Sled.run(super::$test()).await
                 }
@@ -74,7 +81,7 @@ macro_rules! on_both_backends {
         }
         mod on_postgres {
             $(
-                #[tokio::test]
+                #[tokio::test $flavor]
                 async fn $test() {
                     $crate::common::backend::Backend::Postgres.run(super::$test()).await
                 }

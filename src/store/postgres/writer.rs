@@ -23,6 +23,8 @@ use crate::store::{ChainHead, IdempotencyRecord, StoreError};
 
 /// Upper bound on jobs in one transaction, so one batch's latency stays bounded.
 const MAX_BATCH_JOBS: usize = 1024;
+/// A batch slower than this is logged with where its time went.
+const SLOW_BATCH_WARNING: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long the writer waits before reconnecting after its connection failed.
 const RECONNECT_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -182,6 +184,7 @@ impl Writer {
             unreachable!("connection() leaves a connection or fails");
         };
         let recorded_at = self.clock.now();
+        let started = std::time::Instant::now();
         let names = NamedInBatch::of(&batch);
         // Sent in this order on the one connection, so the reads run once the lock is held
         // and see every batch committed before it (READ COMMITTED: each statement's own snapshot).
@@ -208,7 +211,9 @@ impl Writer {
                     return;
                 }
             };
+        let locked_at = std::time::Instant::now();
         let (accepted, rows, head) = plan_batch(batch, &stored, &before, recorded_at);
+        let planned_at = std::time::Instant::now();
         if accepted.is_empty() {
             // Every job was refused (and told so): nothing to commit.
             rollback(client).await;
@@ -265,6 +270,12 @@ impl Writer {
                     .await
             }
         };
+        log_batch(
+            outcome.is_ok(),
+            accepted.len(),
+            head.sequence - before.sequence,
+            [started, locked_at, planned_at, std::time::Instant::now()],
+        );
         if outcome.is_ok() {
             advance(&self.durable_sender, head.sequence);
         }
@@ -302,6 +313,32 @@ impl Writer {
             record.ends_with(&format!("\"hash\":\"{}\"}}", head.hash))
         });
         if committed { Ok(()) } else { Err(error) }
+    }
+}
+
+/// Log a batch's size and where its time went, at debug; at warn when it took longer than
+/// `SLOW_BATCH_WARNING`. `moments`: started, head locked and read, planned, committed (or failed).
+fn log_batch(committed: bool, jobs: usize, events: u64, moments: [std::time::Instant; 4]) {
+    let [started, locked_at, planned_at, committed_at] = moments;
+    let micros = |from: std::time::Instant, to: std::time::Instant| (to - from).as_micros() as u64;
+    let (lock_and_read_us, planning_us, write_and_commit_us) = (
+        micros(started, locked_at),
+        micros(locked_at, planned_at),
+        micros(planned_at, committed_at),
+    );
+    debug!(
+        committed,
+        jobs, events, lock_and_read_us, planning_us, write_and_commit_us, "batch"
+    );
+    if committed_at - started > SLOW_BATCH_WARNING {
+        warn!(
+            jobs,
+            events,
+            lock_and_read_us,
+            planning_us,
+            write_and_commit_us,
+            "a slow batch: its requests waited this long (lock_and_read includes waiting for other servers' batches)"
+        );
     }
 }
 

@@ -179,3 +179,57 @@ async fn next_event(subscription: &mut chargeledger::Subscription) -> Value {
         .expect("readable");
     serde_json::to_value(&event.body).expect("an event encodes")
 }
+
+#[tokio::test]
+async fn a_server_rides_out_a_database_crash_and_keeps_what_it_acknowledged() {
+    let cluster = common::postgres::Cluster::private("crash");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut server = TestServer::start_with_args(
+        &directory.path().join("data"),
+        &[SECRET_KEY],
+        &["--database-url", &cluster.url],
+    );
+    let charge = server.create_charge(&[]).await;
+    let id = charge["id"].as_str().expect("an id").to_string();
+    let path = format!("/v1/charges/{id}");
+    let mut acknowledged = Vec::new();
+    for round in 0..3 {
+        let key = format!("metadata[before_{round}]");
+        let reply = server.post(&path, &[(key.as_str(), "kept")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        acknowledged.push(format!("before_{round}"));
+        cluster.crash_and_restart();
+        // The pool's and the writer's connections died with the database; the next requests
+        // must get through on new ones, within a few attempts.
+        let key = format!("metadata[after_{round}]");
+        let mut answered = None;
+        for _ in 0..20 {
+            let reply = server.post(&path, &[(key.as_str(), "kept")]).await;
+            if reply.status == 200 {
+                answered = Some(reply);
+                break;
+            }
+            assert_eq!(
+                reply.status, 500,
+                "a failure while reconnecting is a 500: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            answered.is_some(),
+            "round {round}: no update got through after the restart"
+        );
+        acknowledged.push(format!("after_{round}"));
+    }
+    let charge = server.get(&path).await;
+    for key in &acknowledged {
+        assert_eq!(
+            charge.body["metadata"][key], "kept",
+            "{key} survived the crashes"
+        );
+    }
+    assert!(server.stop(), "the server stops cleanly");
+    let report = verify(&cluster.url);
+    assert!(report.starts_with("sound: 7 events"), "{report}");
+}

@@ -121,7 +121,10 @@ fn remove_stale_clusters() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("chargeledger-pg-") else {
+        let Some(pid) = name
+            .strip_prefix("chargeledger-pg-")
+            .and_then(|rest| rest.split('-').next())
+        else {
             continue;
         };
         if !Path::new("/proc").join(pid).exists() {
@@ -132,91 +135,168 @@ fn remove_stale_clusters() {
 
 fn start_throwaway_cluster() -> String {
     remove_stale_clusters();
-    let bin = bin_directory();
     let directory = std::env::temp_dir().join(format!("chargeledger-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).expect("a directory for the cluster");
-    let data = directory.join("data");
-    let mut initdb = Command::new("setpriv");
-    as_cluster_owner(&mut initdb, &directory);
-    let output = initdb
-        .arg("--")
-        .arg(bin.join("initdb"))
-        .args([
-            "-A",
-            "trust",
-            "-U",
-            ROLE,
-            "--no-sync",
-            "--no-instructions",
-            "-D",
-        ])
-        .arg(&data)
-        .output()
-        .expect("initdb runs");
-    assert!(
-        output.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let socket_directory = directory.clone();
-    let log = directory.join("postgres.log");
-    let (started, ready) = std::sync::mpsc::channel();
-    let server_binary = bin.join("postgres");
-    // The server is a child of this thread, which lives as long as the process: the kernel
-    // kills the server (parent-death signal) when the thread that started it ends.
-    std::thread::spawn(move || {
-        let mut postgres = Command::new("setpriv");
-        as_cluster_owner(&mut postgres, &socket_directory);
-        let log_file = std::fs::File::create(&log).expect("a log file");
-        let child = postgres
-            .args(["--pdeathsig", "KILL", "--"])
-            .arg(&server_binary)
-            .arg("-D")
+    let cluster = Cluster::start(directory);
+    let url = cluster.url.clone();
+    // The shared cluster lives as long as the test process.
+    std::mem::forget(cluster);
+    url
+}
+
+/// A cluster of a test's own, which the test may crash and restart.
+pub struct Cluster {
+    pub url: String,
+    directory: PathBuf,
+    restarts: Option<std::sync::mpsc::Sender<std::sync::mpsc::Sender<()>>>,
+    server_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        drop(self.restarts.take());
+        if let Some(thread) = self.server_thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
+
+impl Cluster {
+    /// A cluster of this test's own, in a directory named after `name`.
+    pub fn private(name: &str) -> Cluster {
+        Cluster::start(
+            std::env::temp_dir().join(format!("chargeledger-pg-{}-{name}", std::process::id())),
+        )
+    }
+
+    /// initdb in `directory` and start the server there (Unix socket only).
+    pub fn start(directory: PathBuf) -> Cluster {
+        let bin = bin_directory();
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).expect("a directory for the cluster");
+        let data = directory.join("data");
+        let mut initdb = Command::new("setpriv");
+        as_cluster_owner(&mut initdb, &directory);
+        let output = initdb
+            .arg("--")
+            .arg(bin.join("initdb"))
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                ROLE,
+                "--no-sync",
+                "--no-instructions",
+                "-D",
+            ])
             .arg(&data)
-            .arg("-k")
-            .arg(&socket_directory)
-            .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
-            .args(["-c", "shared_buffers=64MB"])
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(error) => {
-                let _ = started.send(Err(error.to_string()));
+            .output()
+            .expect("initdb runs");
+        assert!(
+            output.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (restarts, restart_requests) =
+            std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
+        let (started, ready) = std::sync::mpsc::channel();
+        let socket_directory = directory.clone();
+        let server_binary = bin.join("postgres");
+        // The server is a child of this thread: the kernel kills it (parent-death signal) when
+        // the thread ends, which is when the process ends or the `Cluster` is dropped.
+        let server_thread = std::thread::spawn(move || {
+            let spawn = || {
+                let mut postgres = Command::new("setpriv");
+                as_cluster_owner(&mut postgres, &socket_directory);
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(socket_directory.join("postgres.log"))
+                    .expect("a log file");
+                postgres
+                    .args(["--pdeathsig", "KILL", "--"])
+                    .arg(&server_binary)
+                    .arg("-D")
+                    .arg(&data)
+                    .arg("-k")
+                    .arg(&socket_directory)
+                    .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
+                    .args(["-c", "shared_buffers=64MB"])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+            };
+            let mut child = match spawn() {
+                Ok(child) => child,
+                Err(error) => {
+                    let _ = started.send(Err(error.to_string()));
+                    return;
+                }
+            };
+            let _ = started.send(Ok(()));
+            // Each request crashes the server (immediate shutdown: no checkpoint, recovery at
+            // the next start) and starts it again; the channel closing stops it for good.
+            while let Ok(done) = restart_requests.recv() {
+                signal_quit(child.id());
+                let _ = child.wait();
+                child = spawn().expect("postgres starts again");
+                let _ = done.send(());
+            }
+            signal_quit(child.id());
+            let _ = child.wait();
+        });
+        ready
+            .recv()
+            .expect("the cluster thread answers")
+            .unwrap_or_else(|error| panic!("cannot start postgres: {error}"));
+        let cluster = Cluster {
+            url: format!("host={} user={ROLE} dbname=postgres", directory.display()),
+            directory,
+            restarts: Some(restarts),
+            server_thread: Some(server_thread),
+        };
+        cluster.wait_until_ready();
+        cluster
+    }
+
+    /// Crash the server (SIGQUIT: immediate shutdown, as after a power cut PostgreSQL recovers
+    /// from its WAL) and start it again; returns once it accepts connections.
+    pub fn crash_and_restart(&self) {
+        let (done, restarted) = std::sync::mpsc::channel();
+        self.restarts
+            .as_ref()
+            .expect("a running cluster")
+            .send(done)
+            .expect("the cluster thread runs");
+        restarted.recv().expect("the cluster restarted");
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(bin_directory().join("pg_isready"))
+                .arg("-h")
+                .arg(&self.directory)
+                .arg("-q")
+                .status()
+                .is_ok_and(|status| status.success());
+            if ready {
                 return;
             }
-        };
-        let _ = started.send(Ok(()));
-        let _ = child.wait();
-        // Parked rather than returning: the thread's exit would signal nothing now, but a
-        // finished thread is easy to mistake for one that can be joined.
-        loop {
-            std::thread::park();
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not start within 30 s; see {}",
+                self.directory.join("postgres.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-    });
-    ready
-        .recv()
-        .expect("the cluster thread answers")
-        .unwrap_or_else(|error| panic!("cannot start postgres: {error}"));
-    let url = format!("host={} user={ROLE} dbname=postgres", directory.display());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = Command::new(bin.join("pg_isready"))
-            .arg("-h")
-            .arg(&directory)
-            .arg("-q")
-            .status()
-            .is_ok_and(|status| status.success());
-        if ready {
-            return url;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the throwaway PostgreSQL did not start within 30 s; see {}",
-            directory.join("postgres.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn signal_quit(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-QUIT")
+        .arg(pid.to_string())
+        .status();
 }

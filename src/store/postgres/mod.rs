@@ -41,6 +41,11 @@ pub use schema::SCHEMA_VERSION;
 const NOTIFY_CHANNEL: &str = "chargeledger_events";
 /// Connections the read pool may hold, beside the writer's and the listener's own.
 const READ_POOL_SIZE: usize = 16;
+/// How long connecting may take (unless the URL sets `connect_timeout`): a database that does
+/// not answer fails requests with an error instead of holding them.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a read waits for a pooled connection when all are busy.
+const POOL_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long the listener waits before reconnecting after its connection dropped.
 const LISTEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -108,11 +113,14 @@ impl PostgresStore {
         options: PostgresOptions,
         check_head: bool,
     ) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = database_url.parse().map_err(|error| {
+        let mut config: tokio_postgres::Config = database_url.parse().map_err(|error| {
             StoreError::Database(format!(
                 "cannot read the database URL: {error}; expected postgres://user:password@host:port/database"
             ))
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let location = describe_config(&config);
         let mut setup = connect(&config, &location).await?;
         schema::migrate(&mut setup).await?;
@@ -138,6 +146,9 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(READ_POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|error| StoreError::Database(error.to_string()))?;
         let (durable_sender, durable_sequence) = watch::channel(head.sequence);

@@ -38,21 +38,32 @@ pub struct DataDirectory {
     /// number of servers may share one database.
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A PEM file of CA certificates the database's TLS certificate may chain to, beside the
+    /// system's roots; giving one asks for TLS, as `sslmode=require` in the URL does.
+    #[arg(long = "database-ca-file", env = "CHARGELEDGER_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl DataDirectory {
     /// Open the ledger this names: the database if one is given, else the data directory.
     async fn open(&self) -> Result<Ledger, LedgerError> {
         match &self.database_url {
-            Some(url) => Ledger::open_postgres(url, crate::ledger::LedgerOptions::default()).await,
+            Some(url) => Ledger::open_postgres(url, self.database_options()).await,
             None => Ledger::open(&self.path).await,
+        }
+    }
+
+    fn database_options(&self) -> crate::ledger::LedgerOptions {
+        crate::ledger::LedgerOptions {
+            database_ca_file: self.database_ca_file.clone(),
+            ..crate::ledger::LedgerOptions::default()
         }
     }
 
     /// Open it only to check it (`verify`): a damaged store opens too.
     async fn open_for_verification(&self) -> Result<Ledger, LedgerError> {
         match &self.database_url {
-            Some(url) => Ledger::open_postgres_for_verification(url).await,
+            Some(url) => Ledger::open_postgres_for_verification(url, self.database_options()).await,
             None => Ledger::open_for_verification(&self.path).await,
         }
     }
@@ -169,6 +180,9 @@ pub enum Command {
         /// The PostgreSQL database to copy into; it must hold no events yet.
         #[arg(long = "to", env = "DATABASE_URL", hide_env_values = true)]
         to: String,
+        /// A PEM file of CA certificates the database's TLS certificate may chain to.
+        #[arg(long = "database-ca-file", env = "CHARGELEDGER_DATABASE_CA_FILE")]
+        database_ca_file: Option<PathBuf>,
     },
 }
 
@@ -233,6 +247,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                 address,
                 data_directory: data.path,
                 database_url: data.database_url,
+                database_ca_file: data.database_ca_file,
                 api_keys,
                 idempotency_retention: seconds(
                     idempotency_retention_hours.saturating_mul(crate::server::SECONDS_PER_HOUR),
@@ -386,10 +401,17 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             ledger.close().await?;
             eprintln!("imported {imported} events; the hash chain checks");
         }
-        Command::Migrate { from, to } => {
+        Command::Migrate {
+            from,
+            to,
+            database_ca_file,
+        } => {
             let source = Ledger::open(&from).await?;
-            let target =
-                Ledger::open_postgres(&to, crate::ledger::LedgerOptions::default()).await?;
+            let options = crate::ledger::LedgerOptions {
+                database_ca_file,
+                ..crate::ledger::LedgerOptions::default()
+            };
+            let target = Ledger::open_postgres(&to, options).await?;
             let bar = progress_bar("migrating");
             let copied = source
                 .copy_into(&target, &|done, total| show_progress(&bar, done, total))

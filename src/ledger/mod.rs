@@ -191,6 +191,9 @@ pub struct LedgerOptions {
     pub faults: crate::store::faults::FaultInjector,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdSource>,
+    /// For a PostgreSQL ledger: a PEM file of CA certificates its TLS certificate may chain to
+    /// (asks for TLS). The sled store ignores it.
+    pub database_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for LedgerOptions {
@@ -201,6 +204,7 @@ impl Default for LedgerOptions {
             faults: crate::store::faults::FaultInjector::none(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds),
+            database_ca_file: None,
         }
     }
 }
@@ -225,6 +229,7 @@ impl Ledger {
             faults,
             clock,
             ids,
+            database_ca_file: _,
         } = options;
         let store_options = SledOptions {
             faults,
@@ -252,6 +257,7 @@ impl Ledger {
             database_url,
             crate::store::PostgresOptions {
                 clock: options.clock.clone(),
+                ca_file: options.database_ca_file.clone(),
             },
         )
         .await?;
@@ -263,8 +269,18 @@ impl Ledger {
 
     /// Open a PostgreSQL ledger only to check it (`verify`), even if `open_postgres` would refuse it.
     #[cfg(feature = "postgres")]
-    pub async fn open_postgres_for_verification(database_url: &str) -> Result<Self, LedgerError> {
-        let store = crate::store::PostgresStore::open_for_verification(database_url).await?;
+    pub async fn open_postgres_for_verification(
+        database_url: &str,
+        options: LedgerOptions,
+    ) -> Result<Self, LedgerError> {
+        let store = crate::store::PostgresStore::open_for_verification(
+            database_url,
+            crate::store::PostgresOptions {
+                clock: options.clock.clone(),
+                ca_file: options.database_ca_file.clone(),
+            },
+        )
+        .await?;
         Ok(Ledger::with_store(Arc::new(store)))
     }
 

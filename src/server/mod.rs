@@ -75,6 +75,9 @@ pub struct ServeOptions {
     /// A PostgreSQL database to keep the ledger in instead of `data_directory`'s sled store
     /// (which then holds only the API key file). Needs the `postgres` feature.
     pub database_url: Option<String>,
+    /// With `database_url`: a PEM file of CA certificates the database's TLS certificate may
+    /// chain to (asks for TLS).
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -91,6 +94,7 @@ impl ServeOptions {
             cache_capacity_bytes: crate::store::DEFAULT_CACHE_CAPACITY_BYTES,
             max_pending_writes: crate::ledger::DEFAULT_MAX_PENDING_WRITES,
             database_url: None,
+            database_ca_file: None,
         }
     }
 }
@@ -167,6 +171,7 @@ impl BoundServer {
         let ledger_options = crate::ledger::LedgerOptions {
             cache_capacity_bytes: options.cache_capacity_bytes,
             max_pending_writes: options.max_pending_writes,
+            database_ca_file: options.database_ca_file.clone(),
             ..crate::ledger::LedgerOptions::default()
         };
         let ledger = match &options.database_url {

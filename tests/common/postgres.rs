@@ -147,6 +147,7 @@ fn start_throwaway_cluster() -> String {
 pub struct Cluster {
     pub url: String,
     directory: PathBuf,
+    port: u16,
     restarts: Option<std::sync::mpsc::Sender<std::sync::mpsc::Sender<()>>>,
     server_thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -171,6 +172,113 @@ impl Cluster {
 
     /// initdb in `directory` and start the server there (Unix socket only).
     pub fn start(directory: PathBuf) -> Cluster {
+        Cluster::start_configured(directory, 5432, |_| Vec::new())
+    }
+
+    /// A private cluster that also listens on 127.0.0.1 with TLS only (a self-signed
+    /// certificate for 127.0.0.1; plain TCP connections are refused by pg_hba.conf). Returns it,
+    /// its TCP port and the certificate's PEM file (the CA to trust).
+    pub fn private_with_tls(name: &str) -> (Cluster, u16, PathBuf) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let directory =
+            std::env::temp_dir().join(format!("chargeledger-pg-{}-{name}", std::process::id()));
+        let ca = directory.join("ca.pem");
+        let ca_for_setup = ca.clone();
+        let cluster = Cluster::start_configured(directory, port, move |data| {
+            let (key, certificate) = (data.join("server.key"), data.join("server.crt"));
+            let (ca_key, request, extensions) = (
+                data.join("ca.key"),
+                data.join("server.csr"),
+                data.join("server.ext"),
+            );
+            std::fs::write(
+                &extensions,
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+            )
+            .expect("certificate extensions");
+            let openssl = |arguments: &[&std::ffi::OsStr]| {
+                let status = Command::new("openssl")
+                    .args(arguments)
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("openssl runs");
+                assert!(status.success(), "openssl {arguments:?} failed");
+            };
+            let text = |value: &'static str| std::ffi::OsStr::new(value);
+            // A CA, and a server certificate it signed: a self-signed certificate is a CA and
+            // may not serve as the server's own.
+            openssl(&[
+                text("req"),
+                text("-x509"),
+                text("-newkey"),
+                text("rsa:2048"),
+                text("-nodes"),
+                text("-days"),
+                text("2"),
+                text("-subj"),
+                text("/CN=chargeledger test CA"),
+                text("-keyout"),
+                ca_key.as_os_str(),
+                text("-out"),
+                ca_for_setup.as_os_str(),
+            ]);
+            openssl(&[
+                text("req"),
+                text("-newkey"),
+                text("rsa:2048"),
+                text("-nodes"),
+                text("-subj"),
+                text("/CN=127.0.0.1"),
+                text("-keyout"),
+                key.as_os_str(),
+                text("-out"),
+                request.as_os_str(),
+            ]);
+            openssl(&[
+                text("x509"),
+                text("-req"),
+                text("-in"),
+                request.as_os_str(),
+                text("-CA"),
+                ca_for_setup.as_os_str(),
+                text("-CAkey"),
+                ca_key.as_os_str(),
+                text("-CAcreateserial"),
+                text("-days"),
+                text("2"),
+                text("-extfile"),
+                extensions.as_os_str(),
+                text("-out"),
+                certificate.as_os_str(),
+            ]);
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .expect("the key kept private, as PostgreSQL requires");
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+            vec![
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                "ssl=on".into(),
+            ]
+        });
+        (cluster, port, ca)
+    }
+
+    /// initdb in `directory`, let `configure` change the data directory (before ownership is
+    /// handed over) and name more server arguments, then start the server.
+    fn start_configured(
+        directory: PathBuf,
+        port: u16,
+        configure: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Cluster {
         let bin = bin_directory();
         let _ = std::fs::remove_dir_all(&directory);
         std::fs::create_dir_all(&directory).expect("a directory for the cluster");
@@ -197,6 +305,9 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        let extra_arguments = configure(&data);
+        // The files `configure` wrote go to the cluster's owner too (the key must be theirs).
+        as_cluster_owner(&mut Command::new("true"), &directory);
         let (restarts, restart_requests) =
             std::sync::mpsc::channel::<std::sync::mpsc::Sender<()>>();
         let (started, ready) = std::sync::mpsc::channel();
@@ -222,6 +333,9 @@ impl Cluster {
                     .arg(&socket_directory)
                     .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
                     .args(["-c", "shared_buffers=64MB"])
+                    .arg("-p")
+                    .arg(port.to_string())
+                    .args(&extra_arguments)
                     .stdout(Stdio::null())
                     .stderr(log)
                     .spawn()
@@ -250,8 +364,12 @@ impl Cluster {
             .expect("the cluster thread answers")
             .unwrap_or_else(|error| panic!("cannot start postgres: {error}"));
         let cluster = Cluster {
-            url: format!("host={} user={ROLE} dbname=postgres", directory.display()),
+            url: format!(
+                "host={} port={port} user={ROLE} dbname=postgres",
+                directory.display()
+            ),
             directory,
+            port,
             restarts: Some(restarts),
             server_thread: Some(server_thread),
         };
@@ -278,6 +396,8 @@ impl Cluster {
             let ready = Command::new(bin_directory().join("pg_isready"))
                 .arg("-h")
                 .arg(&self.directory)
+                .arg("-p")
+                .arg(self.port.to_string())
                 .arg("-q")
                 .status()
                 .is_ok_and(|status| status.success());

@@ -22,13 +22,13 @@
 mod event_store;
 mod schema;
 mod statements;
+mod tls;
 mod writer;
 
 use std::sync::{Arc, Mutex};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_postgres::NoTls;
 use tracing::{info, warn};
 
 use crate::clock::{Clock, SystemClock};
@@ -54,12 +54,16 @@ const LISTEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1
 pub struct PostgresOptions {
     /// The time an event is recorded at (`recorded_at`).
     pub clock: Arc<dyn Clock>,
+    /// A PEM file of CA certificates the database's TLS certificate may chain to, beside the
+    /// system's roots. Giving one asks for TLS, as `sslmode=require` in the URL does.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
             clock: Arc::new(SystemClock),
+            ca_file: None,
         }
     }
 }
@@ -104,8 +108,11 @@ impl PostgresStore {
 
     /// Open without checking the head against the newest event, so that `verify` can report on
     /// a damaged database. Do not serve requests from such a store.
-    pub async fn open_for_verification(database_url: &str) -> Result<Self, StoreError> {
-        PostgresStore::open_in_mode(database_url, PostgresOptions::default(), false).await
+    pub async fn open_for_verification(
+        database_url: &str,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError> {
+        PostgresStore::open_in_mode(database_url, options, false).await
     }
 
     async fn open_in_mode(
@@ -122,7 +129,8 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let location = describe_config(&config);
-        let mut setup = connect(&config, &location).await?;
+        let tls = tls::Tls::for_config(&config, options.ca_file.as_deref())?;
+        let mut setup = connect(&config, &tls, &location).await?;
         schema::migrate(&mut setup).await?;
         let fsync: String = setup
             .query_one("SHOW fsync", &[])
@@ -137,9 +145,8 @@ impl PostgresStore {
             check_head_event(&setup, &head, &location).await?;
         }
         drop(setup);
-        let manager = Manager::from_config(
+        let manager = tls.manager(
             config.clone(),
-            NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -155,12 +162,14 @@ impl PostgresStore {
         let durable_sender = Arc::new(durable_sender);
         let listener = tokio::spawn(listen(
             config.clone(),
+            tls.clone(),
             location.clone(),
             durable_sender.clone(),
         ));
         let (job_sender, job_receiver) = mpsc::unbounded_channel();
         let writer = writer::Writer {
             config,
+            tls,
             location: location.clone(),
             connection: None,
             durable_sender,
@@ -219,23 +228,19 @@ impl Drop for PostgresStore {
     }
 }
 
-/// Connect one client and drive its connection on a task of its own.
+/// Connect one client (its connection driven on a task of its own), with an error that says
+/// what to check.
 async fn connect(
     config: &tokio_postgres::Config,
+    tls: &tls::Tls,
     location: &str,
 ) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|error| {
+    tls.connect(config, None).await.map_err(|error| {
         StoreError::Database(format!(
-            "cannot connect to {location}: {}. Check that PostgreSQL runs there and that the URL's user, password and database are right",
+            "cannot connect to {location}: {}. Check that PostgreSQL runs there, that the URL's user, password and database are right, and for TLS that its certificate chains to the system's roots or --database-ca-file",
             describe_error(&error)
         ))
-    })?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            warn!(error = %describe_error(&error), "a PostgreSQL connection ended with an error");
-        }
-    });
-    Ok(client)
+    })
 }
 
 /// Refuse a database whose head does not match its newest event (an event edited or removed
@@ -277,11 +282,12 @@ async fn check_head_event(
 /// re-reading the head, so nothing notified meanwhile is missed) whenever the connection drops.
 async fn listen(
     config: tokio_postgres::Config,
+    tls: tls::Tls,
     location: String,
     durable_sender: Arc<watch::Sender<u64>>,
 ) {
     loop {
-        match listen_once(&config, &durable_sender).await {
+        match listen_once(&config, &tls, &durable_sender).await {
             Ok(()) => warn!(%location, "the LISTEN connection closed; reconnecting"),
             Err(error) => {
                 warn!(%location, %error, "cannot listen for other servers' commits; retrying")
@@ -293,26 +299,14 @@ async fn listen(
 
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &tls::Tls,
     durable_sender: &watch::Sender<u64>,
 ) -> Result<(), StoreError> {
-    let (client, mut connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|error| StoreError::Database(describe_error(&error)))?;
     let (notifications, mut received) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|context| connection.poll_message(context)).await {
-                Some(Ok(tokio_postgres::AsyncMessage::Notification(notification))) => {
-                    if notifications.send(notification).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
-            }
-        }
-    });
+    let client = tls
+        .connect(config, Some(notifications))
+        .await
+        .map_err(database_error)?;
     let outcome = async {
         // The head first: on a database without LISTEN (CockroachDB, say) each retry still
         // reads it, so other servers' commits are seen within `LISTEN_RETRY_DELAY`.
@@ -335,7 +329,8 @@ async fn listen_once(
         Ok(())
     }
     .await;
-    driver.abort();
+    // Dropping the client closes the connection and ends its driver.
+    drop(client);
     outcome
 }
 
@@ -367,12 +362,20 @@ fn describe_config(config: &tokio_postgres::Config) -> String {
     )
 }
 
-/// A PostgreSQL error with the server's own message and SQLSTATE, which `Display` leaves out.
+/// A PostgreSQL error with the server's own message and SQLSTATE, which `Display` leaves out,
+/// or else with its causes (a TLS handshake's reason, say).
 fn describe_error(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => error.to_string(),
+    if let Some(db) = error.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
     }
+    let mut described = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        described.push_str(": ");
+        described.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    described
 }
 
 fn database_error(error: tokio_postgres::Error) -> StoreError {

@@ -30,6 +30,7 @@ const RECONNECT_DELAY: std::time::Duration = std::time::Duration::from_millis(50
 
 pub(super) struct Writer {
     pub(super) config: tokio_postgres::Config,
+    pub(super) tls: super::tls::Tls,
     pub(super) location: String,
     /// The writer's own connection and its prepared statements; `None` after it failed, until
     /// the next batch reconnects.
@@ -167,7 +168,7 @@ impl Writer {
             return Ok(());
         }
         self.connection = None;
-        self.connection = Some(prepared_connection(&self.config, &self.location).await?);
+        self.connection = Some(prepared_connection(&self.config, &self.tls, &self.location).await?);
         Ok(())
     }
 
@@ -299,10 +300,11 @@ impl Writer {
                 head.sequence
             ))
         };
-        let (client, statements) = match prepared_connection(&self.config, &self.location).await {
-            Ok(connection) => connection,
-            Err(reconnect) => return Err(unknown(&reconnect)),
-        };
+        let (client, statements) =
+            match prepared_connection(&self.config, &self.tls, &self.location).await {
+                Ok(connection) => connection,
+                Err(reconnect) => return Err(unknown(&reconnect)),
+            };
         let stored = client
             .query_opt(&statements.event_record, &[&to_i64(head.sequence)])
             .await
@@ -345,9 +347,10 @@ fn log_batch(committed: bool, jobs: usize, events: u64, moments: [std::time::Ins
 /// Connect the writer and prepare its statements; its transactions always commit durably.
 async fn prepared_connection(
     config: &tokio_postgres::Config,
+    tls: &super::tls::Tls,
     location: &str,
 ) -> Result<(Client, Statements), StoreError> {
-    let client = connect(config, location).await?;
+    let client = connect(config, tls, location).await?;
     client
         .batch_execute("SET synchronous_commit TO on")
         .await

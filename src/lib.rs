@@ -52,14 +52,18 @@
 //! # Cargo features
 //!
 //! - `server` (default): the HTTP shell, [`server`], on axum and hyper.
-//! - `cli` (default, implies `server`): the `chargeledger` binary's commands, on clap and
-//!   indicatif.
+//! - `cli` (default, implies `server` and `postgres`): the `chargeledger` binary's commands, on
+//!   clap and indicatif.
+//! - `postgres` (default): [`store::PostgresStore`], the same ledger in a PostgreSQL database
+//!   that several processes share ([`Ledger::open_postgres`]), on tokio-postgres, deadpool and
+//!   rustls.
 //!
 //! A program that only embeds the ledger depends on
 //! `chargeledger = { version = "0.1", default-features = false }` and builds none of those.
 //!
-//! Writes are acknowledged only once durable: after sled's `flush()` *and* an `fdatasync` of its
-//! data file, shared by all writes waiting at that moment (group commit). See `ARCHITECTURE.md`
+//! Writes are acknowledged only once durable: with sled, after its `flush()` *and* an `fdatasync`
+//! of its data file, shared by all writes waiting at that moment (group commit); with
+//! PostgreSQL, once the batch's transaction has committed. See `ARCHITECTURE.md`
 //! for the design and its invariants.
 
 pub mod audit;

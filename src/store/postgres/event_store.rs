@@ -5,10 +5,9 @@
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
-use super::{Job, PostgresStore, database_error, to_i64, to_u64, writer};
+use super::reads::{LIST_CHUNK_ROWS, empty_page, finish_page};
+use super::{Job, PostgresStore, to_i64, to_u64, writer};
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::RecordedEvent;
 use crate::store::stored_event::decode_hashed_record;
@@ -16,156 +15,6 @@ use crate::store::{
     AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
     StoreError, StoredProjection,
 };
-
-/// Rows fetched per query while a filtered list looks for a page's worth of matches.
-const LIST_CHUNK_ROWS: i64 = 200;
-
-impl PostgresStore {
-    /// Run `sql` on a pooled connection, prepared once per connection (deadpool keeps the cache).
-    async fn query_rows(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
-        client
-            .query(&statement, parameters)
-            .await
-            .map_err(database_error)
-    }
-
-    async fn query_opt(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, StoreError> {
-        let mut rows = self.query_rows(sql, parameters).await?;
-        if rows.len() > 1 {
-            return Err(StoreError::Database(format!(
-                "a query for one row found {}: {sql}",
-                rows.len()
-            )));
-        }
-        Ok(rows.pop())
-    }
-
-    async fn query_one(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, StoreError> {
-        self.query_opt(sql, parameters)
-            .await?
-            .ok_or_else(|| StoreError::Database(format!("a query for one row found none: {sql}")))
-    }
-
-    async fn execute(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(database_error)?;
-        client
-            .execute(&statement, parameters)
-            .await
-            .map_err(database_error)
-    }
-
-    fn decode_event(&self, sequence: i64, record: &str) -> Result<RecordedEvent, StoreError> {
-        serde_json::from_str(record)
-            .map_err(|error| self.corrupt(format!("event #{sequence}"), error))
-    }
-
-    fn decode_projection(
-        &self,
-        row: &Row,
-    ) -> Result<(String, String, StoredProjection), StoreError> {
-        let (account, stream_id): (String, String) = (row.get("account"), row.get("stream_id"));
-        let state: String = row.get("state");
-        let projection: Projection = serde_json::from_str(&state)
-            .map_err(|error| self.corrupt(format!("projection {account}/{stream_id}"), error))?;
-        let stored = StoredProjection {
-            version: to_u64(row.get("version"), "stream version")?,
-            created_sequence: to_u64(row.get("created_sequence"), "creation sequence")?,
-            projection,
-        };
-        Ok((account, stream_id, stored))
-    }
-
-    /// The creation sequence of a cursor's stream (0 if unknown: such a cursor lists nothing).
-    async fn creation_of(&self, account: &str, stream_id: &str) -> Result<i64, StoreError> {
-        let row = self.query_opt("SELECT created_sequence FROM chargeledger_projections WHERE account = $1 AND stream_id = $2", &[&account, &stream_id]).await?;
-        Ok(row.map_or(0, |row| row.get(0)))
-    }
-
-    /// A newest-first page of an account's charges or customers that `select` keeps.
-    async fn page_of_projections<T>(
-        &self,
-        account: &str,
-        kind: &str,
-        cursor: &PageCursor,
-        limit: usize,
-        select: impl Fn(Projection) -> Option<T>,
-    ) -> Result<Page<T>, StoreError> {
-        let (mut bound, newest_first) = match cursor {
-            PageCursor::Newest => (i64::MAX, true),
-            PageCursor::StartingAfter(id) => (self.creation_of(account, id).await?, true),
-            PageCursor::EndingBefore(id) => match self.creation_of(account, id).await? {
-                0 => return Ok(empty_page()),
-                sequence => (sequence, false),
-            },
-        };
-        let query = if newest_first {
-            "SELECT account, stream_id, version, created_sequence, state FROM chargeledger_projections
-             WHERE account = $1 AND kind = $2 AND created_sequence < $3
-             ORDER BY created_sequence DESC LIMIT $4"
-        } else {
-            "SELECT account, stream_id, version, created_sequence, state FROM chargeledger_projections
-             WHERE account = $1 AND kind = $2 AND created_sequence > $3
-             ORDER BY created_sequence ASC LIMIT $4"
-        };
-        let mut data = Vec::new();
-        loop {
-            let rows = self
-                .query_rows(query, &[&account, &kind, &bound, &LIST_CHUNK_ROWS])
-                .await?;
-            let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
-            for row in &rows {
-                bound = row.get("created_sequence");
-                let (_, _, stored) = self.decode_projection(row)?;
-                if let Some(item) = select(stored.projection) {
-                    data.push(item);
-                }
-                if data.len() > limit {
-                    break;
-                }
-            }
-            if data.len() > limit || exhausted {
-                break;
-            }
-        }
-        Ok(finish_page(data, limit, newest_first))
-    }
-}
-
-fn empty_page<T>() -> Page<T> {
-    Page {
-        data: Vec::new(),
-        has_more: false,
-    }
-}
-
-/// Trim a page collected with one extra item (which says whether there is more), newest first.
-fn finish_page<T>(mut data: Vec<T>, limit: usize, newest_first: bool) -> Page<T> {
-    let has_more = data.len() > limit;
-    data.truncate(limit);
-    if !newest_first {
-        data.reverse();
-    }
-    Page { data, has_more }
-}
 
 #[async_trait]
 impl EventStore for PostgresStore {
@@ -454,22 +303,5 @@ impl EventStore for PostgresStore {
         self.listener.abort();
         self.pool.close();
         Ok(())
-    }
-}
-
-impl PostgresStore {
-    /// Up to `limit` committed events after `after_sequence`, as `(sequence, record)` rows.
-    async fn records_after(
-        &self,
-        after_sequence: u64,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query_rows(
-            "SELECT sequence, record FROM chargeledger_events WHERE sequence > $1
-                 ORDER BY sequence LIMIT $2",
-            &[&to_i64(after_sequence.min(i64::MAX as u64)), &limit],
-        )
-        .await
     }
 }

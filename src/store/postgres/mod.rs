@@ -19,7 +19,9 @@
 //! `NOTIFY chargeledger_events` with the new head; every process listens, so its durable
 //! sequence (and with it `subscribe` and waiting readers) follows appends made by any server.
 
+mod batch;
 mod event_store;
+mod reads;
 mod schema;
 mod statements;
 mod tls;

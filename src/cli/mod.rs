@@ -1,14 +1,15 @@
-//! The `chargeledger` command line: the server, audit timelines, time travel, replay, verify, export and import of a data directory.
+//! The `chargeledger` command line: the server, audit timelines, time travel, and the whole-ledger verbs, on a data directory or a PostgreSQL database.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+mod whole_ledger;
 
 use crate::ledger::{Ledger, LedgerError};
 use crate::server::{BoundServer, ConnectionLimits, ServeOptions, shutdown_signal};
@@ -323,108 +324,15 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             writeln!(output)?;
             ledger.close().await?;
         }
-        Command::Replay { data } => {
-            let ledger = data.open().await?;
-            let bar = progress_bar("replaying");
-            let report = ledger
-                .replay(&|done, total| show_progress(&bar, done, total))
-                .await?;
-            bar.finish_and_clear();
-            for mismatch in &report.mismatches {
-                println!(
-                    "rebuilt {} (account {}): {}",
-                    mismatch.stream_id, mismatch.account, mismatch.detail
-                );
-            }
-            println!(
-                "replayed {} events into {} streams; {} projections were wrong and have been rebuilt",
-                report.events,
-                report.streams,
-                report.mismatches.len()
-            );
-            ledger.close().await?;
-        }
-        Command::Verify { data, json } => {
-            let ledger = data.open_for_verification().await?;
-            let bar = progress_bar("verifying");
-            let report = ledger
-                .verify(&|done, total| show_progress(&bar, done, total))
-                .await?;
-            bar.finish_and_clear();
-            ledger.close().await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?
-                );
-            }
-            match &report.first_fault {
-                None => {
-                    if !json {
-                        println!(
-                            "sound: {} events, {} streams, {} projections; hash chain, versions and projections all check",
-                            report.events, report.streams, report.projections
-                        );
-                    }
-                }
-                Some(fault) => {
-                    if !json {
-                        println!("CORRUPT after {} good events: {fault}", report.events);
-                    }
-                    return Ok(ExitCode::from(1));
-                }
-            }
-        }
-        Command::Export { data } => {
-            let ledger = data.open().await?;
-            let bar = progress_bar("exporting");
-            let mut output = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-            let exported = ledger
-                .export(&mut output, &|done, total| show_progress(&bar, done, total))
-                .await?;
-            bar.finish_and_clear();
-            drop(output);
-            eprintln!("exported {exported} events");
-            ledger.close().await?;
-        }
-        Command::Import { data } => {
-            let ledger = data.open().await?;
-            let bar = progress_bar("importing");
-            let mut input = BufReader::with_capacity(1 << 20, std::io::stdin());
-            let imported = ledger
-                .import(&mut input, &|done, _| {
-                    bar.set_position(done);
-                })
-                .await;
-            bar.finish_and_clear();
-            let imported = imported?;
-            ledger.close().await?;
-            eprintln!("imported {imported} events; the hash chain checks");
-        }
+        Command::Replay { data } => whole_ledger::replay(data).await?,
+        Command::Verify { data, json } => return whole_ledger::verify(data, json).await,
+        Command::Export { data } => whole_ledger::export(data).await?,
+        Command::Import { data } => whole_ledger::import(data).await?,
         Command::Migrate {
             from,
             to,
             database_ca_file,
-        } => {
-            let source = Ledger::open(&from).await?;
-            let options = crate::ledger::LedgerOptions {
-                database_ca_file,
-                ..crate::ledger::LedgerOptions::default()
-            };
-            let target = Ledger::open_postgres(&to, options).await?;
-            let bar = progress_bar("migrating");
-            let copied = source
-                .copy_into(&target, &|done, total| show_progress(&bar, done, total))
-                .await;
-            bar.finish_and_clear();
-            let copied = copied?;
-            target.close().await?;
-            source.close().await?;
-            eprintln!(
-                "copied {copied} events from {} into the database; the hash chain checks. Serve it with `chargeledger serve --database-url …`",
-                from.display()
-            );
-        }
+        } => whole_ledger::migrate(from, to, database_ca_file).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -454,21 +362,4 @@ async fn resolve_account(
         )
         .into()),
     }
-}
-
-/// A progress bar on standard error; indicatif draws nothing when that is not a terminal.
-fn progress_bar(action: &str) -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    let style =
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(action.to_string());
-    bar
-}
-
-fn show_progress(bar: &ProgressBar, done: u64, total: u64) {
-    bar.set_length(total.max(done));
-    bar.set_position(done);
 }

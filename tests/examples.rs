@@ -6,6 +6,10 @@ mod audit_trail;
 mod embed;
 #[path = "../examples/replay_debug.rs"]
 mod replay_debug;
+#[path = "../examples/shared_ledger.rs"]
+mod shared_ledger;
+
+mod common;
 
 #[test]
 fn embed_example_runs() {
@@ -20,4 +24,13 @@ fn audit_trail_example_runs() {
 #[test]
 fn replay_debug_example_runs() {
     replay_debug::main().expect("examples/replay_debug.rs runs");
+}
+
+#[tokio::test]
+async fn shared_ledger_example_runs() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let url = common::postgres::database_url_for(directory.path());
+    shared_ledger::run(&url)
+        .await
+        .expect("examples/shared_ledger.rs runs");
 }

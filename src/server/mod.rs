@@ -162,6 +162,8 @@ pub struct BoundServer {
     retention: Duration,
     key_source: KeySource,
     data_directory: PathBuf,
+    /// Where the ledger is kept, for the startup line: the data directory, or the database.
+    ledger_location: String,
 }
 
 impl BoundServer {
@@ -216,6 +218,7 @@ impl BoundServer {
             limits: options.limits,
             retention: options.idempotency_retention,
             key_source,
+            ledger_location: ledger_location(&options),
             data_directory: options.data_directory,
         })
     }
@@ -230,8 +233,8 @@ impl BoundServer {
             .local_address()
             .map_or_else(|_| "?".to_string(), |address| address.to_string());
         let mut lines = vec![format!(
-            "chargeledger listening on http://{address} (data: {})",
-            self.data_directory.display()
+            "chargeledger listening on http://{address} ({})",
+            self.ledger_location
         )];
         match &self.key_source {
             KeySource::Generated {
@@ -272,6 +275,21 @@ impl BoundServer {
         ledger.close().await?;
         info!("store closed cleanly");
         Ok(())
+    }
+}
+
+/// The startup line's account of where things are kept; never a database password.
+fn ledger_location(options: &ServeOptions) -> String {
+    match &options.database_url {
+        None => format!("data: {}", options.data_directory.display()),
+        #[cfg(feature = "postgres")]
+        Some(url) => format!(
+            "ledger: {}, keys: {}",
+            crate::store::postgres::describe_database_url(url),
+            options.data_directory.display()
+        ),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => format!("data: {}", options.data_directory.display()),
     }
 }
 

@@ -345,6 +345,14 @@ fn advance(durable_sender: &watch::Sender<u64>, sequence: u64) {
     });
 }
 
+/// Where a database URL points (user, host, port, database), never its password.
+pub fn describe_database_url(database_url: &str) -> String {
+    match database_url.parse::<tokio_postgres::Config>() {
+        Ok(config) => describe_config(&config),
+        Err(_) => "an unreadable database URL".to_string(),
+    }
+}
+
 /// The URL's host, port, database and user, never its password.
 fn describe_config(config: &tokio_postgres::Config) -> String {
     let host = config

@@ -233,3 +233,27 @@ async fn a_server_rides_out_a_database_crash_and_keeps_what_it_acknowledged() {
     let report = verify(&cluster.url);
     assert!(report.starts_with("sound: 7 events"), "{report}");
 }
+
+#[tokio::test]
+async fn the_startup_line_names_the_database_but_never_its_password() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "{} password=hunter2",
+        common::postgres::database_url_for(&directory.path().join("database"))
+    );
+    let server = TestServer::start_with_args(
+        &directory.path().join("data"),
+        &[SECRET_KEY],
+        &["--database-url", &url],
+    );
+    let line = &server.startup_line;
+    assert!(line.contains("(ledger: postgres://chargeledger@"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "keys: {}",
+            directory.path().join("data").display()
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("hunter2"), "{line}");
+}

@@ -30,6 +30,8 @@ pub enum OmiseBody<'a> {
 pub struct TestServer {
     child: Option<Child>,
     pub base_url: String,
+    /// The first line the server printed: where it listens and what it serves.
+    pub startup_line: String,
     pub data_directory: PathBuf,
     output: Mutex<mpsc::Receiver<String>>,
     client: reqwest::Client,
@@ -122,6 +124,7 @@ impl TestServer {
         TestServer {
             child: Some(child),
             base_url: format!("http://{address}"),
+            startup_line: first.clone(),
             data_directory: data_directory.to_path_buf(),
             output: Mutex::new(output),
             client: reqwest::Client::new(),

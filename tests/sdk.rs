@@ -45,8 +45,15 @@ fn omise_python() -> PathBuf {
     python_with("omise", OMISE_PYTHON_VERSION)
 }
 
+/// Held while an SDK is checked or installed: each SDK's test runs once per backend, at once,
+/// and two installs into one directory trip over each other on a fresh machine.
+static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A virtualenv of its own for one PyPI package at one version; its python.
 fn python_with(package: &str, version: &str) -> PathBuf {
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let environment = sdk_directory().join(format!("python-{package}-{version}"));
     let python = environment.join("bin").join("python");
     let installed = python.exists()
@@ -78,6 +85,9 @@ fn python_with(package: &str, version: &str) -> PathBuf {
 
 /// The `node_modules` directory holding stripe-node.
 fn stripe_node_modules() -> PathBuf {
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let prefix = sdk_directory().join(format!("node-stripe-{STRIPE_NODE_VERSION}"));
     let modules = prefix.join("node_modules");
     if !modules.join("stripe").join("package.json").exists() {

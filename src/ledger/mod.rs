@@ -196,6 +196,17 @@ pub struct LedgerOptions {
     pub database_ca_file: Option<std::path::PathBuf>,
 }
 
+impl LedgerOptions {
+    /// What of these options the PostgreSQL store takes.
+    #[cfg(feature = "postgres")]
+    fn postgres_options(&self) -> crate::store::PostgresOptions {
+        crate::store::PostgresOptions {
+            clock: self.clock.clone(),
+            ca_file: self.database_ca_file.clone(),
+        }
+    }
+}
+
 impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
@@ -253,14 +264,9 @@ impl Ledger {
         database_url: &str,
         options: LedgerOptions,
     ) -> Result<Self, LedgerError> {
-        let store = crate::store::PostgresStore::open_with(
-            database_url,
-            crate::store::PostgresOptions {
-                clock: options.clock.clone(),
-                ca_file: options.database_ca_file.clone(),
-            },
-        )
-        .await?;
+        let store =
+            crate::store::PostgresStore::open_with(database_url, options.postgres_options())
+                .await?;
         Ok(
             Ledger::with_store_clock_and_ids(Arc::new(store), options.clock, options.ids)
                 .with_max_pending_writes(options.max_pending_writes),
@@ -275,10 +281,7 @@ impl Ledger {
     ) -> Result<Self, LedgerError> {
         let store = crate::store::PostgresStore::open_for_verification(
             database_url,
-            crate::store::PostgresOptions {
-                clock: options.clock.clone(),
-                ca_file: options.database_ca_file.clone(),
-            },
+            options.postgres_options(),
         )
         .await?;
         Ok(Ledger::with_store(Arc::new(store)))

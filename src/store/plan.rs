@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
 
-use crate::chain::seal_encoded;
+use crate::chain::{ChainVerifier, seal_encoded};
 use crate::domain::Projection;
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
@@ -228,6 +228,25 @@ impl BatchPlan {
             idempotency,
         })
     }
+}
+
+/// Check that already-sealed events (an import) continue the chain from `head`; the head they
+/// leave. Both writers call this before staging an import's rows, so a refused import stages
+/// nothing.
+pub fn check_import(head: &ChainHead, events: &[RecordedEvent]) -> Result<ChainHead, StoreError> {
+    let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
+    for event in events {
+        verifier
+            .check(event)
+            .map_err(|fault| StoreError::ImportRejected {
+                sequence: event.body.sequence,
+                detail: fault.to_string(),
+            })?;
+    }
+    Ok(ChainHead {
+        sequence: verifier.last_sequence(),
+        hash: verifier.last_hash().to_string(),
+    })
 }
 
 /// Seal one stream's new events onto `chain`, versions following `from_version`.

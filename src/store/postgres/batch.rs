@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use tokio_postgres::Row;
 
 use super::{Job, ProjectionRows, encode_state, projection_kind, to_i64, to_u64};
-use crate::chain::ChainVerifier;
 use crate::domain::Projection;
 use crate::events::RecordedEvent;
-use crate::store::plan::{BatchPlan, StoredStreams, StreamState};
+use crate::store::plan::{BatchPlan, StoredStreams, StreamState, check_import};
 use crate::store::{ChainHead, IdempotencyRecord, StoreError};
 
 /// Rows a batch writes, collected while its jobs are planned.
@@ -269,16 +268,9 @@ fn stage_import(
     plan: &mut BatchPlan,
     rows: &mut Rows,
 ) -> Result<(), StoreError> {
-    let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
-    // Staged apart and added only once the whole import checks, so a refused one adds nothing.
+    let imported_head = check_import(head, events)?;
     let mut staged = Rows::default();
     for event in events {
-        verifier
-            .check(event)
-            .map_err(|fault| StoreError::ImportRejected {
-                sequence: event.body.sequence,
-                detail: fault.to_string(),
-            })?;
         let stored = serde_json::to_vec(event).expect(
             "the store's own records always encode as JSON; failing to is a bug in chargeledger",
         );
@@ -293,10 +285,7 @@ fn stage_import(
         plan.record_stream(account, stream_id, state);
     }
     rows.append(staged);
-    *head = ChainHead {
-        sequence: verifier.last_sequence(),
-        hash: verifier.last_hash().to_string(),
-    };
+    *head = imported_head;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use super::batch::{Columns, NamedInBatch, fail_all, head_of, plan_batch, prefetc
 use super::statements::Statements;
 use super::{Job, advance, connect, database_error, empty_head, to_i64};
 use crate::clock::Clock;
+use crate::store::stored_event::decode_hashed_record;
 use crate::store::{ChainHead, StoreError};
 
 /// Upper bound on jobs in one transaction, so one batch's latency stays bounded.
@@ -198,8 +199,8 @@ impl Writer {
             .map_err(|lookup| unknown(&database_error(lookup)))?;
         self.connection = Some((client, statements));
         let committed = stored.is_some_and(|row| {
-            let record: &str = row.get(0);
-            record.ends_with(&format!("\"hash\":\"{}\"}}", head.hash))
+            decode_hashed_record(row.get::<_, &str>(0).as_bytes())
+                .is_ok_and(|stored| stored.event.hash == head.hash)
         });
         if committed { Ok(()) } else { Err(error) }
     }

@@ -39,7 +39,9 @@ use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::RecordedEvent;
 use crate::store::durability::DurableSync;
 use crate::store::faults::{FaultInjector, FaultPoint};
-use crate::store::plan::{BatchPlan, PlannedStream, SealedEvent, StoredStreams, StreamState};
+use crate::store::plan::{
+    BatchPlan, PlannedStream, SealedEvent, StoredStreams, StreamState, check_import,
+};
 use crate::store::{
     AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
     StoreError, StoredProjection,

@@ -305,15 +305,9 @@ impl Writer {
         head: &mut ChainHead,
         staged: &mut Staged,
     ) -> Result<(), StoreError> {
-        let mut verifier = ChainVerifier::after(head.sequence, head.hash.clone());
+        let imported_head = check_import(head, &events)?;
         let mut writes = Vec::with_capacity(events.len() * 2 + projections.len() * 2);
         for event in &events {
-            verifier
-                .check(event)
-                .map_err(|fault| StoreError::ImportRejected {
-                    sequence: event.body.sequence,
-                    detail: fault.to_string(),
-                })?;
             writes.push((
                 TreeName::Events,
                 event.body.sequence.to_be_bytes().to_vec(),
@@ -353,10 +347,7 @@ impl Writer {
             );
         }
         staged.writes.extend(writes);
-        *head = ChainHead {
-            sequence: verifier.last_sequence(),
-            hash: verifier.last_hash().to_string(),
-        };
+        *head = imported_head;
         Ok(())
     }
 

@@ -15,6 +15,10 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> OffsetDateTime;
 
     /// The current time in whole Unix seconds, as `decide` takes it.
+    fn now_unix_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
     fn now_unix(&self) -> i64 {
         self.now().unix_timestamp()
     }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod deliveries;
 mod whole_ledger;
 
 use crate::ledger::{Ledger, LedgerError};
@@ -126,6 +127,31 @@ pub enum Command {
         /// `rate_limit`, Omise's `too_many_requests`) instead of queueing without bound.
         #[arg(long, default_value_t = crate::ledger::DEFAULT_MAX_PENDING_WRITES as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_pending_writes: u64,
+        #[command(flatten)]
+        deliveries: deliveries::DeliveryArgs,
+    },
+    /// List the outbox's deliveries (webhooks, receipts) and every attempt made of each.
+    Deliveries {
+        #[command(flatten)]
+        data: DataDirectory,
+        /// Only this event's (evt_…, or Omise's evnt_…).
+        #[arg(long)]
+        event: Option<String>,
+        /// Only those in this state.
+        #[arg(long, value_parser = ["pending", "delivered", "failed", "cancelled"])]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver an event again to the webhook endpoints that receive it now.
+    Resend {
+        /// The event (evt_…, or Omise's evnt_…).
+        event: String,
+        /// The event's account; found from its earlier deliveries when not given.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        data: DataDirectory,
     },
     /// Print a charge's audit timeline: every version, who made it, and what changed.
     History {
@@ -233,6 +259,7 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             idle_timeout_secs,
             cache_mb,
             max_pending_writes,
+            deliveries,
         } => {
             if let Some(path) = api_keys_file {
                 match crate::server::auth::read_api_keys_file(&path) {
@@ -244,7 +271,9 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                 }
             }
             let seconds = Duration::from_secs;
+            let deliveries = deliveries.options(&data.path);
             let options = ServeOptions {
+                deliveries,
                 address,
                 data_directory: data.path,
                 database_url: data.database_url,
@@ -324,6 +353,17 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             writeln!(output)?;
             ledger.close().await?;
         }
+        Command::Deliveries {
+            data,
+            event,
+            status,
+            json,
+        } => deliveries::list(data, event, status, json).await?,
+        Command::Resend {
+            event,
+            account,
+            data,
+        } => deliveries::resend(data, event, account).await?,
         Command::Replay { data } => whole_ledger::replay(data).await?,
         Command::Verify { data, json } => return whole_ledger::verify(data, json).await,
         Command::Export { data } => whole_ledger::export(data).await?,

@@ -9,6 +9,7 @@ use crate::domain::charge::{
 use crate::domain::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
 use crate::domain::policy::AccountPolicy;
 use crate::domain::values::{Customer, FraudDetails, Token};
+use crate::domain::webhooks::WebhookEndpoints;
 
 /// The current state of one stream: what the ledger stores as its projection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,7 @@ pub enum Projection {
     Customer(Customer),
     AccountPolicy(AccountPolicy),
     Token(Box<Token>),
+    WebhookEndpoints(WebhookEndpoints),
 }
 
 /// An event that cannot follow the state before it: a sign of a corrupt or foreign log.
@@ -40,6 +42,11 @@ pub enum FoldError {
         charge_id: String,
         reason: &'static str,
     },
+    #[error("a {event_type} event names webhook endpoint {endpoint_id}, which does not exist")]
+    NoSuchEndpoint {
+        event_type: &'static str,
+        endpoint_id: String,
+    },
 }
 
 impl FoldError {
@@ -60,6 +67,7 @@ impl Projection {
             Projection::Customer(customer) => serde_json::to_value(customer),
             Projection::AccountPolicy(policy) => serde_json::to_value(policy),
             Projection::Token(token) => serde_json::to_value(token),
+            Projection::WebhookEndpoints(endpoints) => serde_json::to_value(endpoints),
         };
         // Plain data with string keys: serializing cannot fail, and if it did the state would be
         // unreadable, so stop rather than show `null`.
@@ -72,6 +80,7 @@ impl Projection {
             Projection::Customer(_) => "customer",
             Projection::AccountPolicy(_) => "account policy",
             Projection::Token(_) => "token",
+            Projection::WebhookEndpoints(_) => "webhook endpoints",
         }
     }
 }
@@ -98,6 +107,14 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
             Ok(Projection::Token(token))
         }
         (_, EventPayload::AccountPolicySet(set)) => Ok(Projection::AccountPolicy(set.policy)),
+        (None, EventPayload::WebhookEndpointCreated(created)) => {
+            Ok(Projection::WebhookEndpoints(WebhookEndpoints {
+                endpoints: vec![created.endpoint.clone()],
+            }))
+        }
+        (Some(Projection::WebhookEndpoints(endpoints)), payload) if is_endpoint_event(payload) => {
+            apply_to_endpoints(endpoints, payload).map(Projection::WebhookEndpoints)
+        }
         (None, _) => Err(FoldError::CannotStartStream { event_type }),
         (
             Some(_),
@@ -105,6 +122,12 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
             | EventPayload::CustomerCreated(_)
             | EventPayload::TokenCreated(_),
         ) => Err(FoldError::StreamAlreadyStarted { event_type }),
+        (Some(Projection::Charge(_)), payload) if is_endpoint_event(payload) => {
+            Err(FoldError::WrongStream {
+                event_type,
+                stream_kind: "charge",
+            })
+        }
         (Some(Projection::Charge(charge)), _) => Ok(Projection::Charge(Box::new(apply_to_charge(
             *charge, payload,
         )?))),
@@ -113,6 +136,60 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
             stream_kind: other.kind_name(),
         }),
     }
+}
+
+fn is_endpoint_event(payload: &EventPayload) -> bool {
+    matches!(
+        payload,
+        EventPayload::WebhookEndpointCreated(_)
+            | EventPayload::WebhookEndpointUpdated(_)
+            | EventPayload::WebhookEndpointDeleted(_)
+    )
+}
+
+/// An endpoint event onto the account's endpoints: a creation adds one with a new id, an
+/// update replaces one that exists, a deletion removes one that exists.
+fn apply_to_endpoints(
+    mut endpoints: WebhookEndpoints,
+    payload: &EventPayload,
+) -> Result<WebhookEndpoints, FoldError> {
+    let event_type = payload.event_type();
+    let missing = |endpoint_id: &str| FoldError::NoSuchEndpoint {
+        event_type,
+        endpoint_id: endpoint_id.to_string(),
+    };
+    match payload {
+        EventPayload::WebhookEndpointCreated(created) => {
+            if endpoints.get(&created.endpoint.id).is_some() {
+                return Err(FoldError::StreamAlreadyStarted { event_type });
+            }
+            endpoints.endpoints.push(created.endpoint.clone());
+        }
+        EventPayload::WebhookEndpointUpdated(updated) => {
+            let slot = endpoints
+                .endpoints
+                .iter_mut()
+                .find(|endpoint| endpoint.id == updated.endpoint.id)
+                .ok_or_else(|| missing(&updated.endpoint.id))?;
+            *slot = updated.endpoint.clone();
+        }
+        EventPayload::WebhookEndpointDeleted(deleted) => {
+            let before = endpoints.endpoints.len();
+            endpoints
+                .endpoints
+                .retain(|endpoint| endpoint.id != deleted.endpoint_id);
+            if endpoints.endpoints.len() == before {
+                return Err(missing(&deleted.endpoint_id));
+            }
+        }
+        _ => {
+            return Err(FoldError::WrongStream {
+                event_type,
+                stream_kind: "webhook endpoints",
+            });
+        }
+    }
+    Ok(endpoints)
 }
 
 /// Fold a stream's events from the start.
@@ -203,13 +280,20 @@ pub fn apply_to_charge(
             }
             charge.refunds.push(refunded.refund.clone());
         }
+        EventPayload::ReceiptSent(sent) => {
+            charge.receipt_number = Some(sent.receipt_number.clone());
+            charge.receipt_url = Some(sent.receipt_url.clone());
+        }
         EventPayload::ChargeCreated(_) => {
             return Err(FoldError::StreamAlreadyStarted { event_type });
         }
         EventPayload::CustomerCreated(_)
         | EventPayload::AccountPolicySet(_)
         | EventPayload::TokenCreated(_)
-        | EventPayload::TokenUsed(_) => {
+        | EventPayload::TokenUsed(_)
+        | EventPayload::WebhookEndpointCreated(_)
+        | EventPayload::WebhookEndpointUpdated(_)
+        | EventPayload::WebhookEndpointDeleted(_) => {
             return Err(FoldError::WrongStream {
                 event_type,
                 stream_kind: "charge",
@@ -348,6 +432,8 @@ fn charge_from_creation(created: &ChargeCreated) -> Result<ChargeState, FoldErro
         description: created.description.clone(),
         metadata: created.metadata.clone(),
         receipt_email: created.receipt_email.clone(),
+        receipt_number: None,
+        receipt_url: None,
         shipping: created.shipping.clone(),
         transaction: created.balance_transaction.clone(),
         refunds: Vec::new(),

@@ -117,6 +117,12 @@ pub struct ChargeState {
     pub description: Option<String>,
     pub metadata: Metadata,
     pub receipt_email: Option<String>,
+    /// Set once a receipt was sent (`NNNN-NNNN`, the same for every receipt of the charge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_number: Option<String>,
+    /// Where the receipt sent last can be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_url: Option<String>,
     pub shipping: Option<Shipping>,
     /// The balance transaction (Stripe's `txn_…`, Omise's `trxn_…`) of the capture.
     pub transaction: Option<String>,

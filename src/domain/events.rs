@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::webhooks::{ReceiptSent, WebhookEndpointDeleted, WebhookEndpointRecorded};
 use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shipping, VaultCard};
 
 /// One changed top-level field of a charge: its value before and after.
@@ -228,6 +229,14 @@ pub enum EventPayload {
     TokenCreated(TokenCreated),
     #[serde(rename = "token.used")]
     TokenUsed(TokenUsed),
+    #[serde(rename = "charge.receipt_sent")]
+    ReceiptSent(ReceiptSent),
+    #[serde(rename = "webhook_endpoint.created")]
+    WebhookEndpointCreated(WebhookEndpointRecorded),
+    #[serde(rename = "webhook_endpoint.updated")]
+    WebhookEndpointUpdated(WebhookEndpointRecorded),
+    #[serde(rename = "webhook_endpoint.deleted")]
+    WebhookEndpointDeleted(WebhookEndpointDeleted),
 }
 
 impl EventPayload {
@@ -243,6 +252,10 @@ impl EventPayload {
             EventPayload::ChargeReversed(_) => "charge.reversed",
             EventPayload::TokenCreated(_) => "token.created",
             EventPayload::TokenUsed(_) => "token.used",
+            EventPayload::ReceiptSent(_) => "charge.receipt_sent",
+            EventPayload::WebhookEndpointCreated(_) => "webhook_endpoint.created",
+            EventPayload::WebhookEndpointUpdated(_) => "webhook_endpoint.updated",
+            EventPayload::WebhookEndpointDeleted(_) => "webhook_endpoint.deleted",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod omise;
 pub mod policy;
 pub mod stripe;
 pub mod values;
+pub mod webhooks;
 
 pub use apply::{FoldError, Projection, apply, fold};
 pub use charge::{
@@ -28,4 +29,8 @@ pub use stripe::decide::{DecisionContext, FreshIds};
 pub use stripe::error::{RefusalKind, RequestError};
 pub use values::{
     Address, Card, Customer, FraudDetails, Metadata, Refund, Shipping, Token, VaultCard,
+};
+pub use webhooks::{
+    DeliveryChaos, Destination, EndpointStatus, SideEffectRules, WEBHOOK_ENDPOINTS_STREAM,
+    WebhookEndpoint, WebhookEndpoints,
 };

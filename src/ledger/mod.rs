@@ -12,10 +12,12 @@ mod history;
 mod omise;
 mod reads;
 mod stripe;
+mod webhooks;
 mod write;
 
 pub use account::{ACCOUNT_NAME_MAX_CHARS, AccountId, account_is_live};
 pub use error::{Failure, LedgerError, Refusal};
+pub use webhooks::pending_webhook_count;
 use write::{existing_charge, fingerprint, fold_charge, fold_new_charge, unexpected_payload};
 
 use std::collections::hash_map::DefaultHasher;
@@ -141,6 +143,8 @@ pub struct Ledger {
     /// Admission to the write path: one permit per write waiting or running.
     write_slots: Arc<tokio::sync::Semaphore>,
     max_pending_writes: usize,
+    /// What side effects (receipts, the Omise webhook) writes queue besides webhooks.
+    side_effect_rules: Arc<domain::SideEffectRules>,
 }
 
 /// How many writes may wait for the store at once before more are refused as overloaded.
@@ -331,7 +335,21 @@ impl Ledger {
             ids,
             write_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_PENDING_WRITES)),
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
+            side_effect_rules: Arc::new(domain::SideEffectRules::default()),
         }
+    }
+
+    /// Queue receipts and Omise webhooks as these rules say (webhooks to an account's own
+    /// endpoints are queued whatever they say). Something must deliver them: the server's
+    /// delivery worker does.
+    pub fn with_side_effect_rules(mut self, rules: domain::SideEffectRules) -> Self {
+        self.side_effect_rules = Arc::new(rules);
+        self
+    }
+
+    /// What side effects writes queue besides webhooks.
+    pub fn side_effect_rules(&self) -> &domain::SideEffectRules {
+        &self.side_effect_rules
     }
 
     /// Admit at most `max_pending_writes` (at least 1) writes at once; more are refused as

@@ -189,6 +189,9 @@ impl Ledger {
                         linked,
                     } => (payloads, projection, outcome, linked),
                 };
+            let deliveries = self
+                .plan_side_effects(account, stream_id, current.as_ref(), &payloads)
+                .await?;
             let idempotency = request
                 .idempotency_key
                 .as_ref()
@@ -211,6 +214,7 @@ impl Ledger {
                 idempotency,
                 linked,
                 read_versions,
+                deliveries,
             };
             match self.store.append(append).await {
                 Ok(events) => {

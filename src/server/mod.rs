@@ -9,6 +9,7 @@
 //! through `idempotency`.
 
 pub mod auth;
+pub mod delivery;
 pub mod form;
 pub mod idempotency;
 pub mod listener;
@@ -78,14 +79,18 @@ pub struct ServeOptions {
     /// With `database_url`: a PEM file of CA certificates the database's TLS certificate may
     /// chain to (asks for TLS).
     pub database_ca_file: Option<PathBuf>,
+    /// How webhooks and receipts are delivered. An empty `public_url` is taken from the bound
+    /// address.
+    pub deliveries: delivery::DeliveryOptions,
 }
 
 impl ServeOptions {
     /// Serve `data_directory` on `address` with its own or generated keys and default limits.
     pub fn new(address: SocketAddr, data_directory: impl Into<PathBuf>) -> Self {
+        let data_directory: PathBuf = data_directory.into();
         ServeOptions {
             address,
-            data_directory: data_directory.into(),
+            data_directory: data_directory.clone(),
             api_keys: Vec::new(),
             idempotency_retention: Duration::from_secs(
                 MIN_IDEMPOTENCY_RETENTION_HOURS * SECONDS_PER_HOUR,
@@ -95,8 +100,14 @@ impl ServeOptions {
             max_pending_writes: crate::ledger::DEFAULT_MAX_PENDING_WRITES,
             database_url: None,
             database_ca_file: None,
+            deliveries: delivery::DeliveryOptions::new(data_directory_outbox(&data_directory)),
         }
     }
+}
+
+/// Where receipts are written when no SMTP server is given: `<data>/outbox/receipts`.
+pub fn data_directory_outbox(data_directory: &std::path::Path) -> PathBuf {
+    data_directory.join("outbox").join("receipts")
 }
 
 /// Why the server could not start or stopped abnormally.
@@ -116,6 +127,8 @@ pub enum ServeError {
         "idempotency keys must be kept at least {MIN_IDEMPOTENCY_RETENTION_HOURS} hours, as on Stripe; {hours} was given"
     )]
     RetentionTooShort { hours: u64 },
+    #[error("cannot set up deliveries: {0}")]
+    Deliveries(String),
     #[cfg(not(feature = "postgres"))]
     #[error(
         "this chargeledger was built without the `postgres` feature; rebuild with it to use a database URL"
@@ -164,6 +177,10 @@ pub struct BoundServer {
     data_directory: PathBuf,
     /// Where the ledger is kept, for the startup line: the data directory, or the database.
     ledger_location: String,
+    /// Sends what the outbox holds; started by `run`.
+    delivery_worker: delivery::DeliveryWorker,
+    /// Where receipts go, for the startup line.
+    receipts_location: String,
 }
 
 impl BoundServer {
@@ -207,7 +224,31 @@ impl BoundServer {
                     address: options.address,
                     source,
                 })?;
+        let mut deliveries = options.deliveries.clone();
+        if deliveries.public_url.is_empty() {
+            let address = listener.local_addr().map_err(|source| ServeError::Bind {
+                address: options.address,
+                source,
+            })?;
+            deliveries.public_url = format!("http://{address}");
+        }
+        let ledger = ledger.with_side_effect_rules(crate::domain::SideEffectRules {
+            receipts: true,
+            omise_webhook_url: deliveries.omise_webhook_url.clone(),
+        });
+        let receipts_location = match &deliveries.receipts {
+            delivery::ReceiptTransport::Smtp(url) => {
+                format!("receipts: {}", describe_smtp_url(url))
+            }
+            delivery::ReceiptTransport::Files(directory) => {
+                format!("receipts: .eml files in {}", directory.display())
+            }
+        };
+        let delivery_worker = delivery::DeliveryWorker::new(ledger.clone(), deliveries)
+            .map_err(ServeError::Deliveries)?;
         Ok(BoundServer {
+            delivery_worker,
+            receipts_location,
             listener,
             app: App {
                 ledger,
@@ -233,8 +274,8 @@ impl BoundServer {
             .local_address()
             .map_or_else(|_| "?".to_string(), |address| address.to_string());
         let mut lines = vec![format!(
-            "chargeledger listening on http://{address} ({})",
-            self.ledger_location
+            "chargeledger listening on http://{address} ({}; {})",
+            self.ledger_location, self.receipts_location
         )];
         match &self.key_source {
             KeySource::Generated {
@@ -268,9 +309,12 @@ impl BoundServer {
     ) -> Result<(), ServeError> {
         let ledger = self.app.ledger.clone();
         let purger = tokio::spawn(purge_idempotency_keys(ledger.clone(), self.retention));
+        let deliverer = tokio::spawn(self.delivery_worker.run());
         let router = router(self.app);
         listener::serve(self.listener, router, self.limits, shutdown).await;
         purger.abort();
+        // Attempts in flight are abandoned; their leases make them due again after a restart.
+        deliverer.abort();
         info!("stopped serving requests; closing the store");
         ledger.close().await?;
         info!("store closed cleanly");
@@ -355,14 +399,29 @@ async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
 
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
-    stripe::routes()
+    let authenticated = stripe::routes()
         .merge(omise::routes())
         .fallback(unknown_path)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             authenticate,
-        ))
+        ));
+    // Receipt links are shared with the payer, who has no key (as Stripe's are).
+    Router::new()
+        .route(
+            "/receipts/{account}/{charge}",
+            axum::routing::get(delivery::receipt_page),
+        )
+        .merge(authenticated)
         .with_state(app)
+}
+
+/// An SMTP URL for the startup line: scheme, host and port, never the credentials.
+fn describe_smtp_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("smtp", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = host.split(['/', '?']).next().unwrap_or_default();
+    format!("{scheme}://{host}")
 }
 
 /// Which dialect a path belongs to: Stripe's API lives under `/v1`, Omise's has no prefix.

@@ -6,6 +6,7 @@
 
 pub mod durability;
 pub mod faults;
+pub mod outbox;
 pub mod permissions;
 pub mod plan;
 #[cfg(feature = "postgres")]
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use crate::chain::ChainFault;
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
+pub use outbox::{Attempt, Delivery, DeliveryIntent, DeliveryReason, DeliveryState};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
@@ -95,6 +97,8 @@ pub struct AppendRequest {
     /// read: the append commits only if each is still at that version, so a decision is never
     /// committed on a rule that changed under it.
     pub read_versions: Vec<StreamVersion>,
+    /// Side effects of the main stream's events, written pending in the same transaction.
+    pub deliveries: Vec<DeliveryIntent>,
 }
 
 /// A stream and the version a decision read it at.
@@ -319,6 +323,35 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Bytes the store occupies on disk.
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` pending deliveries due at `now_ms` (of durable events), oldest due first,
+    /// each leased to the caller for `lease_ms`: no other claim returns it until the lease ends
+    /// or it is saved.
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Write deliveries (new ones, or ones with new attempts and state) durably, ending their
+    /// leases.
+    async fn save_deliveries(&self, deliveries: Vec<Delivery>) -> Result<(), StoreError>;
+
+    /// One event's deliveries, by number.
+    async fn event_deliveries(
+        &self,
+        account: &str,
+        event_sequence: u64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Deliveries of every account in key order (account, event sequence, number), after the
+    /// given one: for operators' tools.
+    async fn deliveries_after(
+        &self,
+        after: Option<(String, u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Finish pending writes and release the store.
     async fn close(&self) -> Result<(), StoreError>;

@@ -14,7 +14,10 @@ use crate::chain::{ChainVerifier, seal_encoded};
 use crate::domain::Projection;
 use crate::events::{EVENT_SCHEMA_VERSION, EventBody, EventPayload, RecordedEvent, RequestMeta};
 use crate::ids;
-use crate::store::{AppendRequest, ChainHead, IdempotencyRecord, StoreError};
+use crate::store::{
+    AppendRequest, ChainHead, Delivery, DeliveryReason, DeliveryState, IdempotencyRecord,
+    StoreError,
+};
 
 /// A stream's version and the global sequence of its first event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,8 @@ pub struct PlannedAppend<'request> {
     pub streams: Vec<PlannedStream<'request>>,
     /// The request's idempotency record, its `sequence` set to the append's last event.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The side effects of its events, pending.
+    pub deliveries: Vec<Delivery>,
 }
 
 impl PlannedAppend<'_> {
@@ -211,6 +216,8 @@ impl BatchPlan {
             head.sequence,
             chain.sequence
         );
+        // Before anything is recorded in the batch's plan: a refused append leaves no trace.
+        let deliveries = plan_deliveries(request, &streams[0].events, recorded_at)?;
         let idempotency = request.idempotency.as_ref().map(|record| {
             self.idempotency_keys
                 .insert((request.account.clone(), record.key.clone()));
@@ -226,8 +233,48 @@ impl BatchPlan {
         Ok(PlannedAppend {
             streams,
             idempotency,
+            deliveries,
         })
     }
+}
+
+/// The pending deliveries an append asks for, numbered per event in the order asked.
+fn plan_deliveries(
+    request: &AppendRequest,
+    main_events: &[SealedEvent],
+    recorded_at: OffsetDateTime,
+) -> Result<Vec<Delivery>, StoreError> {
+    let created_at_ms = (recorded_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut numbers: HashMap<usize, u32> = HashMap::new();
+    request
+        .deliveries
+        .iter()
+        .map(|intent| {
+            let Some(sealed) = main_events.get(intent.payload_index) else {
+                return Err(StoreError::Io(std::io::Error::other(format!(
+                    "a delivery names event {} of an append of {} events",
+                    intent.payload_index,
+                    main_events.len()
+                ))));
+            };
+            let number = numbers.entry(intent.payload_index).or_insert(0);
+            let delivery = Delivery {
+                account: request.account.clone(),
+                event_id: sealed.event.body.event_id.clone(),
+                event_sequence: sealed.event.body.sequence,
+                number: *number,
+                destination: intent.destination.clone(),
+                reason: DeliveryReason::Event,
+                created_at_ms,
+                state: DeliveryState::Pending {
+                    next_attempt_at_ms: created_at_ms + intent.hold_ms,
+                },
+                attempts: Vec::new(),
+            };
+            *number += 1;
+            Ok(delivery)
+        })
+        .collect()
 }
 
 /// Check that already-sealed events (an import) continue the chain from `head`; the head they

@@ -8,6 +8,7 @@
 mod commands;
 mod decide;
 
+use crate::domain::events::EventPayload;
 use thiserror::Error;
 
 pub use crate::domain::card_number::{card_brand, passes_luhn};
@@ -153,4 +154,24 @@ pub struct OmiseContext {
     pub now_unix: i64,
     pub livemode: bool,
     pub ids: OmiseIds,
+}
+
+/// Omise's event key for a stored event; `None` for events Omise shows no event for (the
+/// vault's own token records, account policy changes).
+pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
+    Some(match payload {
+        EventPayload::ChargeCreated(_) => "charge.create",
+        EventPayload::ChargeUpdated(_) => "charge.update",
+        EventPayload::ChargeCaptured(_) => "charge.capture",
+        EventPayload::ChargeReversed(_) => "charge.reverse",
+        EventPayload::ChargeRefunded(_) => "refund.create",
+        EventPayload::CustomerCreated(_)
+        | EventPayload::AccountPolicySet(_)
+        | EventPayload::TokenCreated(_)
+        | EventPayload::TokenUsed(_)
+        | EventPayload::ReceiptSent(_)
+        | EventPayload::WebhookEndpointCreated(_)
+        | EventPayload::WebhookEndpointUpdated(_)
+        | EventPayload::WebhookEndpointDeleted(_) => return None,
+    })
 }

@@ -155,6 +155,18 @@ pub enum RequestError {
         "Charge {charge_id} has been captured and this account freezes captured charges (freeze_after_capture); it can no longer be updated."
     )]
     ChargeFrozenAfterCapture { charge_id: String },
+
+    #[error("No such webhook endpoint: '{id}'")]
+    NoSuchWebhookEndpoint { id: String },
+
+    #[error("Invalid URL: {value}. URLs must begin with http:// or https:// and name a host.")]
+    InvalidUrl { param: String, value: String },
+
+    #[error("You have reached the maximum of {limit} webhook endpoints for this account.")]
+    TooManyWebhookEndpoints { limit: usize },
+
+    #[error("No such event: '{id}'")]
+    NoSuchEvent { id: String },
 }
 
 impl RequestError {
@@ -169,7 +181,10 @@ impl RequestError {
             | InvalidEnum { param, .. }
             | InvalidCountry { param, .. }
             | InvalidInteger { param, .. }
+            | InvalidUrl { param, .. }
             | AmountNotPositive { param } => Some(param),
+            NoSuchWebhookEndpoint { .. } | NoSuchEvent { .. } => Some("id"),
+            TooManyWebhookEndpoints { .. } => None,
             MetadataKeyTooLong { .. }
             | MetadataValueTooLong { .. }
             | TooManyMetadataKeys { .. }
@@ -207,7 +222,13 @@ impl RequestError {
             AmountTooLarge | CaptureAmountTooLarge { .. } | RefundAmountTooLarge { .. } => {
                 "amount_too_large"
             }
-            NoSuchCharge { .. } | NoSuchCustomer { .. } | NoSuchToken { .. } => "resource_missing",
+            NoSuchCharge { .. }
+            | NoSuchCustomer { .. }
+            | NoSuchToken { .. }
+            | NoSuchWebhookEndpoint { .. }
+            | NoSuchEvent { .. } => "resource_missing",
+            InvalidUrl { .. } => "url_invalid",
+            TooManyWebhookEndpoints { .. } => "webhook_endpoint_limit_reached",
             CardDeclined { .. } => "card_declined",
             ChargeAlreadyCaptured { .. } => "charge_already_captured",
             ChargeAlreadyRefunded { .. } => "charge_already_refunded",
@@ -230,7 +251,9 @@ impl RequestError {
         match self {
             RequestError::NoSuchCharge { .. }
             | RequestError::NoSuchCustomer { .. }
-            | RequestError::NoSuchToken { .. } => RefusalKind::NotFound,
+            | RequestError::NoSuchToken { .. }
+            | RequestError::NoSuchWebhookEndpoint { .. }
+            | RequestError::NoSuchEvent { .. } => RefusalKind::NotFound,
             RequestError::CardDeclined { .. } => RefusalKind::Card,
             _ => RefusalKind::InvalidRequest,
         }

@@ -4,3 +4,4 @@ pub mod commands;
 pub mod decide;
 pub mod error;
 pub mod validation;
+pub mod webhooks;

@@ -383,23 +383,32 @@ async fn event_object(
     call: &Call,
     event: &RecordedEvent,
 ) -> Result<Option<Value>, OmiseError> {
+    Ok(render_event(
+        &app.ledger,
+        &call.caller.account,
+        call.caller.livemode,
+        event,
+    )
+    .await?)
+}
+
+/// A stored event as Omise's event object (`None` for events Omise shows none for): for API
+/// responses and webhook deliveries alike.
+pub(crate) async fn render_event(
+    ledger: &crate::ledger::Ledger,
+    account: &str,
+    livemode: bool,
+    event: &RecordedEvent,
+) -> Result<Option<Value>, crate::ledger::LedgerError> {
     let Some(key) = objects::event_key(&event.body.payload) else {
         return Ok(None);
     };
-    let (_, after) = app
-        .ledger
-        .states_around(&call.caller.account, event)
-        .await?;
+    let (_, after) = ledger.states_around(account, event).await?;
     let data = match &after {
         Projection::Charge(charge) => objects::charge_object(charge),
         other => other.to_json(),
     };
-    Ok(Some(objects::event_object(
-        event,
-        key,
-        call.caller.livemode,
-        data,
-    )))
+    Ok(Some(objects::event_object(event, key, livemode, data)))
 }
 
 async fn render_events(

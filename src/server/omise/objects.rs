@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 
 pub use super::charge_object::charge_object;
 use crate::domain::{Refund, Token, VaultCard};
-use crate::events::{EventPayload, RecordedEvent};
+use crate::events::RecordedEvent;
 
 /// The API version whose shapes these are.
 pub const OMISE_API_VERSION: &str = "2019-05-29";
@@ -87,21 +87,7 @@ pub(super) fn refund_object(refund: &Refund, livemode: bool) -> Value {
     })
 }
 
-/// Omise's event key for a stored event; `None` for events Omise shows no event for (the
-/// vault's own token records, account policy changes).
-pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
-    Some(match payload {
-        EventPayload::ChargeCreated(_) => "charge.create",
-        EventPayload::ChargeUpdated(_) => "charge.update",
-        EventPayload::ChargeCaptured(_) => "charge.capture",
-        EventPayload::ChargeReversed(_) => "charge.reverse",
-        EventPayload::ChargeRefunded(_) => "refund.create",
-        EventPayload::CustomerCreated(_)
-        | EventPayload::AccountPolicySet(_)
-        | EventPayload::TokenCreated(_)
-        | EventPayload::TokenUsed(_) => return None,
-    })
-}
+pub use crate::domain::omise::event_key;
 
 /// The Omise id of a stored event: `evt_X` is shown as `evnt_test_X` (`evnt_X` in live mode).
 pub fn event_id(stored_id: &str, livemode: bool) -> String {

@@ -196,8 +196,8 @@ pub fn charge_object(charge: &ChargeState) -> StripeCharge {
         presentment_details: None,
         radar_options: None,
         receipt_email: charge.receipt_email.clone(),
-        receipt_number: None,
-        receipt_url: None,
+        receipt_number: charge.receipt_number.clone(),
+        receipt_url: charge.receipt_url.clone(),
         refunded: charge.is_fully_returned(),
         refunds: RefundList {
             object: "list",

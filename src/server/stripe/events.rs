@@ -9,20 +9,38 @@ use super::error::ApiError;
 use super::objects::ListObject;
 use super::{objects, query_form, respond};
 use crate::events::RecordedEvent;
+use crate::ledger::{Ledger, LedgerError};
 use crate::server::{App, Call};
 
-/// A stored event as Stripe's event object: the object right after it, and for updates the
-/// attributes it changed with their previous values.
+/// A stored event as Stripe's event object, as the caller's account sees it.
 pub(super) async fn event_object(
     app: &App,
     call: &Call,
     event: &RecordedEvent,
     event_type: &str,
 ) -> Result<Value, ApiError> {
-    let (before, after) = app
-        .ledger
-        .states_around(&call.caller.account, event)
-        .await?;
+    Ok(render_event(
+        &app.ledger,
+        &call.caller.account,
+        call.caller.livemode,
+        event,
+        event_type,
+    )
+    .await?)
+}
+
+/// A stored event as Stripe's event object: the object right after it, for updates the
+/// attributes it changed with their previous values, and how many endpoints have yet to
+/// acknowledge it. The same for API responses and webhook deliveries.
+pub(crate) async fn render_event(
+    ledger: &Ledger,
+    account: &str,
+    livemode: bool,
+    event: &RecordedEvent,
+    event_type: &str,
+) -> Result<Value, LedgerError> {
+    let (before, after) = ledger.states_around(account, event).await?;
+    let pending_webhooks = ledger.pending_webhooks(account, event).await?;
     let previous_json = before.as_ref().map(objects::projection_object);
     let object = objects::projection_object(&after);
     let previous_attributes = event_type
@@ -31,9 +49,10 @@ pub(super) async fn event_object(
     Ok(objects::event_object(
         event,
         event_type,
-        call.caller.livemode,
+        livemode,
         object,
         previous_attributes,
+        pending_webhooks,
     ))
 }
 

@@ -1,4 +1,4 @@
-//! The Stripe dialect: `/v1/charges`, `/v1/refunds`, `/v1/customers`, `/v1/events` and the audit extension `/v1/charges/{id}/history`.
+//! The Stripe dialect: `/v1/charges`, `/v1/refunds`, `/v1/customers`, `/v1/events`, `/v1/webhook_endpoints` and the extensions `/v1/charges/{id}/history`, `/v1/events/{id}/deliveries` and `/resend`.
 //!
 //! Each handler reads its parameters (unknown ones first), calls the ledger once, and renders
 //! Stripe's object. Writes go through `idempotency::write`.
@@ -7,10 +7,11 @@ pub mod charge_object;
 mod charges;
 mod customers;
 pub mod error;
-mod events;
+pub(crate) mod events;
 pub mod objects;
 pub mod params;
 mod refunds;
+pub mod webhooks;
 
 use std::future::Future;
 
@@ -95,6 +96,26 @@ pub fn routes() -> Router<App> {
         .route("/v1/customers/{id}", with_fallback(get(retrieve_customer)))
         .route("/v1/events", with_fallback(get(list_events)))
         .route("/v1/events/{id}", with_fallback(get(retrieve_event)))
+        .route(
+            "/v1/events/{id}/deliveries",
+            with_fallback(get(webhooks::event_deliveries)),
+        )
+        .route(
+            "/v1/events/{id}/resend",
+            with_fallback(post(webhooks::resend_event)),
+        )
+        .route(
+            "/v1/webhook_endpoints",
+            with_fallback(post(webhooks::create_endpoint).get(webhooks::list_endpoints)),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}",
+            with_fallback(
+                get(webhooks::retrieve_endpoint)
+                    .post(webhooks::update_endpoint)
+                    .delete(webhooks::delete_endpoint),
+            ),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

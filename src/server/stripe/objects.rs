@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::charge_object;
 use crate::audit::{HistoryEntry, HistoryView};
 use crate::domain::Projection;
-use crate::events::{EventPayload, RecordedEvent};
+use crate::events::RecordedEvent;
 use crate::json_diff;
 
 /// The API version events say they were rendered with.
@@ -36,24 +36,7 @@ impl<T> ListObject<T> {
     }
 }
 
-/// The Stripe event type of a stored event; `None` for events Stripe has no type for (an
-/// account's own policy changes).
-pub fn stripe_event_type(payload: &EventPayload) -> Option<&'static str> {
-    Some(match payload {
-        // A card charge that is authorized (captured or not) is `charge.succeeded` on Stripe.
-        EventPayload::ChargeCreated(_) => "charge.succeeded",
-        EventPayload::ChargeUpdated(_) => "charge.updated",
-        EventPayload::ChargeCaptured(_) => "charge.captured",
-        EventPayload::ChargeRefunded(_) => "charge.refunded",
-        EventPayload::CustomerCreated(_) => "customer.created",
-        // Omise-dialect events (`charge.reversed`, the vault's token events) never occur in a
-        // Stripe account.
-        EventPayload::AccountPolicySet(_)
-        | EventPayload::ChargeReversed(_)
-        | EventPayload::TokenCreated(_)
-        | EventPayload::TokenUsed(_) => return None,
-    })
-}
+pub use crate::domain::stripe::webhooks::stripe_event_type;
 
 /// Whether an event type matches a `type` filter, which may end in `*` (`charge.*`).
 pub fn type_matches(event_type: &str, filter: &str) -> bool {
@@ -70,6 +53,7 @@ pub fn event_object(
     livemode: bool,
     object: Value,
     previous_attributes: Option<Value>,
+    pending_webhooks: usize,
 ) -> Value {
     let mut data = Map::new();
     data.insert("object".into(), object);
@@ -83,7 +67,7 @@ pub fn event_object(
         "created": event.body.recorded_at.unix_timestamp(),
         "data": data,
         "livemode": livemode,
-        "pending_webhooks": 0,
+        "pending_webhooks": pending_webhooks,
         "request": {
             "id": event.body.request.request_id,
             "idempotency_key": event.body.request.idempotency_key,

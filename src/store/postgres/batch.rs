@@ -7,8 +7,9 @@ use tokio_postgres::Row;
 use super::{Job, ProjectionRows, encode_state, projection_kind, to_i64, to_u64};
 use crate::domain::Projection;
 use crate::events::RecordedEvent;
+use crate::store::outbox::encode_delivery;
 use crate::store::plan::{BatchPlan, StoredStreams, StreamState, check_import};
-use crate::store::{ChainHead, IdempotencyRecord, StoreError};
+use crate::store::{ChainHead, Delivery, IdempotencyRecord, StoreError};
 
 /// Rows a batch writes, collected while its jobs are planned.
 #[derive(Default)]
@@ -23,6 +24,7 @@ pub(super) struct Rows {
     /// batch; one upsert may change a row only once).
     projections: HashMap<(String, String), (String, StreamState, String)>,
     idempotency: Vec<(String, IdempotencyRecord)>,
+    deliveries: Vec<Delivery>,
 }
 
 impl Rows {
@@ -35,6 +37,7 @@ impl Rows {
         self.event_records.append(&mut other.event_records);
         self.projections.extend(other.projections);
         self.idempotency.append(&mut other.idempotency);
+        self.deliveries.append(&mut other.deliveries);
     }
 
     fn push_event(&mut self, event: &RecordedEvent, stored: Vec<u8>) {
@@ -231,6 +234,7 @@ pub(super) fn plan_batch(
                         if let Some(record) = planned.idempotency {
                             rows.idempotency.push((request.account.clone(), record));
                         }
+                        rows.deliveries.extend(planned.deliveries);
                         accepted.push(Accepted::Append(reply, events));
                     }
                     Err(refusal) => {
@@ -308,6 +312,11 @@ pub(super) struct Columns {
     pub(super) keys: Vec<String>,
     pub(super) key_created: Vec<i64>,
     pub(super) key_records: Vec<String>,
+    pub(super) delivery_accounts: Vec<String>,
+    pub(super) delivery_sequences: Vec<i64>,
+    pub(super) delivery_numbers: Vec<i32>,
+    pub(super) delivery_due: Vec<Option<i64>>,
+    pub(super) delivery_records: Vec<String>,
 }
 
 impl From<Rows> for Columns {
@@ -339,6 +348,21 @@ impl From<Rows> for Columns {
                 "the store's own records always encode as JSON; failing to is a bug in chargeledger",
             ));
         }
+        for delivery in rows.deliveries {
+            columns.push_delivery(&delivery);
+        }
         columns
+    }
+}
+
+impl Columns {
+    pub(super) fn push_delivery(&mut self, delivery: &Delivery) {
+        self.delivery_accounts.push(delivery.account.clone());
+        self.delivery_sequences
+            .push(to_i64(delivery.event_sequence));
+        self.delivery_numbers.push(delivery.number as i32);
+        self.delivery_due.push(delivery.state.due_at_ms());
+        self.delivery_records
+            .push(String::from_utf8(encode_delivery(delivery)).expect("serde_json writes UTF-8"));
     }
 }

@@ -291,6 +291,41 @@ impl EventStore for PostgresStore {
         to_u64(row.get(0), "size")
     }
 
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        self.claim_due(now_ms, lease_ms, limit).await
+    }
+
+    async fn save_deliveries(
+        &self,
+        deliveries: Vec<crate::store::Delivery>,
+    ) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.save(deliveries).await
+    }
+
+    async fn event_deliveries(
+        &self,
+        account: &str,
+        event_sequence: u64,
+    ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        self.deliveries_of_event(account, event_sequence).await
+    }
+
+    async fn deliveries_after(
+        &self,
+        after: Option<(String, u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        self.deliveries_in_key_order(after, limit).await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         // Dropping the sender lets the writer finish its queue and exit.
         drop(self.jobs.lock().map_err(|_| StoreError::Closed)?.take());

@@ -21,6 +21,7 @@
 
 mod batch;
 mod event_store;
+mod outbox;
 mod reads;
 mod schema;
 mod statements;
@@ -399,6 +400,7 @@ fn projection_kind(projection: &Projection) -> &'static str {
         Projection::Customer(_) => "customer",
         Projection::AccountPolicy(_) => "policy",
         Projection::Token(_) => "token",
+        Projection::WebhookEndpoints(_) => "webhook_endpoints",
     }
 }
 

@@ -19,10 +19,11 @@ use crate::store::StoreError;
 const MIGRATION_LOCK_KEY: i64 = 0x6368_6172_6765_6c67; // "chargelg"
 
 /// The migrations, in order. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "event log, chain head, projections and idempotency records",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "event log, chain head, projections and idempotency records",
+        r#"
 CREATE TABLE chargeledger_chain_head (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     sequence bigint NOT NULL,
@@ -67,7 +68,28 @@ CREATE TABLE chargeledger_idempotency (
 );
 CREATE INDEX chargeledger_idempotency_by_age ON chargeledger_idempotency (created_at_unix);
 "#,
-)];
+    ),
+    (
+        2,
+        "the outbox: deliveries of events' side effects",
+        r#"
+-- `record` is the `Delivery` JSON; the other columns index it. `next_attempt_at_ms` is NULL
+-- once the delivery is settled (delivered, failed, cancelled); `lease_until_ms` keeps a claimed
+-- delivery from being claimed by another server until it is saved or the lease runs out.
+CREATE TABLE chargeledger_deliveries (
+    account text COLLATE "C" NOT NULL,
+    event_sequence bigint NOT NULL,
+    number integer NOT NULL,
+    next_attempt_at_ms bigint,
+    lease_until_ms bigint NOT NULL DEFAULT 0,
+    record text NOT NULL,
+    PRIMARY KEY (account, event_sequence, number)
+);
+CREATE INDEX chargeledger_deliveries_due ON chargeledger_deliveries (next_attempt_at_ms)
+    WHERE next_attempt_at_ms IS NOT NULL;
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

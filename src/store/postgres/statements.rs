@@ -22,7 +22,7 @@ const IDEMPOTENCY_RECORDS: &str = "SELECT i.account, i.key, i.record
        ON i.account = named.account AND i.key = named.key";
 
 /// Everything a batch writes, as one statement: events, projections (upserted), idempotency
-/// records, the new head, and the notification other servers wait for. Data-modifying CTEs
+/// records, the new head, the events' pending deliveries, and the notification other servers wait for. Data-modifying CTEs
 /// each run exactly once; empty arrays write nothing. The notification is sent only when the
 /// head moved ($18), and only on commit.
 const WRITE_BATCH: &str = "WITH
@@ -43,6 +43,10 @@ const WRITE_BATCH: &str = "WITH
   ),
   head AS (
     UPDATE chargeledger_chain_head SET sequence = $17, hash = $19 WHERE $18
+  ),
+  deliveries AS (
+    INSERT INTO chargeledger_deliveries (account, event_sequence, number, next_attempt_at_ms, record)
+    SELECT * FROM unnest($20::text[], $21::bigint[], $22::int[], $23::bigint[], $24::text[])
   )
 SELECT pg_notify('chargeledger_events', $17::text) WHERE $18";
 

@@ -119,7 +119,7 @@ impl Writer {
         let columns = Columns::from(rows);
         let moved = head.sequence != before.sequence;
         let head_sequence = to_i64(head.sequence);
-        let write_parameters: [&(dyn ToSql + Sync); 19] = [
+        let write_parameters: [&(dyn ToSql + Sync); 24] = [
             &columns.event_sequences,
             &columns.event_accounts,
             &columns.event_streams,
@@ -139,6 +139,11 @@ impl Writer {
             &head_sequence,
             &moved,
             &head.hash,
+            &columns.delivery_accounts,
+            &columns.delivery_sequences,
+            &columns.delivery_numbers,
+            &columns.delivery_due,
+            &columns.delivery_records,
         ];
         let (written, committed) = join!(
             client.query(&statements.write_batch, &write_parameters),

@@ -20,6 +20,8 @@
 //! - `event_ids`: account, event id → sequence (`GET /v1/events/{id}`, event cursors)
 //! - `idempotency`: account, key → `IdempotencyRecord` JSON
 //! - `owners`: stream id, account → nothing (which account a charge or customer belongs to, for operators' tools)
+//! - `outbox`: deliveries (account, event sequence, number → `Delivery` JSON) and the queue of
+//!   pending ones by due time (see `outbox.rs`)
 //! - `meta`: `head` → `ChainHead`, `format` → the layout version
 
 use std::path::{Path, PathBuf};
@@ -50,6 +52,7 @@ use crate::store::{
 mod event_store;
 mod keys;
 mod layout;
+mod outbox;
 mod reads;
 mod scan;
 mod staging;
@@ -101,6 +104,7 @@ struct Trees {
     event_ids: sled::Tree,
     idempotency: sled::Tree,
     owners: sled::Tree,
+    outbox: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -115,6 +119,7 @@ enum TreeName {
     EventIds,
     Idempotency,
     Owners,
+    Outbox,
     Meta,
 }
 
@@ -128,6 +133,8 @@ enum Job {
     PutProjections(ProjectionRows, Reply<()>),
     /// Remove idempotency records created before this unix time.
     PurgeIdempotency(i64, Reply<usize>),
+    /// Write deliveries with their new attempts and state.
+    SaveDeliveries(Vec<crate::store::Delivery>, Reply<()>),
 }
 
 /// A sled-backed `EventStore`. Only one process may open a data directory at a time.
@@ -143,6 +150,8 @@ pub struct SledStore {
     /// Set by `open` on a store of layout 1 or 2: its projections are in an older shape and are
     /// never read until the ledger has rebuilt them from the log.
     projections_stale: std::sync::atomic::AtomicBool,
+    /// Claimed deliveries (record key) and until when, in Unix ms, their claim holds.
+    leases: Mutex<std::collections::HashMap<Vec<u8>, i64>>,
 }
 
 impl SledStore {
@@ -207,6 +216,7 @@ impl SledStore {
             event_ids: db.open_tree("event_ids")?,
             idempotency: db.open_tree("idempotency")?,
             owners: db.open_tree("owners")?,
+            outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
         };
         let head = match mode {
@@ -271,6 +281,7 @@ impl SledStore {
             durable_sequence,
             poisoned,
             projections_stale: projections_stale.into(),
+            leases: Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -76,7 +76,9 @@ pub(super) fn creation_write(
     let tree = match projection {
         Projection::Charge(_) => TreeName::ChargesByCreation,
         Projection::Customer(_) => TreeName::CustomersByCreation,
-        Projection::AccountPolicy(_) | Projection::Token(_) => return None,
+        Projection::AccountPolicy(_) | Projection::Token(_) | Projection::WebhookEndpoints(_) => {
+            return None;
+        }
     };
     Some((
         tree,

@@ -28,6 +28,8 @@ pub(super) struct Writer {
 #[derive(Default)]
 pub(super) struct Staged {
     pub(super) writes: Vec<(TreeName, Vec<u8>, Vec<u8>)>,
+    /// Keys removed in the same transaction, before the writes.
+    pub(super) removals: Vec<(TreeName, Vec<u8>)>,
     /// Stream versions and idempotency keys as of the staged writes.
     pub(super) plan: BatchPlan,
 }
@@ -167,6 +169,7 @@ impl Writer {
         let mut staged = Staged::default();
         let mut head = self.head.clone();
         let mut accepted = Vec::new();
+        let mut saved = Vec::new();
         let recorded_at = self.clock.now();
         for job in batch {
             match job {
@@ -197,9 +200,25 @@ impl Writer {
                     }
                     accepted.push(Accepted::Done(reply));
                 }
+                Job::SaveDeliveries(deliveries, reply) => saved.push((deliveries, reply)),
                 Job::PurgeIdempotency(_, reply) => {
                     // `process` runs purges after the batch; one arriving here is a bug.
                     let _ = reply.send(Err(StoreError::Closed));
+                }
+            }
+        }
+        if !saved.is_empty() {
+            let (deliveries, replies): (Vec<_>, Vec<_>) = saved.into_iter().unzip();
+            match self
+                .stage_saved_deliveries(deliveries.into_iter().flatten().collect(), &mut staged)
+            {
+                Ok(()) => accepted.extend(replies.into_iter().map(Accepted::Done)),
+                Err(error) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Io(std::io::Error::other(
+                            error.to_string(),
+                        ))));
+                    }
                 }
             }
         }
@@ -213,7 +232,7 @@ impl Writer {
                 .push((TreeName::Meta, HEAD_KEY.to_vec(), head_json));
         }
         let staged_at = std::time::Instant::now();
-        if let Err(error) = self.commit(&staged.writes) {
+        if let Err(error) = self.commit(&staged.removals, &staged.writes) {
             // The transaction applied nothing: refuse this batch, keep serving.
             error!(%error, "a batch transaction failed; nothing of it was written");
             for reply in accepted {
@@ -295,6 +314,9 @@ impl Writer {
                 encode_json(&record),
             ));
         }
+        for delivery in &planned.deliveries {
+            super::outbox::stage_new_delivery(delivery, &mut staged.writes);
+        }
         Ok(events)
     }
 
@@ -351,7 +373,11 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn commit(&self, writes: &[(TreeName, Vec<u8>, Vec<u8>)]) -> Result<(), String> {
+    pub(super) fn commit(
+        &self,
+        removals: &[(TreeName, Vec<u8>)],
+        writes: &[(TreeName, Vec<u8>, Vec<u8>)],
+    ) -> Result<(), String> {
         self.faults
             .before(FaultPoint::Commit)
             .map_err(|error| format!("the batch transaction failed: {error}"))?;
@@ -366,6 +392,7 @@ impl Writer {
             &trees.event_ids,
             &trees.idempotency,
             &trees.owners,
+            &trees.outbox,
             &trees.meta,
         )
             .transaction(
@@ -379,22 +406,27 @@ impl Writer {
                     event_ids,
                     idempotency,
                     owners,
+                    outbox,
                     meta,
                 )| {
+                    let pick = |tree: &TreeName| match tree {
+                        TreeName::Events => events,
+                        TreeName::Streams => streams,
+                        TreeName::Projections => projections,
+                        TreeName::ChargesByCreation => charges,
+                        TreeName::CustomersByCreation => customers,
+                        TreeName::AccountEvents => account_events,
+                        TreeName::EventIds => event_ids,
+                        TreeName::Idempotency => idempotency,
+                        TreeName::Owners => owners,
+                        TreeName::Outbox => outbox,
+                        TreeName::Meta => meta,
+                    };
+                    for (tree, key) in removals {
+                        pick(tree).remove(key.as_slice())?;
+                    }
                     for (tree, key, value) in writes {
-                        let target = match tree {
-                            TreeName::Events => events,
-                            TreeName::Streams => streams,
-                            TreeName::Projections => projections,
-                            TreeName::ChargesByCreation => charges,
-                            TreeName::CustomersByCreation => customers,
-                            TreeName::AccountEvents => account_events,
-                            TreeName::EventIds => event_ids,
-                            TreeName::Idempotency => idempotency,
-                            TreeName::Owners => owners,
-                            TreeName::Meta => meta,
-                        };
-                        target.insert(key.as_slice(), value.as_slice())?;
+                        pick(tree).insert(key.as_slice(), value.as_slice())?;
                     }
                     Ok::<(), ConflictableTransactionError<()>>(())
                 },
@@ -442,7 +474,9 @@ pub(super) fn reply_error(job: Job, make_error: impl Fn() -> StoreError) {
         Job::Append(_, reply) => {
             let _ = reply.send(Err(make_error()));
         }
-        Job::Import(_, _, reply) | Job::PutProjections(_, reply) => {
+        Job::Import(_, _, reply)
+        | Job::PutProjections(_, reply)
+        | Job::SaveDeliveries(_, reply) => {
             let _ = reply.send(Err(make_error()));
         }
         Job::PurgeIdempotency(_, reply) => {

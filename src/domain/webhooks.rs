@@ -181,9 +181,9 @@ pub struct ChargeTransition<'a> {
     pub after: &'a ChargeState,
 }
 
-/// How long an out-of-order endpoint's deliveries are held, so that those of several events
-/// are due together and can be sent newest first.
-pub const OUT_OF_ORDER_HOLD_MS: i64 = 1_000;
+/// How long the delivery worker holds an out-of-order endpoint's first deliveries, so that
+/// those of several events can be sent newest first.
+pub const OUT_OF_ORDER_HOLD_MS: u64 = 1_000;
 
 /// The side effects of one event: `charge` is the charge around it (for a charge event),
 /// `endpoints` the account's webhook endpoints.

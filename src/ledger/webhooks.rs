@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::stripe::webhooks::{
     CreateWebhookEndpoint, EndpointContext, UpdateWebhookEndpoint, stripe_event_type,
 };
-use crate::domain::webhooks::{ChargeTransition, OUT_OF_ORDER_HOLD_MS, ReceiptSent, side_effects};
+use crate::domain::webhooks::{ChargeTransition, ReceiptSent, side_effects};
 use crate::domain::{Destination, WEBHOOK_ENDPOINTS_STREAM, WebhookEndpoint, WebhookEndpoints};
 use crate::store::{Delivery, DeliveryIntent, DeliveryReason, DeliveryState};
 
@@ -170,17 +170,9 @@ impl Ledger {
             for destination in
                 side_effects(payload, transition, &endpoints, &self.side_effect_rules)
             {
-                let hold_ms = match &destination {
-                    Destination::Webhook { endpoint_id } => endpoints
-                        .get(endpoint_id)
-                        .filter(|endpoint| endpoint.chaos.out_of_order)
-                        .map_or(0, |_| OUT_OF_ORDER_HOLD_MS),
-                    _ => 0,
-                };
                 intents.push(DeliveryIntent {
                     payload_index,
                     destination,
-                    hold_ms,
                 });
             }
             state = Some(after);

@@ -225,6 +225,8 @@ impl BoundServer {
                     source,
                 })?;
         let mut deliveries = options.deliveries.clone();
+        deliveries.claimant = server_identity(&options.data_directory)
+            .map_err(|error| ServeError::Ledger(error.into()))?;
         if deliveries.public_url.is_empty() {
             let address = listener.local_addr().map_err(|source| ServeError::Bind {
                 address: options.address,
@@ -414,6 +416,25 @@ pub fn router(app: App) -> Router {
         )
         .merge(authenticated)
         .with_state(app)
+}
+
+/// This server's name for the deliveries it leases: kept in `<data>/server-id`, made on first
+/// start, so that a restart takes back what the last run had claimed.
+fn server_identity(data_directory: &std::path::Path) -> Result<String, std::io::Error> {
+    let path = data_directory.join("server-id");
+    match std::fs::read_to_string(&path) {
+        Ok(identity) if !identity.trim().is_empty() => Ok(identity.trim().to_string()),
+        Ok(_) => Err(std::io::Error::other(format!(
+            "{} is empty; delete it and restart to get a new server id",
+            path.display()
+        ))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let identity = format!("server_{}", uuid::Uuid::new_v4().simple());
+            crate::store::permissions::write_private_file(&path, identity.as_bytes())?;
+            Ok(identity)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// An SMTP URL for the startup line: scheme, host and port, never the credentials.

@@ -325,14 +325,19 @@ pub trait EventStore: Send + Sync + 'static {
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
 
     /// Up to `limit` pending deliveries due at `now_ms` (of durable events), oldest due first,
-    /// each leased to the caller for `lease_ms`: no other claim returns it until the lease ends
+    /// each leased to `claimant` for `lease_ms`: no other claim returns it until the lease ends
     /// or it is saved.
     async fn claim_deliveries(
         &self,
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        claimant: &str,
     ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// End every lease `claimant` holds: a restarted server takes back at once what its
+    /// previous run had claimed and not finished. Returns how many.
+    async fn release_claims(&self, claimant: &str) -> Result<u64, StoreError>;
 
     /// Write deliveries (new ones, or ones with new attempts and state) durably, ending their
     /// leases.

@@ -18,9 +18,6 @@ use crate::domain::Destination;
 pub struct DeliveryIntent {
     pub payload_index: usize,
     pub destination: Destination,
-    /// Held until this many milliseconds after the event before the first attempt (chaos:
-    /// out-of-order delivery); 0 for at once.
-    pub hold_ms: i64,
 }
 
 /// Why a delivery exists.

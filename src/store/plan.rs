@@ -267,7 +267,7 @@ fn plan_deliveries(
                 reason: DeliveryReason::Event,
                 created_at_ms,
                 state: DeliveryState::Pending {
-                    next_attempt_at_ms: created_at_ms + intent.hold_ms,
+                    next_attempt_at_ms: created_at_ms,
                 },
                 attempts: Vec::new(),
             };

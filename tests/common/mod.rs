@@ -3,7 +3,9 @@
 
 pub mod backend;
 pub mod postgres;
+pub mod python;
 pub mod raw_http;
+pub mod receiver;
 pub mod server;
 
 use chargeledger::domain::{ChargeState, DecisionContext, FreshIds};

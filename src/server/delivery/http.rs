@@ -14,22 +14,33 @@ use crate::store::{Attempt, Delivery};
 const STRIPE_USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 const OMISE_USER_AGENT: &str = "chargeledger-omise-webhook/1.0";
 
-/// The HTTP client every webhook goes through.
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<axum::body::Bytes>,
+>;
+
+/// The HTTP client every webhook goes through: HTTP/1.1, TLS by rustls (ring) checked against
+/// the system's roots, no redirects followed, every attempt bounded by a timeout.
 pub(super) struct Sender {
-    client: reqwest::Client,
+    client: Client,
+    timeout: Duration,
 }
+
+/// The most of an answer read; the excerpt kept is shorter still.
+const ANSWER_READ_MAX_BYTES: usize = 64 * 1024;
 
 impl Sender {
     pub(super) fn new(timeout: Duration) -> Result<Self, String> {
-        // reqwest is built without a crypto provider of its own; ring is the one the crate
-        // already uses. Installing it twice is harmless (the first stays).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| format!("cannot set up the webhook HTTP client: {error}"))?;
-        Ok(Sender { client })
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+            .map_err(|error| format!("cannot load the system's TLS roots for webhooks: {error}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        Ok(Sender { client, timeout })
     }
 
     /// POST `body` and say how it went. Any 2xx is a success, as on Stripe.
@@ -41,23 +52,18 @@ impl Sender {
         clock_ms: i64,
     ) -> Attempt {
         let started = Instant::now();
-        let mut request = self
-            .client
-            .post(url)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .body(body.to_vec());
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let outcome = request.send().await;
-        let (succeeded, status, detail) = match outcome {
-            Ok(response) => {
-                let status = response.status();
-                let answer = response.bytes().await.unwrap_or_default();
-                (status.is_success(), Some(status.as_u16()), excerpt(&answer))
-            }
-            Err(error) => (false, None, describe_error(&error)),
-        };
+        let (succeeded, status, detail) =
+            match tokio::time::timeout(self.timeout, self.exchange(url, body, headers)).await {
+                Ok(Ok((status, answer))) => {
+                    ((200..300).contains(&status), Some(status), excerpt(&answer))
+                }
+                Ok(Err(detail)) => (false, None, detail),
+                Err(_) => (
+                    false,
+                    None,
+                    format!("timed out after {} ms", self.timeout.as_millis()),
+                ),
+            };
         Attempt {
             at_ms: clock_ms,
             latency_ms: started.elapsed().as_millis() as u64,
@@ -67,12 +73,41 @@ impl Sender {
             chaos: None,
         }
     }
+
+    async fn exchange(
+        &self,
+        url: &str,
+        body: &[u8],
+        headers: &[(&str, String)],
+    ) -> Result<(u16, Vec<u8>), String> {
+        use http_body_util::BodyExt;
+        let mut request = axum::http::Request::post(url)
+            .header("Content-Type", "application/json; charset=utf-8");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
+            .body(http_body_util::Full::new(
+                axum::body::Bytes::copy_from_slice(body),
+            ))
+            .map_err(|error| format!("cannot build a request to {url}: {error}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|error| describe_error(&error))?;
+        let status = response.status().as_u16();
+        let answer = http_body_util::Limited::new(response.into_body(), ANSWER_READ_MAX_BYTES)
+            .collect()
+            .await
+            .map(|collected| collected.to_bytes().to_vec())
+            .unwrap_or_default();
+        Ok((status, answer))
+    }
 }
 
-fn describe_error(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
+fn describe_error(error: &hyper_util::client::legacy::Error) -> String {
+    let kind = if error.is_connect() {
         "could not connect"
     } else {
         "failed"
@@ -105,6 +140,7 @@ pub(super) async fn stripe_webhook(
     worker: &DeliveryWorker,
     delivery: &Delivery,
     endpoint_id: &str,
+    reordered: bool,
 ) -> Outcome {
     let ledger = &worker.ledger;
     let endpoints = match ledger.webhook_endpoints(&delivery.account).await {
@@ -122,12 +158,6 @@ pub(super) async fn stripe_webhook(
         Err(detail) => return retry_later(worker, detail),
     };
     let chaos = endpoint.chaos;
-    let held = delivery.attempts.is_empty()
-        && chaos.out_of_order
-        && delivery
-            .state
-            .due_at_ms()
-            .is_some_and(|due| due > delivery.created_at_ms);
     let mut attempts = Vec::new();
     let sign = |now_ms: i64| {
         vec![
@@ -139,7 +169,7 @@ pub(super) async fn stripe_webhook(
         ]
     };
     let mut attempt = send_with_chaos(worker, &endpoint.url, &body, chaos, &sign).await;
-    if held {
+    if reordered {
         attempt.chaos = Some(join_chaos(
             attempt.chaos.take(),
             "out of order: held 1000 ms, sent newest event first",

@@ -9,6 +9,7 @@
 mod http;
 pub mod objects;
 mod receipt;
+mod reorder;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,9 @@ pub struct DeliveryOptions {
     pub public_url: String,
     /// Where Omise accounts' charge events are POSTed.
     pub omise_webhook_url: Option<String>,
+    /// Who this worker is when it leases deliveries (servers sharing a database each have
+    /// their own): the same across restarts of one server, so a restart ends its leases.
+    pub claimant: String,
 }
 
 impl DeliveryOptions {
@@ -57,6 +61,7 @@ impl DeliveryOptions {
             receipt_from: "chargeledger receipts <receipts@chargeledger.localhost>".into(),
             public_url: "http://127.0.0.1:12111".into(),
             omise_webhook_url: None,
+            claimant: "chargeledger".into(),
         }
     }
 }
@@ -97,13 +102,29 @@ impl DeliveryWorker {
         let (saved_sender, saved_receiver) = mpsc::unbounded_channel();
         tokio::spawn(save_results(worker.ledger.clone(), saved_receiver));
         let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_ATTEMPTS));
+        match worker
+            .ledger
+            .store()
+            .release_claims(&worker.options.claimant)
+            .await
+        {
+            Ok(0) => {}
+            Ok(released) => info!(
+                released,
+                "took back deliveries this server had claimed before it stopped"
+            ),
+            Err(error) => {
+                warn!(%error, "could not take back this server's earlier claims; they are retried when their leases run out")
+            }
+        }
         let mut commits = worker.ledger.store().durable_sequence();
+        let mut reorder = reorder::Reorder::default();
         loop {
             let now_ms = worker.ledger.clock().now_unix_ms();
             let claimed = match worker
                 .ledger
                 .store()
-                .claim_deliveries(now_ms, LEASE_MS, CLAIM_BATCH)
+                .claim_deliveries(now_ms, LEASE_MS, CLAIM_BATCH, &worker.options.claimant)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -113,33 +134,41 @@ impl DeliveryWorker {
                     continue;
                 }
             };
-            if claimed.is_empty() {
-                commits.borrow_and_update();
-                let _ = tokio::time::timeout(IDLE_POLL, commits.changed()).await;
-                continue;
-            }
-            for group in in_sending_order(claimed) {
+            let idle = claimed.is_empty();
+            let mut groups = reorder.sort(&worker.ledger, claimed).await;
+            groups.extend(reorder.release());
+            for group in groups {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
                 let worker = worker.clone();
                 let saved = saved_sender.clone();
                 tokio::spawn(async move {
-                    for delivery in group {
-                        let done = worker.attempt(delivery).await;
+                    for delivery in group.deliveries {
+                        let done = worker.attempt(delivery, group.reordered).await;
                         let _ = saved.send(done);
                     }
                     drop(slot);
                 });
             }
+            if idle {
+                commits.borrow_and_update();
+                let wake = reorder
+                    .next_release()
+                    .map_or(IDLE_POLL, |release| {
+                        release.saturating_duration_since(tokio::time::Instant::now())
+                    })
+                    .min(IDLE_POLL);
+                let _ = tokio::time::timeout(wake, commits.changed()).await;
+            }
         }
     }
 
     /// Make one attempt (two with duplicate chaos) and return the delivery with its new state.
-    async fn attempt(&self, mut delivery: Delivery) -> Delivery {
+    async fn attempt(&self, mut delivery: Delivery, reordered: bool) -> Delivery {
         let outcome = match &delivery.destination {
             Destination::Webhook { endpoint_id } => {
-                http::stripe_webhook(self, &delivery, endpoint_id).await
+                http::stripe_webhook(self, &delivery, endpoint_id, reordered).await
             }
             Destination::OmiseWebhook { url } => http::omise_webhook(self, &delivery, url).await,
             Destination::Receipt { email } => receipt::send(self, &delivery, email).await,
@@ -213,30 +242,6 @@ pub fn retry_delay_ms(failures: u32, options: &DeliveryOptions, unit: f64) -> i6
 /// A uniform draw from [0, 1).
 fn random_unit() -> f64 {
     (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
-}
-
-/// Deliveries grouped for sending: each on its own, except an out-of-order endpoint's, which
-/// go together newest event first.
-fn in_sending_order(claimed: Vec<Delivery>) -> Vec<Vec<Delivery>> {
-    let mut groups: Vec<Vec<Delivery>> = Vec::new();
-    let mut reordered: std::collections::BTreeMap<String, Vec<Delivery>> = Default::default();
-    for delivery in claimed {
-        let held = delivery.attempts.is_empty()
-            && delivery.state.due_at_ms().unwrap_or(0)
-                >= delivery.created_at_ms + crate::domain::webhooks::OUT_OF_ORDER_HOLD_MS;
-        match (&delivery.destination, held) {
-            (Destination::Webhook { endpoint_id }, true) => reordered
-                .entry(format!("{}\0{endpoint_id}", delivery.account))
-                .or_default()
-                .push(delivery),
-            _ => groups.push(vec![delivery]),
-        }
-    }
-    for (_, mut group) in reordered {
-        group.sort_by_key(|delivery| std::cmp::Reverse(delivery.event_sequence));
-        groups.push(group);
-    }
-    groups
 }
 
 fn log_attempt(delivery: &Delivery) {

@@ -296,8 +296,18 @@ impl EventStore for PostgresStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        claimant: &str,
     ) -> Result<Vec<crate::store::Delivery>, StoreError> {
-        self.claim_due(now_ms, lease_ms, limit).await
+        self.claim_due(now_ms, lease_ms, limit, claimant).await
+    }
+
+    async fn release_claims(&self, claimant: &str) -> Result<u64, StoreError> {
+        self.execute(
+            "UPDATE chargeledger_deliveries SET lease_until_ms = 0, lease_owner = ''
+             WHERE lease_owner = $1 AND next_attempt_at_ms IS NOT NULL",
+            &[&claimant],
+        )
+        .await
     }
 
     async fn save_deliveries(

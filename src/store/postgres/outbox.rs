@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use super::batch::Columns;
-use super::{PostgresStore, to_i64, to_u64};
+use super::{PostgresStore, to_i64};
 use crate::store::{Delivery, StoreError};
 
 /// Lease the oldest due deliveries whose lease has run out.
-const CLAIM_DUE: &str = "UPDATE chargeledger_deliveries d SET lease_until_ms = $1 + $2
+const CLAIM_DUE: &str =
+    "UPDATE chargeledger_deliveries d SET lease_until_ms = $1 + $2, lease_owner = $4
      FROM (SELECT account, event_sequence, number FROM chargeledger_deliveries
            WHERE next_attempt_at_ms <= $1 AND lease_until_ms <= $1
            ORDER BY next_attempt_at_ms
@@ -19,12 +20,12 @@ const CLAIM_DUE: &str = "UPDATE chargeledger_deliveries d SET lease_until_ms = $
 
 /// Write deliveries, new or changed, and end their leases.
 const SAVE: &str = "INSERT INTO chargeledger_deliveries
-         (account, event_sequence, number, next_attempt_at_ms, lease_until_ms, record)
-     SELECT account, event_sequence, number, next_attempt_at_ms, 0, record
+         (account, event_sequence, number, next_attempt_at_ms, lease_until_ms, lease_owner, record)
+     SELECT account, event_sequence, number, next_attempt_at_ms, 0, '', record
      FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::text[])
          AS saved(account, event_sequence, number, next_attempt_at_ms, record)
      ON CONFLICT (account, event_sequence, number) DO UPDATE
-     SET next_attempt_at_ms = excluded.next_attempt_at_ms, lease_until_ms = 0,
+     SET next_attempt_at_ms = excluded.next_attempt_at_ms, lease_until_ms = 0, lease_owner = '',
          record = excluded.record";
 
 impl PostgresStore {
@@ -41,10 +42,11 @@ impl PostgresStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        claimant: &str,
     ) -> Result<Vec<Delivery>, StoreError> {
         let limit = limit as i64;
         let rows = self
-            .query_rows(CLAIM_DUE, &[&now_ms, &lease_ms, &limit])
+            .query_rows(CLAIM_DUE, &[&now_ms, &lease_ms, &limit, &claimant])
             .await?;
         let mut claimed = rows
             .iter()
@@ -113,17 +115,14 @@ impl PostgresStore {
         let inclusive = account.is_empty() && sequence == 0 && number == 0;
         let rows = self
             .query_rows(
-                "SELECT record, event_sequence FROM chargeledger_deliveries
+                "SELECT record FROM chargeledger_deliveries
                  WHERE (account, event_sequence, number) > ($1, $2, $3) OR $4
                  ORDER BY account, event_sequence, number LIMIT $5",
                 &[&account, &sequence, &number, &inclusive, &limit],
             )
             .await?;
         rows.iter()
-            .map(|row| {
-                to_u64(row.get(1), "delivery event sequence")?;
-                Self::decode_delivery(row.get(0))
-            })
+            .map(|row| Self::decode_delivery(row.get(0)))
             .collect()
     }
 }

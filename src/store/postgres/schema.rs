@@ -75,13 +75,15 @@ CREATE INDEX chargeledger_idempotency_by_age ON chargeledger_idempotency (create
         r#"
 -- `record` is the `Delivery` JSON; the other columns index it. `next_attempt_at_ms` is NULL
 -- once the delivery is settled (delivered, failed, cancelled); `lease_until_ms` keeps a claimed
--- delivery from being claimed by another server until it is saved or the lease runs out.
+-- delivery from being claimed by another server until it is saved or the lease runs out, and
+-- `lease_owner` names the server holding it (a restarted server ends its own leases at once).
 CREATE TABLE chargeledger_deliveries (
     account text COLLATE "C" NOT NULL,
     event_sequence bigint NOT NULL,
     number integer NOT NULL,
     next_attempt_at_ms bigint,
     lease_until_ms bigint NOT NULL DEFAULT 0,
+    lease_owner text COLLATE "C" NOT NULL DEFAULT '',
     record text NOT NULL,
     PRIMARY KEY (account, event_sequence, number)
 );

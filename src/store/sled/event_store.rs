@@ -291,8 +291,15 @@ impl EventStore for SledStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        _claimant: &str,
     ) -> Result<Vec<crate::store::Delivery>, StoreError> {
+        // One process holds a data directory: every lease is this process's.
         self.claim_due(now_ms, lease_ms, limit)
+    }
+
+    async fn release_claims(&self, _claimant: &str) -> Result<u64, StoreError> {
+        // Leases live in this process's memory; an earlier run's ended with it.
+        Ok(0)
     }
 
     async fn save_deliveries(

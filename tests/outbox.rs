@@ -840,3 +840,88 @@ on_both_backends!(
     omise_events_go_to_the_omise_webhook,
     receipts_are_written_as_files_and_recorded_on_the_charge,
 );
+
+fn cli(arguments: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chargeledger"))
+        .args(arguments)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("chargeledger runs");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_lists_deliveries_and_resends_an_event() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path().join("data");
+    let data_argument = data.to_str().unwrap();
+    let receiver = Receiver::start(1).await;
+    let mut server = start(&data, &[]);
+    create_endpoint(
+        &server,
+        &receiver.url,
+        &[("enabled_events[]", "charge.succeeded")],
+    )
+    .await;
+    server.create_charge(&[]).await;
+    let accepted = receiver.wait_for_accepted(1, WAIT).await;
+    let event_id = text(&accepted[0].body, "id").to_string();
+    wait_for_deliveries(&server, &event_id, |d| d[0]["status"] == "delivered").await;
+    assert!(server.stop());
+
+    let (ok, listing) = cli(&["deliveries", "--data", data_argument]);
+    assert!(ok, "{listing}");
+    assert!(listing.starts_with("1 deliveries\n"), "{listing}");
+    assert!(
+        listing.contains(&format!("{event_id} webhook endpoint we_"))
+            && listing.contains(" delivered 2 "),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("failed 500 in") && listing.contains("ok 200 in"),
+        "{listing}"
+    );
+    let (ok, json) = cli(&[
+        "deliveries",
+        "--data",
+        data_argument,
+        "--event",
+        &event_id,
+        "--json",
+    ]);
+    assert!(ok, "{json}");
+    let parsed: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed[0]["attempts"].as_array().unwrap().len(), 2);
+    let (_, pending) = cli(&["deliveries", "--data", data_argument, "--status", "pending"]);
+    assert!(pending.starts_with("0 deliveries"), "{pending}");
+
+    let (ok, resent) = cli(&["resend", &event_id, "--data", data_argument]);
+    assert!(ok, "{resent}");
+    assert!(
+        resent.starts_with(&format!("queued 1 deliveries of {event_id}")),
+        "{resent}"
+    );
+    let (_, pending) = cli(&["deliveries", "--data", data_argument, "--status", "pending"]);
+    assert!(pending.starts_with("1 deliveries"), "{pending}");
+    let (ok, unknown) = cli(&["resend", "evt_unknown", "--data", data_argument]);
+    assert!(!ok);
+    assert!(
+        unknown.contains(
+            "has no earlier delivery to find its account by; name the account with --account"
+        ),
+        "{unknown}"
+    );
+
+    // The server sends what was queued while it was stopped, once it starts.
+    let _server = start(&data, &[]);
+    let again = receiver.wait_for_accepted(2, WAIT).await;
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[1].body["id"], event_id.as_str());
+}

@@ -22,7 +22,9 @@ credentials = tuple(sys.argv[3:5]) if len(sys.argv) >= 5 else None
 
 class Sink:
     async def handle_DATA(self, server, session, envelope):
-        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        login = None
+        if session.authenticated and isinstance(session.auth_data, LoginPassword):
+            login = session.auth_data.login.decode()
         with open(log_file, "a", encoding="utf-8") as out:
             out.write(json.dumps({
                 "mail_from": envelope.mail_from,
@@ -37,7 +39,7 @@ def authenticate(server, session, envelope, mechanism, auth_data):
     if not isinstance(auth_data, LoginPassword) or credentials is None:
         return AuthResult(success=False, handled=False)
     ok = (auth_data.login.decode(), auth_data.password.decode()) == credentials
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, auth_data=auth_data)
 
 
 probe = socket.socket()

@@ -22,6 +22,7 @@ use crate::domain::Destination;
 use crate::ledger::Ledger;
 use crate::store::{Attempt, Delivery, DeliveryState};
 
+pub use http::stripe_signature;
 pub use receipt::{ReceiptTransport, receipt_page};
 
 /// How deliveries are made and retried.

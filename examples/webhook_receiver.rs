@@ -53,7 +53,9 @@ pub fn verify(header: &str, body: &[u8], secret: &str, now_unix: i64) -> Result<
         return Err("No signatures found matching the expected signature for payload".into());
     }
     if timestamp < now_unix - TOLERANCE_SECONDS {
-        return Err(format!("Timestamp outside the tolerance zone ({timestamp})"));
+        return Err(format!(
+            "Timestamp outside the tolerance zone ({timestamp})"
+        ));
     }
     Ok(())
 }
@@ -193,7 +195,10 @@ pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     tokio::spawn(async move { while received.recv().await.is_some() {} });
     let listener = tokio::net::TcpListener::bind(&address).await?;
-    println!("receiving webhooks on http://{}/webhooks", listener.local_addr()?);
+    println!(
+        "receiving webhooks on http://{}/webhooks",
+        listener.local_addr()?
+    );
     serve(listener, receiving).await;
     Ok(())
 }

@@ -46,9 +46,13 @@ async fn webhook_receiver_example_receives_a_verified_delivery() {
     assert_eq!(event["type"], "charge.succeeded");
     // Its check is a real one: a wrong secret or a changed body fails.
     let body = br#"{"id":"evt_1"}"#;
-    let header = chargeledger::server::delivery::stripe_signature("whsec_right", 1_700_000_000, body);
+    let header =
+        chargeledger::server::delivery::stripe_signature("whsec_right", 1_700_000_000, body);
     assert!(webhook_receiver::verify(&header, body, "whsec_right", 1_700_000_010).is_ok());
     assert!(webhook_receiver::verify(&header, body, "whsec_wrong", 1_700_000_010).is_err());
-    assert!(webhook_receiver::verify(&header, br#"{"id":"evt_2"}"#, "whsec_right", 1_700_000_010).is_err());
+    assert!(
+        webhook_receiver::verify(&header, br#"{"id":"evt_2"}"#, "whsec_right", 1_700_000_010)
+            .is_err()
+    );
     assert!(webhook_receiver::verify(&header, body, "whsec_right", 1_700_000_400).is_err());
 }

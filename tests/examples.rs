@@ -35,6 +35,8 @@ async fn shared_ledger_example_runs() {
         .expect("examples/shared_ledger.rs runs");
 }
 
+// Its `main` (the listening mode) is for people and benches/outbox_load.sh; the test runs the demo.
+#[allow(dead_code)]
 #[path = "../examples/webhook_receiver.rs"]
 mod webhook_receiver;
 

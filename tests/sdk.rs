@@ -12,28 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::backend::Backend;
+use common::python::{INSTALLING, run, sdk_directory};
 use common::server::{OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, SECRET_KEY, TestServer};
 
 const STRIPE_PYTHON_VERSION: &str = "16.1.0";
 const STRIPE_NODE_VERSION: &str = "23.1.0";
 const OMISE_PYTHON_VERSION: &str = "0.16.0";
-
-fn sdk_directory() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk")
-}
-
-fn run(command: &mut Command, what: &str) {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// The virtualenv's python with stripe-python installed.
 fn stripe_python() -> PathBuf {
@@ -45,42 +29,13 @@ fn omise_python() -> PathBuf {
     python_with("omise", OMISE_PYTHON_VERSION)
 }
 
-/// Held while an SDK is checked or installed: each SDK's test runs once per backend, at once,
-/// and two installs into one directory trip over each other on a fresh machine.
-static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// A virtualenv of its own for one PyPI package at one version; its python.
 fn python_with(package: &str, version: &str) -> PathBuf {
-    let _installing = INSTALLING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let environment = sdk_directory().join(format!("python-{package}-{version}"));
-    let python = environment.join("bin").join("python");
-    let installed = python.exists()
-        && Command::new(&python)
-            .args(["-c", &format!("import {package}")])
-            .status()
-            .is_ok_and(|status| status.success());
-    if !installed {
-        run(
-            Command::new("python3")
-                .arg("-m")
-                .arg("venv")
-                .arg(&environment),
-            "python3 -m venv (install python3 and python3-venv)",
-        );
-        run(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                &format!("{package}=={version}"),
-            ]),
-            &format!("pip install {package}"),
-        );
-    }
-    python
+    common::python::python_with(
+        &format!("{package}-{version}"),
+        &[(package, version)],
+        &[package],
+    )
 }
 
 /// The `node_modules` directory holding stripe-node.

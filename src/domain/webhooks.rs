@@ -200,7 +200,30 @@ pub fn side_effects(
     endpoints: &WebhookEndpoints,
     rules: &SideEffectRules,
 ) -> Vec<Destination> {
-    let origin = charge.map(|charge| charge.after.origin());
+    let mut destinations = event_destinations(
+        payload,
+        charge.map(|charge| charge.after.origin()),
+        endpoints,
+        rules,
+    );
+    if rules.receipts
+        && let Some(charge) = charge
+        && let Some(email) = receipt_due(payload, charge.before, charge.after)
+    {
+        destinations.push(Destination::Receipt { email });
+    }
+    destinations
+}
+
+/// The webhooks an event goes to: the endpoints receiving its Stripe type (events of Stripe-
+/// dialect objects: `origin` is the charge's, `None` for other objects), and the Omise webhook for
+/// an Omise charge's own events. Used when the event is written and when it is resent.
+pub fn event_destinations(
+    payload: &EventPayload,
+    origin: Option<Origin>,
+    endpoints: &WebhookEndpoints,
+    rules: &SideEffectRules,
+) -> Vec<Destination> {
     let mut destinations = Vec::new();
     if origin != Some(Origin::Omise)
         && let Some(event_type) = stripe_event_type(payload)
@@ -220,12 +243,6 @@ pub fn side_effects(
         && let Some(url) = &rules.omise_webhook_url
     {
         destinations.push(Destination::OmiseWebhook { url: url.clone() });
-    }
-    if rules.receipts
-        && let Some(charge) = charge
-        && let Some(email) = receipt_due(payload, charge.before, charge.after)
-    {
-        destinations.push(Destination::Receipt { email });
     }
     destinations
 }

@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::stripe::webhooks::{
     CreateWebhookEndpoint, EndpointContext, UpdateWebhookEndpoint, stripe_event_type,
 };
-use crate::domain::webhooks::{ChargeTransition, ReceiptSent, side_effects};
+use crate::domain::webhooks::{ChargeTransition, ReceiptSent, event_destinations, side_effects};
 use crate::domain::{Destination, WEBHOOK_ENDPOINTS_STREAM, WebhookEndpoint, WebhookEndpoints};
 use crate::store::{Delivery, DeliveryIntent, DeliveryReason, DeliveryState};
 
@@ -20,20 +20,7 @@ impl Ledger {
         account: &str,
     ) -> Result<(WebhookEndpoints, Option<StoredProjection>), LedgerError> {
         let stored = self.store.load(account, WEBHOOK_ENDPOINTS_STREAM).await?;
-        let endpoints = match stored.as_ref().map(|stored| &stored.projection) {
-            None => WebhookEndpoints::default(),
-            Some(Projection::WebhookEndpoints(endpoints)) => endpoints.clone(),
-            Some(other) => {
-                return Err(Failure::CorruptStream {
-                    stream_id: WEBHOOK_ENDPOINTS_STREAM.into(),
-                    source: FoldError::WrongStream {
-                        event_type: "webhook_endpoint.created",
-                        stream_kind: other.kind_name(),
-                    },
-                }
-                .into());
-            }
-        };
+        let endpoints = endpoints_of(stored.as_ref())?;
         Ok((endpoints, stored))
     }
 
@@ -249,27 +236,12 @@ impl Ledger {
             }) => Some(charge),
             _ => None,
         };
-        let origin = charge.as_ref().map(|charge| charge.origin());
-        let mut destinations = Vec::new();
-        if origin != Some(domain::Origin::Omise)
-            && let Some(event_type) = stripe_event_type(&event.body.payload)
-        {
-            destinations.extend(
-                endpoints
-                    .endpoints
-                    .iter()
-                    .filter(|endpoint| endpoint.receives(event_type))
-                    .map(|endpoint| Destination::Webhook {
-                        endpoint_id: endpoint.id.clone(),
-                    }),
-            );
-        }
-        if origin == Some(domain::Origin::Omise)
-            && let Some(url) = &self.side_effect_rules.omise_webhook_url
-            && crate::domain::omise::event_key(&event.body.payload).is_some()
-        {
-            destinations.push(Destination::OmiseWebhook { url: url.clone() });
-        }
+        let destinations = event_destinations(
+            &event.body.payload,
+            charge.as_ref().map(|charge| charge.origin()),
+            &endpoints,
+            &self.side_effect_rules,
+        );
         let existing = self
             .store
             .event_deliveries(account, event.body.sequence)

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod delivery;
 pub mod form;
 pub mod idempotency;
+mod lifecycle;
 pub mod listener;
 pub mod omise;
 pub mod paging;
@@ -31,12 +32,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::events::RequestMeta;
 use crate::ledger::{Ledger, LedgerError};
 use crate::server::auth::{AuthFailure, Caller, Dialect, KeyError, KeyKind, KeyRing, KeySource};
 use crate::server::idempotency::InFlightKeys;
+pub use crate::server::lifecycle::shutdown_signal;
+use crate::server::lifecycle::{
+    check_retention, describe_smtp_url, ledger_location, purge_idempotency_keys, server_identity,
+};
 pub use crate::server::listener::ConnectionLimits;
 use crate::server::request::{buffer_body, oversized_head, read_call_headers};
 use crate::server::stripe::error::ApiError;
@@ -324,81 +329,6 @@ impl BoundServer {
     }
 }
 
-/// The startup line's account of where things are kept; never a database password.
-fn ledger_location(options: &ServeOptions) -> String {
-    match &options.database_url {
-        None => format!("data: {}", options.data_directory.display()),
-        #[cfg(feature = "postgres")]
-        Some(url) => format!(
-            "ledger: {}, keys: {}",
-            crate::store::postgres::describe_database_url(url),
-            options.data_directory.display()
-        ),
-        #[cfg(not(feature = "postgres"))]
-        Some(_) => format!("data: {}", options.data_directory.display()),
-    }
-}
-
-/// Stripe keeps idempotency keys at least 24 hours; refuse a shorter retention before opening anything.
-fn check_retention(options: &ServeOptions) -> Result<(), ServeError> {
-    let retention_hours = options.idempotency_retention.as_secs() / SECONDS_PER_HOUR;
-    if retention_hours < MIN_IDEMPOTENCY_RETENTION_HOURS {
-        return Err(ServeError::RetentionTooShort {
-            hours: retention_hours,
-        });
-    }
-    Ok(())
-}
-
-/// A future that resolves on SIGTERM or Ctrl-C. The handlers are registered when this is
-/// called, not when the future is first polled: a supervisor may send SIGTERM as soon as it
-/// reads the startup line, and a signal that arrives before registration kills the process
-/// with the default action instead of shutting it down cleanly.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        async move {
-            let (mut interrupt, mut terminate) = match (interrupt, terminate) {
-                (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
-                (Err(error), _) | (_, Err(error)) => {
-                    warn!(%error, "cannot listen for SIGTERM and Ctrl-C; stop the server with SIGKILL");
-                    return std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                _ = interrupt.recv() => info!("Ctrl-C received; finishing in-flight requests"),
-                _ = terminate.recv() => info!("SIGTERM received; finishing in-flight requests"),
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-        info!("Ctrl-C received; finishing in-flight requests");
-    }
-}
-
-/// Forget idempotency keys older than the retention, hourly.
-async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) {
-    let mut interval = tokio::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
-    loop {
-        interval.tick().await;
-        match ledger.purge_idempotency_keys(retention).await {
-            Ok(0) => {}
-            Ok(removed) => info!(removed, "forgot expired idempotency keys"),
-            Err(error) => {
-                warn!(%error, "could not purge expired idempotency keys; will try again in an hour")
-            }
-        }
-    }
-}
-
 /// The whole HTTP surface.
 pub fn router(app: App) -> Router {
     let authenticated = stripe::routes()
@@ -416,33 +346,6 @@ pub fn router(app: App) -> Router {
         )
         .merge(authenticated)
         .with_state(app)
-}
-
-/// This server's name for the deliveries it leases: kept in `<data>/server-id`, made on first
-/// start, so that a restart takes back what the last run had claimed.
-fn server_identity(data_directory: &std::path::Path) -> Result<String, std::io::Error> {
-    let path = data_directory.join("server-id");
-    match std::fs::read_to_string(&path) {
-        Ok(identity) if !identity.trim().is_empty() => Ok(identity.trim().to_string()),
-        Ok(_) => Err(std::io::Error::other(format!(
-            "{} is empty; delete it and restart to get a new server id",
-            path.display()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let identity = format!("server_{}", uuid::Uuid::new_v4().simple());
-            crate::store::permissions::write_private_file(&path, identity.as_bytes())?;
-            Ok(identity)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// An SMTP URL for the startup line: scheme, host and port, never the credentials.
-fn describe_smtp_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("smtp", url));
-    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let host = host.split(['/', '?']).next().unwrap_or_default();
-    format!("{scheme}://{host}")
 }
 
 /// Which dialect a path belongs to: Stripe's API lives under `/v1`, Omise's has no prefix.

@@ -720,6 +720,12 @@ async fn capture_refund_and_their_errors() {
     assert_eq!(declined.status, 402);
     assert_eq!(declined.error()["type"], "card_error");
     assert_eq!(declined.error()["code"], "card_declined");
+    assert!(
+        declined.error()["charge"]
+            .as_str()
+            .unwrap()
+            .starts_with("ch_")
+    );
 }
 
 async fn lists_page_and_filter() {

@@ -511,14 +511,23 @@ fn creation_rules_name_their_parameters() {
             assert_eq!(error.to_string(), message);
         }
     }
-    let error = create_charge(
+    // A decline is no refusal: the attempt is recorded as a failed charge.
+    let declined = create_charge(
         &CreateCharge::new(2000, "usd").source("tok_chargeDeclined"),
         None,
         &context(),
     )
-    .expect_err("declined");
-    assert_eq!(error.code(), Some("card_declined"));
-    assert_eq!(error.kind(), chargeledger::domain::RefusalKind::Card);
+    .expect("a decline is decided, not refused");
+    let chargeledger::EventPayload::ChargeFailed(failed) = declined else {
+        panic!("expected charge.failed, got {declined:?}");
+    };
+    assert_eq!(failed.failure.code, "card_declined");
+    assert_eq!(
+        failed.failure.decline_code.as_deref(),
+        Some("generic_decline")
+    );
+    assert!(!failed.attempt.captured);
+    assert_eq!(failed.attempt.balance_transaction, None);
 }
 
 #[test]

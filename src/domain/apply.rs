@@ -6,7 +6,9 @@ use thiserror::Error;
 use crate::domain::charge::{
     ChargeState, DialectDetails, Instrument, Lifecycle, Money, OmiseDetails, Origin, StripeDetails,
 };
-use crate::domain::events::{ChargeCreated, CustomerCreated, EventPayload, FieldChange};
+use crate::domain::events::{
+    ChargeCreated, ChargeFailed, CustomerCreated, EventPayload, FieldChange,
+};
 use crate::domain::policy::AccountPolicy;
 use crate::domain::values::{Customer, FraudDetails, Token};
 use crate::domain::webhooks::WebhookEndpoints;
@@ -92,6 +94,9 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
         (None, EventPayload::ChargeCreated(created)) => {
             Ok(Projection::Charge(Box::new(charge_from_creation(created)?)))
         }
+        (None, EventPayload::ChargeFailed(failed)) => {
+            Ok(Projection::Charge(Box::new(charge_from_failure(failed)?)))
+        }
         (None, EventPayload::CustomerCreated(created)) => {
             Ok(Projection::Customer(customer_from_creation(created)))
         }
@@ -101,6 +106,7 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
             created: created.created,
             card: created.card.clone(),
             charge: None,
+            declines_with: created.declines_with.clone(),
         }))),
         (Some(Projection::Token(mut token)), EventPayload::TokenUsed(used)) => {
             token.charge = Some(used.charge_id.clone());
@@ -119,6 +125,7 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
         (
             Some(_),
             EventPayload::ChargeCreated(_)
+            | EventPayload::ChargeFailed(_)
             | EventPayload::CustomerCreated(_)
             | EventPayload::TokenCreated(_),
         ) => Err(FoldError::StreamAlreadyStarted { event_type }),
@@ -214,7 +221,7 @@ pub fn apply_to_charge(
             apply_field_changes(&mut charge, &updated.changes, event_type)?;
         }
         EventPayload::ChargeCaptured(captured) => {
-            if charge.is_captured() || charge.lifecycle == Lifecycle::Reversed {
+            if charge.lifecycle != Lifecycle::Authorized {
                 return Err(FoldError::broken(
                     &charge,
                     event_type,
@@ -268,7 +275,14 @@ pub fn apply_to_charge(
                 }
                 Lifecycle::Captured => {
                     charge.money.refunded += amount;
-                    charge.lifecycle = ChargeState::lifecycle_of(&charge.money);
+                    charge.lifecycle = ChargeState::lifecycle_of(&charge.money, None);
+                }
+                Lifecycle::Failed => {
+                    return Err(FoldError::broken(
+                        &charge,
+                        event_type,
+                        "it failed, so it holds no money",
+                    ));
                 }
                 Lifecycle::Refunded | Lifecycle::Reversed => {
                     return Err(FoldError::broken(
@@ -284,7 +298,7 @@ pub fn apply_to_charge(
             charge.receipt_number = Some(sent.receipt_number.clone());
             charge.receipt_url = Some(sent.receipt_url.clone());
         }
-        EventPayload::ChargeCreated(_) => {
+        EventPayload::ChargeCreated(_) | EventPayload::ChargeFailed(_) => {
             return Err(FoldError::StreamAlreadyStarted { event_type });
         }
         EventPayload::CustomerCreated(_)
@@ -327,7 +341,15 @@ fn check_money(charge: &ChargeState, event_type: &'static str) -> Result<(), Fol
             "its money would break 0 ≤ refunded ≤ captured ≤ authorized, captured + released ≤ authorized",
         ));
     }
-    if ChargeState::lifecycle_of(&charge.money) != charge.lifecycle {
+    let holds_nothing = captured == 0 && refunded == 0 && released == 0;
+    if charge.lifecycle == Lifecycle::Failed && !holds_nothing {
+        return Err(FoldError::broken(
+            charge,
+            event_type,
+            "a failed charge would hold money",
+        ));
+    }
+    if ChargeState::lifecycle_of(&charge.money, charge.failure.as_ref()) != charge.lifecycle {
         return Err(FoldError::broken(
             charge,
             event_type,
@@ -426,7 +448,7 @@ fn charge_from_creation(created: &ChargeCreated) -> Result<ChargeState, FoldErro
         created: created.created,
         currency: created.currency.clone(),
         money,
-        lifecycle: ChargeState::lifecycle_of(&money),
+        lifecycle: ChargeState::lifecycle_of(&money, None),
         instrument,
         customer: created.customer.clone(),
         description: created.description.clone(),
@@ -439,9 +461,37 @@ fn charge_from_creation(created: &ChargeCreated) -> Result<ChargeState, FoldErro
         refunds: Vec::new(),
         captured_at: created.captured.then_some(created.created),
         reversed_at: None,
+        failure: None,
         details,
     };
     check_money(&charge, "charge.created")?;
+    Ok(charge)
+}
+
+/// A declined attempt: the charge as its creation would be, holding nothing, with its failure.
+fn charge_from_failure(failed: &ChargeFailed) -> Result<ChargeState, FoldError> {
+    let attempt = &failed.attempt;
+    let mut charge = charge_from_creation(&ChargeCreated {
+        captured: false,
+        balance_transaction: None,
+        ..attempt.clone()
+    })?;
+    if attempt.captured || attempt.balance_transaction.is_some() {
+        return Err(FoldError::broken(
+            &charge,
+            "charge.failed",
+            "a failed attempt cannot be captured",
+        ));
+    }
+    charge.lifecycle = Lifecycle::Failed;
+    charge.failure = Some(failed.failure.clone());
+    // Radar reports the payments it blocks (`fraud_details.stripe_report`).
+    if failed.failure.blocked
+        && let DialectDetails::Stripe(details) = &mut charge.details
+    {
+        details.fraud_details.stripe_report = Some("fraudulent".into());
+    }
+    check_money(&charge, "charge.failed")?;
     Ok(charge)
 }
 

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::events::ChargeFailure;
 use crate::domain::values::{Card, FraudDetails, Metadata, Refund, Shipping, VaultCard};
 
 /// The API a charge was created through. It never changes, and only that dialect's rules decide
@@ -34,7 +35,8 @@ impl Origin {
 /// captured, never captured or released past what was authorized.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
-    /// What the card was authorized for: the charge's amount.
+    /// The charge's amount: what the card was authorized for. On a failed charge, what was
+    /// asked and declined; its other amounts stay 0 (`apply` checks it).
     pub authorized: i64,
     /// What was captured (0 while only authorized).
     pub captured: i64,
@@ -58,6 +60,9 @@ pub enum Lifecycle {
     /// The authorization was released without a capture (Omise's reverse, or a Stripe refund
     /// of an uncaptured charge).
     Reversed,
+    /// The card network declined the attempt: nothing was authorized, and nothing can be
+    /// captured, refunded or reversed. The charge can still be read and updated.
+    Failed,
 }
 
 /// What the charge was paid with.
@@ -134,6 +139,9 @@ pub struct ChargeState {
     pub captured_at: Option<i64>,
     /// When the authorization was reversed (Omise's reverse).
     pub reversed_at: Option<i64>,
+    /// Why the attempt was declined; set exactly when `lifecycle` is `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<ChargeFailure>,
     pub details: DialectDetails,
 }
 
@@ -176,12 +184,16 @@ impl ChargeState {
             // Nothing is released while a charge is only authorized (`apply` checks it).
             Lifecycle::Authorized => self.money.authorized,
             Lifecycle::Captured | Lifecycle::Refunded => self.money.captured - self.money.refunded,
-            Lifecycle::Reversed => 0,
+            Lifecycle::Reversed | Lifecycle::Failed => 0,
         }
     }
 
-    /// The lifecycle `money` implies; `apply` requires the recorded one to agree.
-    pub fn lifecycle_of(money: &Money) -> Lifecycle {
+    /// The lifecycle `money` and a recorded failure imply; `apply` requires the recorded one to
+    /// agree.
+    pub fn lifecycle_of(money: &Money, failure: Option<&ChargeFailure>) -> Lifecycle {
+        if failure.is_some() {
+            return Lifecycle::Failed;
+        }
         if money.captured > 0 {
             if money.refunded == money.captured {
                 Lifecycle::Refunded

@@ -127,6 +127,34 @@ pub struct ChargeCreated {
     pub omise: Option<OmiseChargeCreation>,
 }
 
+/// Why the card network (here: the test card the caller named) turned a charge attempt down.
+/// Dialect-neutral: Stripe renders it as `failure_code`, `failure_message` and `outcome`, Omise
+/// as `failure_code` and `failure_message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeFailure {
+    /// The dialect's failure code: Stripe's error `code` (`card_declined`), Omise's
+    /// `failure_code` (`insufficient_fund`).
+    pub code: String,
+    /// The message the dialect shows for it.
+    pub message: String,
+    /// Stripe's `decline_code`, where the network gave one (`insufficient_funds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    /// Turned down by risk rules before it reached the network (Stripe's "always blocked" card).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+}
+
+/// A charge attempt the card network declined. The charge exists (it can be read, listed and
+/// updated) but holds no money: nothing was authorized, captured or can be refunded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeFailed {
+    /// The attempt as a creation would have recorded it, with `captured` false and no
+    /// balance transaction.
+    pub attempt: ChargeCreated,
+    pub failure: ChargeFailure,
+}
+
 /// What an Omise charge creation records beyond the common fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OmiseChargeCreation {
@@ -173,6 +201,10 @@ pub struct TokenCreated {
     pub livemode: bool,
     pub created: i64,
     pub card: VaultCard,
+    /// For Omise's failing test cards: how a charge paid with it is declined. The number is
+    /// never kept, so the outcome is decided when the card enters the vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declines_with: Option<ChargeFailure>,
 }
 
 /// A token was spent on a charge; a token can be used once.
@@ -213,6 +245,8 @@ pub struct AccountPolicySet {
 pub enum EventPayload {
     #[serde(rename = "charge.created")]
     ChargeCreated(ChargeCreated),
+    #[serde(rename = "charge.failed")]
+    ChargeFailed(ChargeFailed),
     #[serde(rename = "charge.updated")]
     ChargeUpdated(ChargeUpdated),
     #[serde(rename = "charge.captured")]
@@ -244,6 +278,7 @@ impl EventPayload {
     pub fn event_type(&self) -> &'static str {
         match self {
             EventPayload::ChargeCreated(_) => "charge.created",
+            EventPayload::ChargeFailed(_) => "charge.failed",
             EventPayload::ChargeUpdated(_) => "charge.updated",
             EventPayload::ChargeCaptured(_) => "charge.captured",
             EventPayload::ChargeRefunded(_) => "charge.refunded",

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::events::ChargeFailure;
+
 /// Metadata attached to charges and customers. Values are JSON so Omise's free-form metadata fits;
 /// Stripe accounts only ever store strings (validation enforces it). A `BTreeMap` keeps key order
 /// deterministic, which the hash chain relies on.
@@ -106,6 +108,9 @@ pub struct Token {
     pub card: VaultCard,
     /// The charge that spent it; a token can be used once.
     pub charge: Option<String>,
+    /// How a charge paid with it is declined (Omise's failing test cards); `None`: approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declines_with: Option<ChargeFailure>,
 }
 
 impl Token {

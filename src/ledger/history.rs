@@ -36,9 +36,12 @@ impl Ledger {
             .store
             .read_stream(account, charge_id, max_version)
             .await?;
-        let is_charge = events
-            .first()
-            .is_some_and(|event| matches!(event.body.payload, EventPayload::ChargeCreated(_)));
+        let is_charge = events.first().is_some_and(|event| {
+            matches!(
+                event.body.payload,
+                EventPayload::ChargeCreated(_) | EventPayload::ChargeFailed(_)
+            )
+        });
         if !is_charge {
             return Err(RequestError::NoSuchCharge {
                 id: charge_id.to_string(),

@@ -3,8 +3,8 @@
 use crate::domain::card_number::{card_brand, card_fingerprint, passes_luhn};
 use crate::domain::charge::{ChargeState, Lifecycle, OmiseDetails};
 use crate::domain::events::{
-    ChargeCaptured, ChargeCreated, ChargeReversed, ChargeUpdated, EventPayload, FieldChange,
-    OmiseChargeCreation, TokenCreated, TokenUsed,
+    ChargeCaptured, ChargeCreated, ChargeFailed, ChargeFailure, ChargeReversed, ChargeUpdated,
+    EventPayload, FieldChange, OmiseChargeCreation, TokenCreated, TokenUsed,
 };
 use crate::domain::omise::commands::{
     CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge,
@@ -89,7 +89,38 @@ pub fn create_token(
         livemode: context.livemode,
         created: context.now_unix,
         card,
+        declines_with: test_card_failure(&number),
     }))
+}
+
+/// How a charge paid with this number fails, for Omise's documented failing test cards
+/// (docs.omise.co/api-testing; the last three rows from third-party lists, unconfirmed).
+/// `None`: it succeeds.
+fn test_card_failure(number: &str) -> Option<ChargeFailure> {
+    let (code, message) = match number {
+        "4111111111140011" | "5555551111110011" | "3530111111190011" | "6250947000000014" => (
+            "insufficient_fund",
+            "insufficient funds in the account or the card has reached the credit limit",
+        ),
+        "4111111111130012" | "5555551111100012" | "3530111111180012" | "6250947000000022" => {
+            ("stolen_or_lost_card", "card is stolen or lost")
+        }
+        "4111111111120013" | "5555551111190013" | "3530111111170013" | "377138160000009"
+        | "6250947000000030" => ("failed_processing", "failed processing"),
+        "4111111111110014" | "5555551111180014" | "3530111111160014" => {
+            ("payment_rejected", "payment rejected")
+        }
+        "4111111111160001" => ("invalid_security_code", "the security code is invalid"),
+        "4111111111190016" => ("failed_fraud_check", "failed fraud check"),
+        "4111111111180017" => ("invalid_account_number", "the account number is invalid"),
+        _ => return None,
+    };
+    Some(ChargeFailure {
+        code: code.into(),
+        message: message.into(),
+        decline_code: None,
+        blocked: false,
+    })
 }
 
 /// What an Omise charge creation appends: the charge's first event, and the token it spends.
@@ -155,18 +186,20 @@ pub fn create_charge(
         last4: vault_card.last_digits.clone(),
         network: vault_card.brand.to_ascii_lowercase(),
     };
-    let charge_created = EventPayload::ChargeCreated(ChargeCreated {
+    // A failing test card is recorded as a charge too, as Omise records it: `status: failed`.
+    let captured = command.capture && token.declines_with.is_none();
+    let attempt = ChargeCreated {
         charge_id: context.ids.charge.clone(),
         livemode: context.livemode,
         created: context.now_unix,
         amount: command.amount,
         currency,
-        captured: command.capture,
+        captured,
         customer: None,
         source: token.id.clone(),
         payment_method: vault_card.id.clone(),
         card,
-        balance_transaction: command.capture.then(|| context.ids.transaction.clone()),
+        balance_transaction: captured.then(|| context.ids.transaction.clone()),
         description: non_empty(&command.description),
         metadata: command.metadata.clone(),
         receipt_email: None,
@@ -179,7 +212,14 @@ pub fn create_charge(
             return_uri: non_empty(&command.return_uri),
             ip: non_empty(&command.ip),
         }),
-    });
+    };
+    let charge_created = match &token.declines_with {
+        None => EventPayload::ChargeCreated(attempt),
+        Some(failure) => EventPayload::ChargeFailed(ChargeFailed {
+            attempt,
+            failure: failure.clone(),
+        }),
+    };
     Ok(OmiseChargeDecision {
         charge_created,
         token_used: EventPayload::TokenUsed(TokenUsed {
@@ -242,6 +282,7 @@ pub fn capture_charge(
         Lifecycle::Authorized => {}
         Lifecycle::Reversed => return Err(OmiseRefusal::CaptureOfReversedCharge),
         Lifecycle::Captured | Lifecycle::Refunded => return Err(OmiseRefusal::AlreadyCaptured),
+        Lifecycle::Failed => return Err(OmiseRefusal::CaptureOfFailedCharge),
     }
     let authorized = charge.money.authorized;
     let amount = match command.capture_amount {

@@ -79,6 +79,8 @@ pub enum OmiseRefusal {
     AlreadyCaptured,
     #[error("charge was already reversed")]
     CaptureOfReversedCharge,
+    #[error("charge failed and cannot be captured")]
+    CaptureOfFailedCharge,
     #[error("capture_amount must be greater than 0")]
     CaptureAmountNotPositive,
     #[error("capture_amount must be less than or equal to the authorized amount ({authorized})")]
@@ -126,6 +128,7 @@ impl OmiseRefusal {
             TokenUsed { .. } => "used_token",
             AlreadyCaptured
             | CaptureOfReversedCharge
+            | CaptureOfFailedCharge
             | CaptureAmountNotPositive
             | CaptureAmountTooLarge { .. } => "failed_capture",
             ReverseNotAllowed => "failed_reverse",
@@ -160,7 +163,8 @@ pub struct OmiseContext {
 /// vault's own token records, account policy changes).
 pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
     Some(match payload {
-        EventPayload::ChargeCreated(_) => "charge.create",
+        // Omise records a declined attempt as a created charge whose status is `failed`.
+        EventPayload::ChargeCreated(_) | EventPayload::ChargeFailed(_) => "charge.create",
         EventPayload::ChargeUpdated(_) => "charge.update",
         EventPayload::ChargeCaptured(_) => "charge.capture",
         EventPayload::ChargeReversed(_) => "charge.reverse",

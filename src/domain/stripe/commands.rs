@@ -64,6 +64,16 @@ pub enum ShippingUpdate {
     Unset,
 }
 
+/// A card given by number (`source[number]=…`, the legacy charges API's card hash). Only test
+/// numbers make sense here; the number is never stored (the charge keeps brand and last four).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CardInput {
+    pub number: String,
+    pub exp_month: Option<u32>,
+    pub exp_year: Option<u32>,
+    pub cvc: Option<String>,
+}
+
 /// Create a charge (`POST /v1/charges`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CreateCharge {
@@ -71,6 +81,10 @@ pub struct CreateCharge {
     pub currency: String,
     pub customer: Option<String>,
     pub source: Option<String>,
+    /// A card by number instead of a token in `source`. Left out of the request fingerprint
+    /// while absent, so fingerprints of token charges are as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardInput>,
     /// `false` only authorizes; `capture_charge` settles later. Defaults to `true`.
     pub capture: bool,
     pub description: Option<String>,

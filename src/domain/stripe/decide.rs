@@ -3,17 +3,18 @@
 //! Nothing here reads a clock, draws a random number or touches storage: the shell passes the
 //! time and fresh identifiers in a `DecisionContext`, and any objects a command refers to.
 
-use crate::domain::charge::{ChargeState, StripeDetails};
+use crate::domain::charge::{ChargeState, Lifecycle, StripeDetails};
 use crate::domain::events::{
-    ChargeCaptured, ChargeCreated, ChargeRefunded, ChargeUpdated, CustomerCreated, EventPayload,
-    FieldChange,
+    ChargeCaptured, ChargeCreated, ChargeFailed, ChargeRefunded, ChargeUpdated, CustomerCreated,
+    EventPayload, FieldChange,
 };
 use crate::domain::policy::AccountPolicy;
 use crate::domain::stripe::commands::{
     CaptureCharge, CreateCharge, CreateCustomer, RefundCharge, ShippingUpdate, UpdateCharge,
     fold_metadata_edits,
 };
-use crate::domain::stripe::error::RequestError;
+use crate::domain::stripe::error::{self, RequestError};
+use crate::domain::stripe::test_cards::{self, TestCard};
 use crate::domain::stripe::validation::{
     self, DEFAULT_MAX_CHARS, DESCRIPTION_MAX_CHARS, check_email, check_length,
     check_metadata_edits, check_metadata_size, check_statement_descriptor, empty_as_none,
@@ -49,7 +50,7 @@ pub fn create_charge(
 ) -> Result<EventPayload, RequestError> {
     let currency = validation::normalize_currency(&command.currency)?;
     validation::check_charge_amount(command.amount, &currency)?;
-    if command.source.is_none() && command.customer.is_none() {
+    if command.source.is_none() && command.card.is_none() && command.customer.is_none() {
         return Err(RequestError::MissingSourceOrCustomer);
     }
     if let Some(description) = &command.description {
@@ -83,26 +84,36 @@ pub fn create_charge(
         },
         None => None,
     };
-    // A customer without an explicit source pays with its default card: a test Visa.
-    let source = command
-        .source
-        .clone()
-        .unwrap_or_else(|| "tok_visa".to_string());
-    let card = validation::test_card(&source, context.now_unix)?;
-    Ok(EventPayload::ChargeCreated(ChargeCreated {
+    let (source, paid_with) = match &command.card {
+        Some(card) => (
+            "card".to_string(),
+            test_cards::from_number(card, context.livemode, context.now_unix)?,
+        ),
+        None => {
+            // A customer without an explicit source pays with its default card: a test Visa.
+            let source = command
+                .source
+                .clone()
+                .unwrap_or_else(|| "tok_visa".to_string());
+            let paid_with = test_cards::from_token(&source, context.now_unix)?;
+            (source, paid_with)
+        }
+    };
+    let TestCard { card, decline } = paid_with;
+    // A declined attempt is recorded too, as Stripe records it: a charge that holds nothing.
+    let captured = command.capture && decline.is_none();
+    let attempt = ChargeCreated {
         charge_id: context.ids.charge.clone(),
         livemode: context.livemode,
         created: context.now_unix,
         amount: command.amount,
         currency,
-        captured: command.capture,
+        captured,
         customer: customer_id,
         source,
         payment_method: context.ids.payment_method.clone(),
         card,
-        balance_transaction: command
-            .capture
-            .then(|| context.ids.balance_transaction.clone()),
+        balance_transaction: captured.then(|| context.ids.balance_transaction.clone()),
         description: command.description.as_deref().and_then(empty_as_none),
         metadata,
         receipt_email,
@@ -117,7 +128,11 @@ pub fn create_charge(
             .and_then(empty_as_none),
         transfer_group: command.transfer_group.as_deref().and_then(empty_as_none),
         omise: None,
-    }))
+    };
+    Ok(match decline {
+        None => EventPayload::ChargeCreated(attempt),
+        Some(failure) => EventPayload::ChargeFailed(ChargeFailed { attempt, failure }),
+    })
 }
 
 /// Decide an update. Returns `Ok(None)` when the request changes nothing: no event is appended
@@ -280,6 +295,7 @@ pub fn capture_charge(
     if let Some(group) = &command.transfer_group {
         check_length("transfer_group", group, DEFAULT_MAX_CHARS)?;
     }
+    refuse_if_failed(charge, error::CAPTURED)?;
     if charge.is_captured() {
         return Err(RequestError::ChargeAlreadyCaptured {
             charge_id: charge.id.clone(),
@@ -374,6 +390,7 @@ pub fn refund_charge(
     check_metadata_edits(&command.metadata)?;
     let metadata = fold_metadata_edits(&Metadata::new(), &command.metadata);
     check_metadata_size(&metadata)?;
+    refuse_if_failed(charge, error::REFUNDED)?;
     if charge.is_fully_returned() {
         return Err(RequestError::ChargeAlreadyRefunded {
             charge_id: charge.id.clone(),
@@ -445,6 +462,25 @@ pub fn create_customer(
 
 /// Stripe's rules decide only for charges of Stripe's own origin: an Omise charge gets a typed
 /// refusal, never a decision made on state Stripe's rules do not know (such as a vault card).
+/// A failed charge holds no money: nothing to capture or refund.
+fn refuse_if_failed(charge: &ChargeState, action: &'static str) -> Result<(), RequestError> {
+    match (&charge.failure, charge.lifecycle) {
+        (Some(failure), Lifecycle::Failed) => Err(RequestError::ChargeFailed {
+            charge_id: charge.id.clone(),
+            failure_code: failure.code.clone(),
+            action,
+        }),
+        (None, Lifecycle::Failed) | (Some(_), _) => {
+            // `apply` sets the two together; a state with one alone was not folded by it.
+            panic!(
+                "charge {} has lifecycle {:?} and failure {:?}: they are set together",
+                charge.id, charge.lifecycle, charge.failure
+            )
+        }
+        (None, _) => Ok(()),
+    }
+}
+
 fn stripe_details(charge: &ChargeState) -> Result<&StripeDetails, RequestError> {
     charge
         .stripe_details()

@@ -16,6 +16,10 @@ pub enum RefusalKind {
     Card,
 }
 
+/// `RequestError::ChargeFailed`'s action: what cannot be done to a failed charge.
+pub const CAPTURED: &str = "captured";
+pub const REFUNDED: &str = "refunded";
+
 /// A request the ledger refused. A refused request appends nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RequestError {
@@ -105,8 +109,18 @@ pub enum RequestError {
     #[error("No such token: '{id}'")]
     NoSuchToken { id: String },
 
-    #[error("Your card was declined.")]
-    CardDeclined { decline_code: String },
+    #[error("Your card number is incorrect.")]
+    IncorrectNumber,
+
+    #[error(
+        "Charge {charge_id} failed ({failure_code}), so it cannot be {action}: nothing was authorized."
+    )]
+    ChargeFailed {
+        charge_id: String,
+        failure_code: String,
+        /// `CAPTURED` or `REFUNDED`.
+        action: &'static str,
+    },
 
     #[error(
         "The customer of charge {charge_id} is already set to {existing}; a charge's customer can only be set when it has none."
@@ -197,7 +211,8 @@ impl RequestError {
             NoSuchCharge { .. } | ChargeOfOtherDialect { .. } => Some("id"),
             NoSuchCustomer { .. } | CustomerAlreadySet { .. } => Some("customer"),
             TransferGroupAlreadySet { .. } => Some("transfer_group"),
-            CardDeclined { .. }
+            IncorrectNumber => Some("number"),
+            ChargeFailed { .. }
             | ChargeAlreadyCaptured { .. }
             | ChargeAlreadyRefunded { .. }
             | ChargeFrozenAfterCapture { .. } => None,
@@ -207,6 +222,12 @@ impl RequestError {
     /// Stripe's machine-readable error code, where Stripe has one for the situation.
     pub fn code(&self) -> Option<&'static str> {
         use RequestError::*;
+        // Stripe has no code for capturing a failed charge; refunding one is `charge_not_refundable`.
+        if let ChargeFailed { action, .. } = self
+            && *action != REFUNDED
+        {
+            return None;
+        }
         Some(match self {
             MissingParam { .. } | MissingSourceOrCustomer => "parameter_missing",
             StringTooLong { .. } | StatementDescriptorTooLong { .. } => {
@@ -229,7 +250,8 @@ impl RequestError {
             | NoSuchEvent { .. } => "resource_missing",
             InvalidUrl { .. } => "url_invalid",
             TooManyWebhookEndpoints { .. } => "webhook_endpoint_limit_reached",
-            CardDeclined { .. } => "card_declined",
+            IncorrectNumber => "incorrect_number",
+            ChargeFailed { .. } => "charge_not_refundable",
             ChargeAlreadyCaptured { .. } => "charge_already_captured",
             ChargeAlreadyRefunded { .. } => "charge_already_refunded",
             ChargeFrozenAfterCapture { .. } => "charge_frozen_after_capture",
@@ -254,7 +276,7 @@ impl RequestError {
             | RequestError::NoSuchToken { .. }
             | RequestError::NoSuchWebhookEndpoint { .. }
             | RequestError::NoSuchEvent { .. } => RefusalKind::NotFound,
-            RequestError::CardDeclined { .. } => RefusalKind::Card,
+            RequestError::IncorrectNumber => RefusalKind::Card,
             _ => RefusalKind::InvalidRequest,
         }
     }

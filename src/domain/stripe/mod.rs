@@ -3,5 +3,6 @@
 pub mod commands;
 pub mod decide;
 pub mod error;
+pub mod test_cards;
 pub mod validation;
 pub mod webhooks;

@@ -1,15 +1,14 @@
-//! The parameter rules of Stripe's charge API: lengths, metadata limits, emails, countries, currencies, test cards.
+//! The parameter rules of Stripe's charge API: lengths, metadata limits, emails, countries, currencies.
 //!
 //! Every check returns the `RequestError` that names the offending parameter. All pure.
 
 use email_address::EmailAddress;
 use iso_currency::Currency;
 use isocountry::CountryCode;
-use sha2::{Digest, Sha256};
 
 use crate::domain::stripe::commands::{MetadataEdit, ShippingInput};
 use crate::domain::stripe::error::RequestError;
-use crate::domain::values::{Address, Card, Metadata, Shipping};
+use crate::domain::values::{Address, Metadata, Shipping};
 
 /// Most Stripe strings: `maxLength: 5000` in the OpenAPI schema.
 pub const DEFAULT_MAX_CHARS: usize = 5000;
@@ -236,54 +235,6 @@ fn validate_address(prefix: &str, address: &Address) -> Result<Address, RequestE
         check_country(&format!("{prefix}[country]"), country)?;
     }
     Ok(address.clone())
-}
-
-/// What a test card token stands for: Stripe's documented test tokens.
-pub fn test_card(source: &str, now_unix: i64) -> Result<Card, RequestError> {
-    let (brand, last4, funding, network) = match source {
-        "tok_visa" | "tok_us" => ("visa", "4242", "credit", "visa"),
-        "tok_visa_debit" => ("visa", "5556", "debit", "visa"),
-        "tok_mastercard" => ("mastercard", "4444", "credit", "mastercard"),
-        "tok_mastercard_debit" => ("mastercard", "8210", "debit", "mastercard"),
-        "tok_mastercard_prepaid" => ("mastercard", "5100", "prepaid", "mastercard"),
-        "tok_amex" => ("amex", "8431", "credit", "amex"),
-        "tok_discover" => ("discover", "1117", "credit", "discover"),
-        "tok_diners" => ("diners", "0004", "credit", "diners"),
-        "tok_jcb" => ("jcb", "0505", "credit", "jcb"),
-        "tok_unionpay" => ("unionpay", "0005", "credit", "unionpay"),
-        "tok_chargeDeclined" => return Err(declined("generic_decline")),
-        "tok_chargeDeclinedInsufficientFunds" => return Err(declined("insufficient_funds")),
-        "tok_chargeDeclinedFraudulent" => return Err(declined("fraudulent")),
-        "tok_chargeDeclinedLostCard" => return Err(declined("lost_card")),
-        "tok_chargeDeclinedStolenCard" => return Err(declined("stolen_card")),
-        _ => {
-            return Err(RequestError::NoSuchToken {
-                id: source.to_string(),
-            });
-        }
-    };
-    let year = time::OffsetDateTime::from_unix_timestamp(now_unix)
-        .map(|moment| moment.year())
-        .unwrap_or(2026);
-    // Fingerprints are stable per card number on Stripe; derive one from the token.
-    let digest = Sha256::digest(source.as_bytes());
-    let fingerprint: String = hex::encode(digest).chars().take(16).collect();
-    Ok(Card {
-        brand: brand.into(),
-        country: "US".into(),
-        exp_month: 12,
-        exp_year: u32::try_from(year + 3).unwrap_or(2029),
-        fingerprint,
-        funding: funding.into(),
-        last4: last4.into(),
-        network: network.into(),
-    })
-}
-
-fn declined(decline_code: &str) -> RequestError {
-    RequestError::CardDeclined {
-        decline_code: decline_code.to_string(),
-    }
 }
 
 /// `""` means "unset" for optional strings on Stripe.

@@ -242,6 +242,7 @@ pub fn stripe_event_type(payload: &EventPayload) -> Option<&'static str> {
     Some(match payload {
         // A card charge that is authorized (captured or not) is `charge.succeeded` on Stripe.
         EventPayload::ChargeCreated(_) => "charge.succeeded",
+        EventPayload::ChargeFailed(_) => "charge.failed",
         EventPayload::ChargeUpdated(_) => "charge.updated",
         EventPayload::ChargeCaptured(_) => "charge.captured",
         EventPayload::ChargeRefunded(_) => "charge.refunded",

@@ -90,6 +90,7 @@ pub fn charge_status(charge: &ChargeState) -> &'static str {
         Lifecycle::Reversed => "reversed",
         Lifecycle::Captured | Lifecycle::Refunded => "successful",
         Lifecycle::Authorized => "pending",
+        Lifecycle::Failed => "failed",
     }
 }
 
@@ -125,7 +126,7 @@ pub fn charge_object(charge: &ChargeState) -> Value {
         metadata: &charge.metadata,
         status: charge_status(charge),
         capture: details.is_some_and(|details| details.capture),
-        authorized: true,
+        authorized: charge.failure.is_none(),
         paid: charge.is_captured(),
         reversed: charge.lifecycle == Lifecycle::Reversed,
         expired: false,
@@ -148,8 +149,11 @@ pub fn charge_object(charge: &ChargeState) -> Value {
             order: "chronological",
             location: format!("/charges/{}/refunds", charge.id),
         },
-        failure_code: None,
-        failure_message: None,
+        failure_code: charge.failure.as_ref().map(|failure| failure.code.clone()),
+        failure_message: charge
+            .failure
+            .as_ref()
+            .map(|failure| failure.message.clone()),
         ip: details.and_then(|details| details.ip.as_deref()),
         return_uri: details.and_then(|details| details.return_uri.as_deref()),
         authorize_uri: None,
@@ -163,7 +167,11 @@ pub fn charge_object(charge: &ChargeState) -> Value {
         },
         zero_interest_installments: false,
         created_at: timestamp(charge.created),
-        authorized_at: timestamp(charge.created),
+        authorized_at: if charge.failure.is_none() {
+            timestamp(charge.created)
+        } else {
+            Value::Null
+        },
         paid_at: optional_timestamp(charge.captured_at),
         reversed_at: optional_timestamp(charge.reversed_at),
         expires_at: timestamp(charge.created + AUTHORIZATION_LIFETIME_SECONDS),

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::domain::events::ChargeFailure;
 use crate::domain::{
     Address, Card, ChargeState, FraudDetails, Instrument, Metadata, Refund, Shipping, StripeDetails,
 };
@@ -15,11 +16,12 @@ use crate::domain::{
 /// What appears on a cardholder's statement when the charge names no descriptor of its own.
 pub const DEFAULT_STATEMENT_DESCRIPTOR: &str = "CHARGELEDGER";
 
-/// Stripe's `charge.status`. Every charge the ledger holds was approved.
+/// Stripe's `charge.status`: approved, or declined and recorded as failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
     Succeeded,
+    Failed,
 }
 
 /// `charge.billing_details`: the ledger records none.
@@ -32,17 +34,20 @@ pub struct BillingDetails {
     pub tax_id: Option<String>,
 }
 
-/// `charge.outcome` for an approved card payment.
+/// `charge.outcome`: what the network (or Radar) decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub advice_code: Option<&'static str>,
     pub network_advice_code: Option<&'static str>,
     pub network_decline_code: Option<&'static str>,
     pub network_status: Option<&'static str>,
-    pub reason: Option<&'static str>,
+    pub reason: Option<String>,
     pub risk_level: &'static str,
     pub risk_score: i64,
-    pub seller_message: Option<&'static str>,
+    /// Radar's rule that blocked the payment (only on blocked payments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+    pub seller_message: Option<String>,
     #[serde(rename = "type")]
     pub outcome_type: &'static str,
 }
@@ -58,8 +63,49 @@ impl Outcome {
             reason: None,
             risk_level: "normal",
             risk_score: 32,
-            seller_message: Some("Payment complete."),
+            rule: None,
+            seller_message: Some("Payment complete.".into()),
             outcome_type: "authorized",
+        }
+    }
+
+    /// What Stripe reports for a declined test card (recorded outcomes; see
+    /// `shared/spec/stripe-declines-and-webhooks.md` A3).
+    pub fn declined(failure: &ChargeFailure) -> Self {
+        if failure.blocked {
+            return Outcome {
+                advice_code: None,
+                network_advice_code: None,
+                network_decline_code: None,
+                network_status: Some("not_sent_to_network"),
+                reason: Some("highest_risk_level".into()),
+                risk_level: "highest",
+                risk_score: 95,
+                rule: Some("block_if_high_risk"),
+                seller_message: Some("Stripe blocked this payment as too risky.".into()),
+                outcome_type: "blocked",
+            };
+        }
+        let reason = failure
+            .decline_code
+            .clone()
+            .unwrap_or_else(|| failure.code.clone());
+        let seller_message = if reason == "generic_decline" {
+            "The bank did not return any further details with this decline.".to_string()
+        } else {
+            format!("The bank returned the decline code `{reason}`.")
+        };
+        Outcome {
+            advice_code: None,
+            network_advice_code: None,
+            network_decline_code: None,
+            network_status: Some("declined_by_network"),
+            reason: Some(reason),
+            risk_level: "normal",
+            risk_score: 32,
+            rule: None,
+            seller_message: Some(seller_message),
+            outcome_type: "issuer_declined",
         }
     }
 }
@@ -182,14 +228,22 @@ pub fn charge_object(charge: &ChargeState) -> StripeCharge {
         description: charge.description.clone(),
         disputed: false,
         failure_balance_transaction: None,
-        failure_code: None,
-        failure_message: None,
+        failure_code: charge.failure.as_ref().map(|failure| failure.code.clone()),
+        failure_message: charge
+            .failure
+            .as_ref()
+            .map(|failure| failure.message.clone()),
         fraud_details: details.fraud_details.clone(),
         livemode: charge.livemode,
         metadata: charge.metadata.clone(),
         on_behalf_of: None,
-        outcome: Some(Outcome::approved()),
-        paid: true,
+        outcome: Some(
+            charge
+                .failure
+                .as_ref()
+                .map_or_else(Outcome::approved, Outcome::declined),
+        ),
+        paid: charge.failure.is_none(),
         payment_intent: None,
         payment_method,
         payment_method_details,
@@ -211,7 +265,11 @@ pub fn charge_object(charge: &ChargeState) -> StripeCharge {
         source_transfer: None,
         statement_descriptor: details.statement_descriptor.clone(),
         statement_descriptor_suffix: details.statement_descriptor_suffix.clone(),
-        status: ChargeStatus::Succeeded,
+        status: if charge.failure.is_some() {
+            ChargeStatus::Failed
+        } else {
+            ChargeStatus::Succeeded
+        },
         transfer: None,
         transfer_data: None,
         transfer_group: details.transfer_group.clone(),

@@ -12,7 +12,7 @@ use super::objects::ListObject;
 use super::params::{UPDATE_CHARGE_PARAMETERS, missing};
 use super::{
     CHARGE_EXPANDABLE, CHARGE_LIST_EXPANDABLE, charge_object, objects, query_form, read_form,
-    respond, respond_with_charge,
+    respond, respond_with_charge, respond_with_new_charge,
 };
 use crate::domain::{CaptureCharge, CreateCharge, RequestError};
 use crate::ledger::ListCharges;
@@ -45,11 +45,13 @@ pub(super) async fn create_charge(
     let expand = form.expand(&CHARGE_EXPANDABLE)?;
     let amount = form.integer("amount")?.ok_or_else(|| missing("amount"))?;
     let currency = form.required_text("currency")?;
+    let (source, card) = form.source()?;
     let command = CreateCharge {
         amount,
         currency,
         customer: form.optional_text("customer")?,
-        source: form.optional_text("source")?,
+        source,
+        card,
         capture: form.boolean("capture")?.unwrap_or(true),
         description: form.optional_text("description")?,
         metadata: form.metadata()?,
@@ -63,7 +65,7 @@ pub(super) async fn create_charge(
     let written = app
         .ledger
         .create_charge(account, command, call.request_meta());
-    respond_with_charge(&app, &call, &expand, written).await
+    respond_with_new_charge(&app, &call, &expand, written).await
 }
 
 pub(super) async fn retrieve_charge(

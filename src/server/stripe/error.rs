@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::error;
 
+use crate::domain::events::ChargeFailure;
 use crate::domain::{RefusalKind, RequestError};
 use crate::ledger::{Failure, LedgerError, Refusal};
 use crate::server::auth::AuthFailure;
@@ -38,6 +39,9 @@ pub struct ErrorBody {
     pub param: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub doc_url: Option<String>,
+    /// For a card error, the failed charge the attempt recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charge: Option<String>,
 }
 
 /// An error response: status, body, and whether an SDK should retry it (`Stripe-Should-Retry`).
@@ -85,7 +89,14 @@ impl ApiError {
                 decline_code: None,
                 message: message.into(),
                 param: param.map(str::to_string),
-                doc_url: code.map(|code| format!("https://stripe.com/docs/error-codes/{code}")),
+                // Stripe's pages spell the code with dashes (`card-declined`).
+                doc_url: code.map(|code| {
+                    format!(
+                        "https://stripe.com/docs/error-codes/{}",
+                        code.replace('_', "-")
+                    )
+                }),
+                charge: None,
             }),
             should_retry: None,
         }
@@ -110,6 +121,26 @@ impl ApiError {
             names.first().map(String::as_str),
             Some("parameter_unknown"),
         )
+    }
+
+    /// The 402 `card_error` of a declined attempt, naming the failed charge it recorded.
+    pub fn declined(charge_id: &str, failure: &ChargeFailure) -> Self {
+        // Stripe names the card field at fault for these two (recorded bodies; unconfirmed).
+        let param = match failure.code.as_str() {
+            "incorrect_cvc" => Some("cvc"),
+            "expired_card" => Some("exp_month"),
+            _ => None,
+        };
+        let mut api_error = ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            ErrorType::CardError,
+            failure.message.clone(),
+            param,
+            Some(&failure.code),
+        );
+        api_error.body.decline_code = failure.decline_code.clone();
+        api_error.body.charge = Some(charge_id.to_string());
+        api_error
     }
 
     /// 404 for a path the API does not have.
@@ -202,17 +233,13 @@ impl From<RequestError> for ApiError {
             RefusalKind::NotFound => (StatusCode::NOT_FOUND, ErrorType::InvalidRequestError),
             RefusalKind::Card => (StatusCode::PAYMENT_REQUIRED, ErrorType::CardError),
         };
-        let mut api_error = ApiError::new(
+        ApiError::new(
             status,
             error_type,
             refusal.to_string(),
             refusal.param(),
             refusal.code(),
-        );
-        if let RequestError::CardDeclined { decline_code } = &refusal {
-            api_error.body.decline_code = Some(decline_code.clone());
-        }
-        api_error
+        )
     }
 }
 

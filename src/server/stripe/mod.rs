@@ -34,8 +34,9 @@ use crate::server::{App, Call, MAX_BODY_BYTES, form, unrecognized_url};
 
 /// Charge fields `expand` accepts. Only `customer` ever holds an id here; the others are always
 /// `null` in this ledger, and expanding `null` leaves it `null`, as on Stripe.
-const CHARGE_EXPANDABLE: [&str; 9] = [
+const CHARGE_EXPANDABLE: [&str; 10] = [
     "customer",
+    "refunds",
     "application",
     "application_fee",
     "failure_balance_transaction",
@@ -45,8 +46,9 @@ const CHARGE_EXPANDABLE: [&str; 9] = [
     "source_transfer",
     "transfer",
 ];
-const CHARGE_LIST_EXPANDABLE: [&str; 9] = [
+const CHARGE_LIST_EXPANDABLE: [&str; 10] = [
     "data.customer",
+    "data.refunds",
     "data.application",
     "data.application_fee",
     "data.failure_balance_transaction",
@@ -186,6 +188,24 @@ async fn respond_with_charge(
     write: impl Future<Output = Result<ChargeState, LedgerError>>,
 ) -> Result<Response, ApiError> {
     let Written { value, replayed } = idempotency::write(app, call, write).await?;
+    let body = charge_object(app, &call.caller.account, &value, expand).await?;
+    Ok(respond(&body, call, replayed))
+}
+
+/// `respond_with_charge` for a creation, where a declined attempt is recorded (the charge
+/// exists, failed) and answered with Stripe's 402 naming it, on a replay too.
+async fn respond_with_new_charge(
+    app: &App,
+    call: &Call,
+    expand: &[String],
+    write: impl Future<Output = Result<ChargeState, LedgerError>>,
+) -> Result<Response, ApiError> {
+    let Written { value, replayed } = idempotency::write(app, call, write).await?;
+    if let Some(failure) = &value.failure {
+        let mut response = ApiError::declined(&value.id, failure).into_response();
+        idempotency::stamp_headers(&mut response, call, replayed);
+        return Ok(response);
+    }
     let body = charge_object(app, &call.caller.account, &value, expand).await?;
     Ok(respond(&body, call, replayed))
 }

@@ -4,6 +4,7 @@
 //! (lengths, emails, countries, metadata limits) stay in the domain, so the library and every
 //! HTTP dialect refuse the same things with the same words.
 
+use crate::domain::stripe::commands::CardInput;
 use crate::domain::{
     Address, MetadataEdit, RequestError, ShippingInput, ShippingUpdate, UpdateCharge,
 };
@@ -153,6 +154,18 @@ impl Form {
             Some(Param::Text(text)) if text.is_empty() => Ok(None),
             Some(Param::Hash(fields)) => Ok(Some(shipping_input(fields)?)),
             Some(other) => Err(invalid_hash("shipping", &other)),
+        }
+    }
+
+    /// `source=tok_…`, or a card by number: `source[object]=card&source[number]=…` with
+    /// optional `exp_month`, `exp_year` and `cvc` (the legacy card hash).
+    pub fn source(&mut self) -> Result<(Option<String>, Option<CardInput>), ApiError> {
+        match self.take("source") {
+            None => Ok((None, None)),
+            Some(Param::Text(text)) if text.is_empty() => Ok((None, None)),
+            Some(Param::Text(text)) => Ok((Some(text), None)),
+            Some(Param::Hash(fields)) => Ok((None, Some(card_input(fields)?))),
+            Some(other) => Err(invalid_string("source", &other)),
         }
     }
 
@@ -358,6 +371,63 @@ fn shipping_input(mut fields: Params) -> Result<ShippingInput, ApiError> {
     })
 }
 
+fn card_input(mut fields: Params) -> Result<CardInput, ApiError> {
+    let mut text = |name: &str| -> Result<Option<String>, ApiError> {
+        fields
+            .shift_remove(name)
+            .map(|value| expect_text(&format!("source[{name}]"), value))
+            .transpose()
+    };
+    if let Some(object) = text("object")?
+        && object != "card"
+    {
+        return Err(RequestError::InvalidEnum {
+            param: "source[object]".into(),
+            value: object,
+            allowed: "card".into(),
+        }
+        .into());
+    }
+    let number = text("number")?.ok_or_else(|| missing("source[number]"))?;
+    let mut month_or_year = |name: &str, range: std::ops::RangeInclusive<i64>| {
+        let Some(sent) = text(name)? else {
+            return Ok(None);
+        };
+        let param = format!("source[{name}]");
+        let value = parse_integer(&param, &sent)?;
+        if !range.contains(&value) {
+            return Err(ApiError::invalid_request(
+                format!(
+                    "Invalid {name}: must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+                Some(&param),
+                Some(if name == "exp_month" {
+                    "invalid_expiry_month"
+                } else {
+                    "invalid_expiry_year"
+                }),
+            ));
+        }
+        // Within the range checked above.
+        Ok(Some(value as u32))
+    };
+    let exp_month = month_or_year("exp_month", 1..=12)?;
+    let exp_year = month_or_year("exp_year", 2000..=2100)?;
+    let cvc = text("cvc")?;
+    for name in ["name", "address_line1", "address_zip", "address_country"] {
+        text(name)?;
+    }
+    reject_nested_unknown("source", &fields)?;
+    Ok(CardInput {
+        number,
+        exp_month,
+        exp_year,
+        cvc,
+    })
+}
+
 fn reject_nested_unknown(parent: &str, leftover: &Params) -> Result<(), ApiError> {
     if leftover.is_empty() {
         return Ok(());
@@ -372,12 +442,16 @@ fn reject_nested_unknown(parent: &str, leftover: &Params) -> Result<(), ApiError
 fn expect_text(name: &str, value: Param) -> Result<String, ApiError> {
     match value {
         Param::Text(text) => Ok(text),
-        other => Err(ApiError::invalid_request(
-            format!("Invalid string: {}", other.to_json()),
-            Some(name),
-            Some("parameter_invalid_string"),
-        )),
+        other => Err(invalid_string(name, &other)),
     }
+}
+
+fn invalid_string(name: &str, value: &Param) -> ApiError {
+    ApiError::invalid_request(
+        format!("Invalid string: {}", value.to_json()),
+        Some(name),
+        Some("parameter_invalid_string"),
+    )
 }
 
 fn invalid_hash(name: &str, value: &Param) -> ApiError {

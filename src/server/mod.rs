@@ -17,6 +17,7 @@ pub mod listener;
 pub mod omise;
 pub mod paging;
 mod request;
+pub mod simulate;
 pub mod stripe;
 
 use std::future::Future;
@@ -448,8 +449,19 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
             debug!(%request_id, %method, %path, "refused: an Omise public key outside the vault");
             omise::error::OmiseError::authentication_failure().into_response()
         }
-        (_, Ok(caller)) => match read_call_headers(headers, &method) {
-            Ok((idempotency_key, user_agent)) => {
+        (_, Ok(caller)) => match (
+            read_call_headers(headers, &method),
+            simulate::requested_fault(headers),
+        ) {
+            (_, Err(refused)) => {
+                debug!(%request_id, %method, %path, %refused, "refused: a bad Chargeledger-Simulate header");
+                simulate::refuse(dialect, refused)
+            }
+            (Ok(_), Ok(Some(fault))) => {
+                debug!(%request_id, %method, %path, ?fault, "answered with a simulated fault");
+                simulate::answer(fault, dialect).await
+            }
+            (Ok((idempotency_key, user_agent)), Ok(None)) => {
                 let call = Call {
                     request_id: request_id.clone(),
                     idempotency_key,
@@ -465,7 +477,7 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
                     }
                 }
             }
-            Err(refused) => {
+            (Err(refused), Ok(_)) => {
                 debug!(%request_id, %method, %path, %refused, "refused: an unreadable header");
                 match dialect {
                     Dialect::Stripe => {

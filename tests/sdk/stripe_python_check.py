@@ -159,8 +159,34 @@ def write(state_path):
         400,
     )
 
+    # A decline is recorded: CardError naming a failed charge that can be read and updated.
+    declined = expect_error(
+        stripe.CardError,
+        lambda: stripe.Charge.create(amount=900, currency="usd", source="tok_chargeDeclinedInsufficientFunds"),
+        402,
+        code="card_declined",
+    )
+    assert declined.error.decline_code == "insufficient_funds", declined.error
+    failed = stripe.Charge.retrieve(declined.error.charge)
+    assert (failed.status, failed.failure_code, failed.outcome.type) == ("failed", "card_declined", "issuer_declined")
+    failed = stripe.Charge.modify(failed.id, description="declined at checkout")
+    assert (failed.status, failed.description) == ("failed", "declined at checkout")
+    assert stripe.Event.list(type="charge.failed").data[0].data.object.id == failed.id
+
+    # Faults on demand: the SDK sees Stripe's errors (after its own retries); nothing is appended.
+    before = len(stripe.Charge.list(limit=100).data)
+    for fault, kind, status in [("rate_limit", stripe.RateLimitError, 429), ("api_error", stripe.APIError, 500)]:
+        expect_error(
+            kind,
+            lambda: stripe.Charge.create(
+                amount=500, currency="usd", source="tok_visa", headers={"Chargeledger-Simulate": fault}
+            ),
+            status,
+        )
+    assert len(stripe.Charge.list(limit=100).data) == before
+
     with open(state_path, "w") as state:
-        json.dump({"charge": charge.id, "customer": customer.id, "retried": first.id}, state)
+        json.dump({"charge": charge.id, "customer": customer.id, "retried": first.id, "failed": failed.id}, state)
 
 
 def verify(state_path):
@@ -172,7 +198,9 @@ def verify(state_path):
     assert charge.amount_refunded == 1000 and charge.amount_captured == 1500
     again = stripe.Charge.create(amount=777, currency="usd", source="tok_amex", idempotency_key="python-retry-1")
     assert again.id == saved["retried"]
-    assert len(stripe.Charge.list(limit=100).data) == 7
+    failed = stripe.Charge.retrieve(saved["failed"])
+    assert (failed.status, failed.description) == ("failed", "declined at checkout")
+    assert len(stripe.Charge.list(limit=100).data) == 8
 
 
 if __name__ == "__main__":

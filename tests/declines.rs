@@ -166,31 +166,20 @@ async fn every_stripe_decline_is_a_402_naming_a_recorded_failed_charge() {
 
 async fn a_failed_charge_is_listed_updated_refused_money_and_in_the_feed() {
     let (directory, mut server) = server();
+    let attempt = [
+        ("amount", "1500"),
+        ("currency", "usd"),
+        ("source", "tok_chargeDeclinedInsufficientFunds"),
+    ];
     let reply = server
-        .post_idempotent(
-            "/v1/charges",
-            &[
-                ("amount", "1500"),
-                ("currency", "usd"),
-                ("source", "tok_chargeDeclinedInsufficientFunds"),
-            ],
-            "decline-key",
-        )
+        .post_idempotent("/v1/charges", &attempt, "decline-key")
         .await;
     assert_eq!(reply.status, 402);
     let charge_id = reply.error()["charge"].as_str().unwrap().to_string();
 
     // The same key again: the same 402 naming the same charge, replayed, and no second charge.
     let again = server
-        .post_idempotent(
-            "/v1/charges",
-            &[
-                ("amount", "1500"),
-                ("currency", "usd"),
-                ("source", "tok_chargeDeclinedInsufficientFunds"),
-            ],
-            "decline-key",
-        )
+        .post_idempotent("/v1/charges", &attempt, "decline-key")
         .await;
     assert_eq!(again.status, 402);
     assert_eq!(again.body, reply.body);

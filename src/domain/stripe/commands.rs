@@ -65,13 +65,13 @@ pub enum ShippingUpdate {
 }
 
 /// A card given by number (`source[number]=…`, the legacy charges API's card hash). Only test
-/// numbers make sense here; the number is never stored (the charge keeps brand and last four).
+/// numbers make sense here; the number is never stored (the charge keeps brand and last four),
+/// and a security code sent with it is not even kept here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CardInput {
     pub number: String,
     pub exp_month: Option<u32>,
     pub exp_year: Option<u32>,
-    pub cvc: Option<String>,
 }
 
 /// Create a charge (`POST /v1/charges`).

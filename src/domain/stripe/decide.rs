@@ -3,7 +3,7 @@
 //! Nothing here reads a clock, draws a random number or touches storage: the shell passes the
 //! time and fresh identifiers in a `DecisionContext`, and any objects a command refers to.
 
-use crate::domain::charge::{ChargeState, Lifecycle, StripeDetails};
+use crate::domain::charge::{ChargeState, StripeDetails};
 use crate::domain::events::{
     ChargeCaptured, ChargeCreated, ChargeFailed, ChargeRefunded, ChargeUpdated, CustomerCreated,
     EventPayload, FieldChange,
@@ -13,7 +13,7 @@ use crate::domain::stripe::commands::{
     CaptureCharge, CreateCharge, CreateCustomer, RefundCharge, ShippingUpdate, UpdateCharge,
     fold_metadata_edits,
 };
-use crate::domain::stripe::error::{self, RequestError};
+use crate::domain::stripe::error::{MoneyAction, RequestError};
 use crate::domain::stripe::test_cards::{self, TestCard};
 use crate::domain::stripe::validation::{
     self, DEFAULT_MAX_CHARS, DESCRIPTION_MAX_CHARS, check_email, check_length,
@@ -295,7 +295,7 @@ pub fn capture_charge(
     if let Some(group) = &command.transfer_group {
         check_length("transfer_group", group, DEFAULT_MAX_CHARS)?;
     }
-    refuse_if_failed(charge, error::CAPTURED)?;
+    refuse_if_failed(charge, MoneyAction::Capture)?;
     if charge.is_captured() {
         return Err(RequestError::ChargeAlreadyCaptured {
             charge_id: charge.id.clone(),
@@ -390,7 +390,7 @@ pub fn refund_charge(
     check_metadata_edits(&command.metadata)?;
     let metadata = fold_metadata_edits(&Metadata::new(), &command.metadata);
     check_metadata_size(&metadata)?;
-    refuse_if_failed(charge, error::REFUNDED)?;
+    refuse_if_failed(charge, MoneyAction::Refund)?;
     if charge.is_fully_returned() {
         return Err(RequestError::ChargeAlreadyRefunded {
             charge_id: charge.id.clone(),
@@ -460,27 +460,21 @@ pub fn create_customer(
     }))
 }
 
-/// Stripe's rules decide only for charges of Stripe's own origin: an Omise charge gets a typed
-/// refusal, never a decision made on state Stripe's rules do not know (such as a vault card).
-/// A failed charge holds no money: nothing to capture or refund.
-fn refuse_if_failed(charge: &ChargeState, action: &'static str) -> Result<(), RequestError> {
-    match (&charge.failure, charge.lifecycle) {
-        (Some(failure), Lifecycle::Failed) => Err(RequestError::ChargeFailed {
+/// A failed charge holds no money: nothing to capture or refund. (`apply` keeps `failure` set
+/// exactly when the lifecycle is `Failed`, so the failure alone tells.)
+fn refuse_if_failed(charge: &ChargeState, action: MoneyAction) -> Result<(), RequestError> {
+    match &charge.failure {
+        Some(failure) => Err(RequestError::ChargeFailed {
             charge_id: charge.id.clone(),
             failure_code: failure.code.clone(),
             action,
         }),
-        (None, Lifecycle::Failed) | (Some(_), _) => {
-            // `apply` sets the two together; a state with one alone was not folded by it.
-            panic!(
-                "charge {} has lifecycle {:?} and failure {:?}: they are set together",
-                charge.id, charge.lifecycle, charge.failure
-            )
-        }
-        (None, _) => Ok(()),
+        None => Ok(()),
     }
 }
 
+/// Stripe's rules decide only for charges of Stripe's own origin: an Omise charge gets a typed
+/// refusal, never a decision made on state Stripe's rules do not know (such as a vault card).
 fn stripe_details(charge: &ChargeState) -> Result<&StripeDetails, RequestError> {
     charge
         .stripe_details()

@@ -16,9 +16,21 @@ pub enum RefusalKind {
     Card,
 }
 
-/// `RequestError::ChargeFailed`'s action: what cannot be done to a failed charge.
-pub const CAPTURED: &str = "captured";
-pub const REFUNDED: &str = "refunded";
+/// What cannot be done to a failed charge (`RequestError::ChargeFailed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoneyAction {
+    Capture,
+    Refund,
+}
+
+impl std::fmt::Display for MoneyAction {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            MoneyAction::Capture => "captured",
+            MoneyAction::Refund => "refunded",
+        })
+    }
+}
 
 /// A request the ledger refused. A refused request appends nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -118,8 +130,7 @@ pub enum RequestError {
     ChargeFailed {
         charge_id: String,
         failure_code: String,
-        /// `CAPTURED` or `REFUNDED`.
-        action: &'static str,
+        action: MoneyAction,
     },
 
     #[error(
@@ -222,12 +233,6 @@ impl RequestError {
     /// Stripe's machine-readable error code, where Stripe has one for the situation.
     pub fn code(&self) -> Option<&'static str> {
         use RequestError::*;
-        // Stripe has no code for capturing a failed charge; refunding one is `charge_not_refundable`.
-        if let ChargeFailed { action, .. } = self
-            && *action != REFUNDED
-        {
-            return None;
-        }
         Some(match self {
             MissingParam { .. } | MissingSourceOrCustomer => "parameter_missing",
             StringTooLong { .. } | StatementDescriptorTooLong { .. } => {
@@ -251,7 +256,15 @@ impl RequestError {
             InvalidUrl { .. } => "url_invalid",
             TooManyWebhookEndpoints { .. } => "webhook_endpoint_limit_reached",
             IncorrectNumber => "incorrect_number",
-            ChargeFailed { .. } => "charge_not_refundable",
+            ChargeFailed {
+                action: MoneyAction::Refund,
+                ..
+            } => "charge_not_refundable",
+            // Stripe has no code for capturing a failed charge.
+            ChargeFailed {
+                action: MoneyAction::Capture,
+                ..
+            } => return None,
             ChargeAlreadyCaptured { .. } => "charge_already_captured",
             ChargeAlreadyRefunded { .. } => "charge_already_refunded",
             ChargeFrozenAfterCapture { .. } => "charge_frozen_after_capture",

@@ -187,7 +187,16 @@ async fn respond_with_charge(
     expand: &[String],
     write: impl Future<Output = Result<ChargeState, LedgerError>>,
 ) -> Result<Response, ApiError> {
-    let Written { value, replayed } = idempotency::write(app, call, write).await?;
+    let written = idempotency::write(app, call, write).await?;
+    charge_response(app, call, expand, written).await
+}
+
+async fn charge_response(
+    app: &App,
+    call: &Call,
+    expand: &[String],
+    Written { value, replayed }: Written<ChargeState>,
+) -> Result<Response, ApiError> {
     let body = charge_object(app, &call.caller.account, &value, expand).await?;
     Ok(respond(&body, call, replayed))
 }
@@ -200,14 +209,13 @@ async fn respond_with_new_charge(
     expand: &[String],
     write: impl Future<Output = Result<ChargeState, LedgerError>>,
 ) -> Result<Response, ApiError> {
-    let Written { value, replayed } = idempotency::write(app, call, write).await?;
-    if let Some(failure) = &value.failure {
-        let mut response = ApiError::declined(&value.id, failure).into_response();
-        idempotency::stamp_headers(&mut response, call, replayed);
+    let written = idempotency::write(app, call, write).await?;
+    if let Some(failure) = &written.value.failure {
+        let mut response = ApiError::declined(&written.value.id, failure).into_response();
+        idempotency::stamp_headers(&mut response, call, written.replayed);
         return Ok(response);
     }
-    let body = charge_object(app, &call.caller.account, &value, expand).await?;
-    Ok(respond(&body, call, replayed))
+    charge_response(app, call, expand, written).await
 }
 
 /// A missing object reported against the parameter that named it in this request: a refund's

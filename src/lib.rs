@@ -85,7 +85,7 @@ pub mod subscription;
 pub use audit::{FieldDiff, HistoryEntry};
 pub use domain::{
     AccountPolicy, Address, CaptureCharge, ChargeState, CreateCharge, CreateCustomer, Customer,
-    MetadataEdit, Refund, RefundCharge, RequestError, ShippingInput, UpdateCharge,
+    MetadataEdit, Refund, RefundCharge, RequestError, ShippingInput, UpdateCharge, UpdateRefund,
 };
 pub use events::{EventPayload, RecordedEvent, RequestMeta};
 pub use ledger::{Ledger, LedgerError, ListCharges, Refunded};

@@ -216,11 +216,30 @@ async fn the_layout_2_store_answers_every_read_as_the_layout_2_server_did() {
         answers.len(),
         &mismatches,
     );
+    // The upgrade indexed every refund the log holds: `GET /v1/refunds` lists each refund of
+    // each charge (a partial capture's released remainder too), the same objects.
+    let charges = server.get("/v1/charges?limit=100").await;
+    let mut kept: Vec<Value> = Vec::new();
+    for charge in charges.body["data"].as_array().expect("a list") {
+        kept.extend(
+            charge["refunds"]["data"]
+                .as_array()
+                .expect("a refund list")
+                .clone(),
+        );
+    }
+    assert!(kept.len() >= 3, "the fixture holds refunds: {kept:?}");
+    let listed = server.get("/v1/refunds?limit=100").await;
+    let mut listed = listed.body["data"].as_array().expect("a list").clone();
+    let by_id = |refund: &Value| refund["id"].as_str().unwrap_or_default().to_string();
+    kept.sort_by_key(by_id);
+    listed.sort_by_key(by_id);
+    assert_eq!(listed, kept);
     assert!(server.stop(), "the server exits cleanly on SIGTERM");
     assert_eq!(
         recorded_layout(&data),
-        "chargeledger-sled-3",
-        "the first open rebuilt the projections and recorded layout 3"
+        "chargeledger-sled-4",
+        "the first open indexed the refunds, rebuilt the projections and recorded layout 4"
     );
 
     let (sound, report) = verify_data_directory(&data);

@@ -294,6 +294,25 @@ pub fn apply_to_charge(
             }
             charge.refunds.push(refunded.refund.clone());
         }
+        EventPayload::RefundUpdated(updated) => {
+            let Some(refund) = charge
+                .refunds
+                .iter_mut()
+                .find(|refund| refund.id == updated.refund_id)
+            else {
+                return Err(FoldError::broken(
+                    &charge,
+                    event_type,
+                    "it names a refund the charge does not have",
+                ));
+            };
+            for key in updated.previous_metadata.keys() {
+                refund.metadata.remove(key);
+            }
+            for (key, value) in &updated.current_metadata {
+                refund.metadata.insert(key.clone(), value.clone());
+            }
+        }
         EventPayload::ReceiptSent(sent) => {
             charge.receipt_number = Some(sent.receipt_number.clone());
             charge.receipt_url = Some(sent.receipt_url.clone());

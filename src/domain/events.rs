@@ -219,6 +219,16 @@ pub struct ChargeRefunded {
     pub refund: Refund,
 }
 
+/// A refund's metadata was changed (Stripe's `POST /v1/refunds/{id}`). Like a charge's
+/// metadata change, each side holds only the keys that differ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundUpdated {
+    /// `re_…`: a refund of the charge whose stream holds this event.
+    pub refund_id: String,
+    pub previous_metadata: Metadata,
+    pub current_metadata: Metadata,
+}
+
 /// A customer was created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerCreated {
@@ -253,6 +263,8 @@ pub enum EventPayload {
     ChargeCaptured(ChargeCaptured),
     #[serde(rename = "charge.refunded")]
     ChargeRefunded(ChargeRefunded),
+    #[serde(rename = "refund.updated")]
+    RefundUpdated(RefundUpdated),
     #[serde(rename = "customer.created")]
     CustomerCreated(CustomerCreated),
     #[serde(rename = "account.policy_set")]
@@ -282,6 +294,7 @@ impl EventPayload {
             EventPayload::ChargeUpdated(_) => "charge.updated",
             EventPayload::ChargeCaptured(_) => "charge.captured",
             EventPayload::ChargeRefunded(_) => "charge.refunded",
+            EventPayload::RefundUpdated(_) => "refund.updated",
             EventPayload::CustomerCreated(_) => "customer.created",
             EventPayload::AccountPolicySet(_) => "account.policy_set",
             EventPayload::ChargeReversed(_) => "charge.reversed",
@@ -291,6 +304,17 @@ impl EventPayload {
             EventPayload::WebhookEndpointCreated(_) => "webhook_endpoint.created",
             EventPayload::WebhookEndpointUpdated(_) => "webhook_endpoint.updated",
             EventPayload::WebhookEndpointDeleted(_) => "webhook_endpoint.deleted",
+        }
+    }
+
+    /// The refund this event records the creation of, if any: a refund, or the released
+    /// remainder of a partial capture (which Stripe lists as a refund). Stores index refunds
+    /// by it, so `GET /v1/refunds` needs no scan.
+    pub fn refund_recorded(&self) -> Option<&Refund> {
+        match self {
+            EventPayload::ChargeRefunded(refunded) => Some(&refunded.refund),
+            EventPayload::ChargeCaptured(captured) => captured.released_remainder.as_ref(),
+            _ => None,
         }
     }
 }

@@ -27,6 +27,7 @@ pub use stripe::commands::{
 };
 pub use stripe::decide::{DecisionContext, FreshIds};
 pub use stripe::error::{RefusalKind, RequestError};
+pub use stripe::refunds::UpdateRefund;
 pub use values::{
     Address, Card, Customer, FraudDetails, Metadata, Refund, Shipping, Token, VaultCard,
 };

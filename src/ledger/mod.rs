@@ -11,12 +11,14 @@ mod error;
 mod history;
 mod omise;
 mod reads;
+mod refunds;
 mod stripe;
 mod webhooks;
 mod write;
 
 pub use account::{ACCOUNT_NAME_MAX_CHARS, AccountId, account_is_live};
 pub use error::{Failure, LedgerError, Refusal};
+pub use refunds::ListRefunds;
 pub use webhooks::pending_webhook_count;
 use write::{existing_charge, fingerprint, fold_charge, fold_new_charge, unexpected_payload};
 
@@ -131,6 +133,33 @@ enum Decision<T> {
     },
 }
 
+impl<T> Decision<T> {
+    /// The same decision answering with `answer(outcome)` instead.
+    fn map<U>(self, answer: impl FnOnce(T) -> U) -> Decision<U> {
+        match self.try_map(|outcome| Ok::<U, std::convert::Infallible>(answer(outcome))) {
+            Ok(decision) => decision,
+        }
+    }
+
+    /// `map` with an answer that can fail.
+    fn try_map<U, E>(self, answer: impl FnOnce(T) -> Result<U, E>) -> Result<Decision<U>, E> {
+        Ok(match self {
+            Decision::Unchanged(outcome) => Decision::Unchanged(answer(outcome)?),
+            Decision::Append {
+                payloads,
+                projection,
+                outcome,
+                linked,
+            } => Decision::Append {
+                payloads,
+                projection,
+                outcome: answer(outcome)?,
+                linked,
+            },
+        })
+    }
+}
+
 /// A charge ledger on an event store. Cheap to clone; clones share the store.
 #[derive(Clone)]
 pub struct Ledger {
@@ -180,6 +209,7 @@ impl IdSource for RandomIds {
             card: ids::omise_id("card", livemode),
             token: ids::omise_id("tokn", livemode),
             transaction: ids::omise_id("trxn", livemode),
+            refund: ids::omise_id("rfnd", livemode),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The Omise dialect's writes and reads on the `Ledger`: vault tokens, charges paid with them, updates, capture and reverse.
+//! The Omise dialect's writes and reads on the `Ledger`: vault tokens, charges paid with them, updates, capture, reverse and refunds.
 //!
 //! Same write path as every other command (`execute`): an Omise update is a `ChargeUpdated`
 //! event in the same log, so history, time travel, replay, verify and export cover it. A charge
@@ -7,15 +7,16 @@
 use std::future::Future;
 
 use crate::domain::omise::{
-    self, CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseRefusal, UpdateOmiseCharge,
+    self, CaptureOmiseCharge, CreateOmiseCharge, CreateToken, OmiseRefusal, RefundOmiseCharge,
+    UpdateOmiseCharge,
 };
 use crate::domain::{self, ChargeState, Projection, Token};
-use crate::events::{RecordedEvent, RequestMeta};
+use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 
 use crate::store::{LinkedAppend, Page, PageCursor, StoreError, StoredProjection};
 
 use super::{
-    AccountId, Decision, Ledger, LedgerError, Refusal, existing_charge, fingerprint,
+    AccountId, Decision, Ledger, LedgerError, Refunded, Refusal, existing_charge, fingerprint,
     fold_new_charge, unexpected_payload,
 };
 
@@ -177,6 +178,35 @@ impl Ledger {
                 let charge = existing_charge(charge_id, current)?;
                 let payload = omise::capture_charge(&charge, &command, &context)?;
                 fold_new_charge(charge_id, Some(charge), payload)
+            },
+        )
+        .await
+    }
+
+    /// Refund part or all of a captured Omise charge.
+    pub async fn refund_omise_charge(
+        &self,
+        account: &str,
+        charge_id: &str,
+        command: RefundOmiseCharge,
+        request: RequestMeta,
+    ) -> Result<Refunded, LedgerError> {
+        let account = &AccountId::parse(account)?;
+        let context = self.omise_context(account);
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("refund_omise_charge", charge_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                let payload = omise::refund_charge(&charge, &command, &context)?;
+                let EventPayload::ChargeRefunded(refunded) = &payload else {
+                    return Err(unexpected_payload(charge_id, &payload, "charge"));
+                };
+                let refund = refunded.refund.clone();
+                fold_new_charge(charge_id, Some(charge), payload)
+                    .map(|decision| decision.map(|charge| Refunded { refund, charge }))
             },
         )
         .await

@@ -121,25 +121,8 @@ impl Ledger {
                     return Err(unexpected_payload(charge_id, &payload, "charge"));
                 };
                 let refund = refunded.refund.clone();
-                match fold_new_charge(charge_id, Some(charge), payload)? {
-                    Decision::Append {
-                        payloads,
-                        projection,
-                        outcome,
-                        linked,
-                    } => Ok(Decision::Append {
-                        payloads,
-                        projection,
-                        outcome: Refunded {
-                            refund,
-                            charge: outcome,
-                        },
-                        linked,
-                    }),
-                    Decision::Unchanged(charge) => {
-                        Ok(Decision::Unchanged(Refunded { refund, charge }))
-                    }
-                }
+                fold_new_charge(charge_id, Some(charge), payload)
+                    .map(|decision| decision.map(|charge| Refunded { refund, charge }))
             },
         )
         .await

@@ -294,7 +294,7 @@ impl Ledger {
         let total = self.store().head().await?.map_or(0, |head| head.sequence);
         tracing::info!(
             events = total,
-            "rebuilding projections from the log for layout 3"
+            "rebuilding projections from the log for the current layout"
         );
         let mut events = 0;
         let rebuilt = self

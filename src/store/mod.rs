@@ -119,6 +119,15 @@ pub enum PageCursor {
     EndingBefore(String),
 }
 
+/// Where a refund is kept: refunds live in the stream of the charge they belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundLocation {
+    pub charge_id: String,
+    pub refund_id: String,
+    /// The refund's `created` (Unix seconds), so a list can filter by it without loading charges.
+    pub created: i64,
+}
+
 /// A page of a list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -253,6 +262,24 @@ pub trait EventStore: Send + Sync + 'static {
         account: &str,
         event_id: &str,
     ) -> Result<Option<RecordedEvent>, StoreError>;
+
+    /// One page of an account's refunds (and a Stripe partial capture's released remainders),
+    /// newest first by the event that recorded each, from an index: no scan. Cursors are refund
+    /// ids; only refunds recorded by durable events and accepted by `filter` are listed.
+    async fn list_refunds(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'refund> Fn(&'refund RefundLocation) -> bool + Send + Sync),
+    ) -> Result<Page<RefundLocation>, StoreError>;
+
+    /// The charge holding one of the account's refunds, by its id, once it is durable.
+    async fn find_refund(
+        &self,
+        account: &str,
+        refund_id: &str,
+    ) -> Result<Option<RefundLocation>, StoreError>;
 
     /// Remove idempotency records created before `created_before_unix`; returns how many.
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError>;

@@ -143,8 +143,22 @@ def write(state_path):
     event = omise.Event.retrieve(events[-1].id)
     assert event.key == "charge.reverse" and event.data.id == reversed_charge.id
 
+    # Refunds: a partial refund, read back through the charge and the account's list; refunding
+    # more than is left raises the client's FailedRefundError.
+    refund = full.refund(amount=500)
+    assert refund.amount == 500 and refund.id.startswith("rfnd_test_"), refund.id
+    full = omise.Charge.retrieve(full.id)
+    assert full.refunded_amount == 500
+    assert full.refunds.retrieve(refund.id).amount == 500
+    assert [item.id for item in omise.Refund.list()] == [refund.id]
+    expect_error(
+        omise.errors.FailedRefundError,
+        lambda: full.refund(amount=1501),
+        "amount must be less than or equal to the refundable amount (1500)",
+    )
+
     with open(state_path, "w") as state:
-        json.dump({"charge": charge.id, "reversed": reversed_charge.id}, state)
+        json.dump({"charge": charge.id, "reversed": reversed_charge.id, "refund": refund.id}, state)
 
 
 def verify(state_path):
@@ -156,6 +170,7 @@ def verify(state_path):
     assert charge.captured_amount == 60000 and charge.status == "successful"
     assert omise.Charge.retrieve(saved["reversed"]).status == "reversed"
     assert len(list(charge.list_events())) == 4
+    assert [item.id for item in omise.Refund.list()] == [saved["refund"]]
     # The ledger keeps going after a restart.
     charge.update(description="after restart")
     assert omise.Charge.retrieve(charge.id).description == "after restart"

@@ -129,6 +129,24 @@ def write(state_path):
     refunds = stripe.Charge.list_refunds(charge.id)
     assert [item.amount for item in refunds.data] == [500, 500]
 
+    # Refunds as a resource: listed account-wide, retrieved, and their metadata modified.
+    assert [item.id for item in stripe.Refund.list(limit=1).data] == [refund.id]
+    assert [item.id for item in stripe.Refund.list(charge=charge.id).data] == [item.id for item in refunds.data]
+    assert stripe.Refund.retrieve(refund.id).amount == 500
+    modified = stripe.Refund.modify(refund.id, metadata={"ticket": "T-1"})
+    assert modified.metadata.to_dict() == {"ticket": "T-1"}
+    updated_event = stripe.Event.list(type="refund.updated").data[0]
+    assert updated_event.data.object.id == refund.id
+    assert updated_event.data.previous_attributes.to_dict() == {"metadata": {"ticket": None}}
+    expect_error(
+        stripe.InvalidRequestError,
+        lambda: stripe.Refund.retrieve("re_missing"),
+        404,
+        code="resource_missing",
+        param="id",
+        message="No such refund: 're_missing'",
+    )
+
     # Pagination: auto_paging_iter walks every page with starting_after.
     created = [stripe.Charge.create(amount=100 + n, currency="usd", source="tok_mastercard").id for n in range(5)]
     page = stripe.Charge.list(limit=2)
@@ -186,7 +204,10 @@ def write(state_path):
     assert len(stripe.Charge.list(limit=100).data) == before
 
     with open(state_path, "w") as state:
-        json.dump({"charge": charge.id, "customer": customer.id, "retried": first.id, "failed": failed.id}, state)
+        json.dump(
+            {"charge": charge.id, "customer": customer.id, "retried": first.id, "failed": failed.id, "refund": refund.id},
+            state,
+        )
 
 
 def verify(state_path):
@@ -201,6 +222,7 @@ def verify(state_path):
     failed = stripe.Charge.retrieve(saved["failed"])
     assert (failed.status, failed.description) == ("failed", "declined at checkout")
     assert len(stripe.Charge.list(limit=100).data) == 8
+    assert stripe.Refund.retrieve(saved["refund"]).metadata.to_dict() == {"ticket": "T-1"}
 
 
 if __name__ == "__main__":

@@ -72,3 +72,15 @@ pub struct CaptureOmiseCharge {
     /// At most the authorized amount; `None` captures all of it.
     pub capture_amount: Option<i64>,
 }
+
+/// `POST /charges/{id}/refunds`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RefundOmiseCharge {
+    /// Required by Omise's docs; `None` is refused rather than read as "everything".
+    pub amount: Option<i64>,
+    pub metadata: Metadata,
+    /// "Only process refund as a void, if possible": never possible here, as the ledger has no
+    /// settlement, so every refund is an ordinary one (`voided: false`). Kept in the request's
+    /// fingerprint so a retry with another value is told apart.
+    pub void: bool,
+}

@@ -318,7 +318,7 @@ pub fn reverse_charge(charge: &ChargeState, now_unix: i64) -> Result<EventPayloa
 
 /// A charge Stripe's rules created has none of the state Omise's rules read (the vault card,
 /// the `capture` flag): refuse it by name rather than decide on a state that is not there.
-fn omise_details(charge: &ChargeState) -> Result<&OmiseDetails, OmiseRefusal> {
+pub(super) fn omise_details(charge: &ChargeState) -> Result<&OmiseDetails, OmiseRefusal> {
     charge
         .omise_details()
         .ok_or_else(|| OmiseRefusal::ChargeOfOtherDialect {
@@ -336,7 +336,7 @@ fn check_description(description: Option<&str>) -> Result<(), OmiseRefusal> {
     Ok(())
 }
 
-fn check_metadata(metadata: &Metadata) -> Result<(), OmiseRefusal> {
+pub(super) fn check_metadata(metadata: &Metadata) -> Result<(), OmiseRefusal> {
     let bytes = serde_json::to_vec(metadata).map_or(usize::MAX, |json| json.len());
     if bytes > METADATA_MAX_BYTES {
         return Err(OmiseRefusal::MetadataTooLarge { bytes });

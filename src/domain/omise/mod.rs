@@ -1,4 +1,4 @@
-//! Omise's rules for the same ledger: vault tokens, charge creation with Omise's minimums, updates that replace free-form metadata, capture and reverse. Pure.
+//! Omise's rules for the same ledger: vault tokens, charge creation with Omise's minimums, updates that replace free-form metadata, capture, reverse and refunds. Pure.
 //!
 //! Omise charges are ordinary charge streams folded by the same `apply` into the same
 //! `ChargeState`; what only Omise has (the creation's `capture` flag, `return_uri`, `ip`) is its
@@ -7,20 +7,26 @@
 
 mod commands;
 mod decide;
+mod refund;
 
 use crate::domain::events::EventPayload;
 use thiserror::Error;
 
 pub use crate::domain::card_number::{card_brand, passes_luhn};
-pub use commands::{CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge};
+pub use commands::{
+    CaptureOmiseCharge, CreateOmiseCharge, CreateToken, RefundOmiseCharge, UpdateOmiseCharge,
+};
 pub use decide::{
     OmiseChargeDecision, capture_charge, create_charge, create_token, reverse_charge, update_charge,
 };
+pub use refund::refund_charge;
 
 /// Metadata is free-form JSON on Omise; this bounds what one charge may carry (serialized).
 pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 /// The longest description accepted.
 pub const DESCRIPTION_MAX_CHARS: usize = 5000;
+/// Omise's docs: a charge takes fewer than 15 refunds.
+pub const REFUNDS_PER_CHARGE_MAX: usize = 15;
 /// How long an authorization is held before Omise would expire it (shown as `expires_at`).
 pub const AUTHORIZATION_LIFETIME_SECONDS: i64 = 7 * 24 * 3600;
 
@@ -87,6 +93,19 @@ pub enum OmiseRefusal {
     CaptureAmountTooLarge { requested: i64, authorized: i64 },
     #[error("only uncaptured authorized charges can be reversed")]
     ReverseNotAllowed,
+    /// activemerchant's canned Omise answer; Omise's docs name the cases: uncaptured (reverse
+    /// it instead), fully refunded, 15 refunds already.
+    #[error("charge can't be refunded")]
+    ChargeNotRefundable,
+    #[error("amount can't be blank")]
+    RefundAmountMissing,
+    #[error("amount must be greater than 0")]
+    RefundAmountNotPositive,
+    // Omise's wording for this case is not documented.
+    #[error("amount must be less than or equal to the refundable amount ({refundable})")]
+    RefundAmountTooLarge { refundable: i64 },
+    #[error("refund {id} was not found")]
+    RefundNotFound { id: String },
     #[error(
         "charge {charge_id} was captured and this account freezes captured charges (freeze_after_capture), so it can no longer be updated"
     )]
@@ -124,7 +143,10 @@ impl OmiseRefusal {
             // A documented 400 that every client maps to its own exception class
             // (omise-python's InvalidChargeError), so existing handlers catch it.
             FrozenAfterCapture { .. } | ChargeOfOtherDialect { .. } => "invalid_charge",
-            TokenNotFound { .. } | CustomerNotFound { .. } | ChargeNotFound { .. } => "not_found",
+            TokenNotFound { .. }
+            | CustomerNotFound { .. }
+            | ChargeNotFound { .. }
+            | RefundNotFound { .. } => "not_found",
             TokenUsed { .. } => "used_token",
             AlreadyCaptured
             | CaptureOfReversedCharge
@@ -132,6 +154,10 @@ impl OmiseRefusal {
             | CaptureAmountNotPositive
             | CaptureAmountTooLarge { .. } => "failed_capture",
             ReverseNotAllowed => "failed_reverse",
+            ChargeNotRefundable | RefundAmountNotPositive | RefundAmountTooLarge { .. } => {
+                "failed_refund"
+            }
+            RefundAmountMissing => "bad_request",
             MetadataTooLarge { .. } | DescriptionTooLong { .. } => "bad_request",
         }
     }
@@ -149,6 +175,7 @@ pub struct OmiseIds {
     pub card: String,
     pub token: String,
     pub transaction: String,
+    pub refund: String,
 }
 
 /// Everything outside an Omise command that its decision may depend on.
@@ -169,7 +196,9 @@ pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
         EventPayload::ChargeCaptured(_) => "charge.capture",
         EventPayload::ChargeReversed(_) => "charge.reverse",
         EventPayload::ChargeRefunded(_) => "refund.create",
-        EventPayload::CustomerCreated(_)
+        // Refund updates are Stripe's operation only.
+        EventPayload::RefundUpdated(_)
+        | EventPayload::CustomerCreated(_)
         | EventPayload::AccountPolicySet(_)
         | EventPayload::TokenCreated(_)
         | EventPayload::TokenUsed(_)

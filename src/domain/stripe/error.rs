@@ -192,6 +192,9 @@ pub enum RequestError {
 
     #[error("No such event: '{id}'")]
     NoSuchEvent { id: String },
+
+    #[error("No such refund: '{id}'")]
+    NoSuchRefund { id: String },
 }
 
 impl RequestError {
@@ -208,7 +211,7 @@ impl RequestError {
             | InvalidInteger { param, .. }
             | InvalidUrl { param, .. }
             | AmountNotPositive { param } => Some(param),
-            NoSuchWebhookEndpoint { .. } | NoSuchEvent { .. } => Some("id"),
+            NoSuchWebhookEndpoint { .. } | NoSuchEvent { .. } | NoSuchRefund { .. } => Some("id"),
             TooManyWebhookEndpoints { .. } => None,
             MetadataKeyTooLong { .. }
             | MetadataValueTooLong { .. }
@@ -252,7 +255,8 @@ impl RequestError {
             | NoSuchCustomer { .. }
             | NoSuchToken { .. }
             | NoSuchWebhookEndpoint { .. }
-            | NoSuchEvent { .. } => "resource_missing",
+            | NoSuchEvent { .. }
+            | NoSuchRefund { .. } => "resource_missing",
             InvalidUrl { .. } => "url_invalid",
             TooManyWebhookEndpoints { .. } => "webhook_endpoint_limit_reached",
             IncorrectNumber => "incorrect_number",
@@ -288,7 +292,8 @@ impl RequestError {
             | RequestError::NoSuchCustomer { .. }
             | RequestError::NoSuchToken { .. }
             | RequestError::NoSuchWebhookEndpoint { .. }
-            | RequestError::NoSuchEvent { .. } => RefusalKind::NotFound,
+            | RequestError::NoSuchEvent { .. }
+            | RequestError::NoSuchRefund { .. } => RefusalKind::NotFound,
             RequestError::IncorrectNumber => RefusalKind::Card,
             _ => RefusalKind::InvalidRequest,
         }

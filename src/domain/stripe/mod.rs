@@ -3,6 +3,7 @@
 pub mod commands;
 pub mod decide;
 pub mod error;
+pub mod refunds;
 pub mod test_cards;
 pub mod validation;
 pub mod webhooks;

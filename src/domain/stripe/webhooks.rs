@@ -246,6 +246,7 @@ pub fn stripe_event_type(payload: &EventPayload) -> Option<&'static str> {
         EventPayload::ChargeUpdated(_) => "charge.updated",
         EventPayload::ChargeCaptured(_) => "charge.captured",
         EventPayload::ChargeRefunded(_) => "charge.refunded",
+        EventPayload::RefundUpdated(_) => "refund.updated",
         EventPayload::CustomerCreated(_) => "customer.created",
         // Omise-dialect events (`charge.reversed`, the vault's token events) never occur in a
         // Stripe account.

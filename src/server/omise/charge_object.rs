@@ -99,7 +99,9 @@ pub fn charge_status(charge: &ChargeState) -> &'static str {
 pub fn charge_object(charge: &ChargeState) -> Value {
     let details = charge.omise_details();
     let authorized_uncaptured = charge.lifecycle == Lifecycle::Authorized;
-    let refundable = charge.lifecycle == Lifecycle::Captured;
+    // As `domain::omise::refund_charge` decides: captured, money left, fewer than 15 refunds.
+    let refundable = charge.lifecycle == Lifecycle::Captured
+        && charge.refunds.len() < crate::domain::omise::REFUNDS_PER_CHARGE_MAX;
     let currency = charge.currency.to_ascii_uppercase();
     let card = match &charge.instrument {
         Instrument::VaultCard { card, .. } => Some(card_object(card)),

@@ -1,4 +1,4 @@
-//! The Omise dialect: `/tokens`, `/charges` (with `PATCH` updates, capture and reverse), `/charges/{id}/events` and `/events`, for accounts with `skey_` keys.
+//! The Omise dialect: `/tokens`, `/charges` (with `PATCH` updates, capture, reverse and refunds), `/refunds`, `/charges/{id}/events` and `/events`, for accounts with `skey_` keys.
 //!
 //! Handlers read `OmiseParams` (JSON, form or query, see `body`), call the ledger once and
 //! render Omise objects (`objects`). Every success is HTTP 200, creation included (omise-go
@@ -9,6 +9,7 @@ pub mod body;
 pub mod charge_object;
 pub mod error;
 pub mod objects;
+mod refunds;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::domain::omise::{CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge};
 use crate::domain::{ChargeState, Projection};
-use crate::events::RecordedEvent;
+use crate::events::{EventPayload, RecordedEvent};
 use crate::server::idempotency::{self, Written};
 use crate::server::{App, Call, MAX_BODY_BYTES};
 use body::OmiseParams;
@@ -50,6 +51,15 @@ pub fn routes() -> Router<App> {
         )
         .route("/charges/{id}/capture", with_fallback(post(capture_charge)))
         .route("/charges/{id}/reverse", with_fallback(post(reverse_charge)))
+        .route(
+            "/charges/{id}/refunds",
+            with_fallback(post(refunds::create_refund).get(refunds::list_charge_refunds)),
+        )
+        .route(
+            "/charges/{id}/refunds/{refund_id}",
+            with_fallback(get(refunds::retrieve_refund)),
+        )
+        .route("/refunds", with_fallback(get(refunds::list_refunds)))
         .route("/charges/{id}/events", with_fallback(get(charge_events)))
         .route("/events", with_fallback(get(list_events)))
         .route("/events/{id}", with_fallback(get(retrieve_event)))
@@ -274,7 +284,7 @@ async fn reverse_charge(
 }
 
 /// Omise's list parameters.
-struct ListQuery {
+pub(super) struct ListQuery {
     limit: usize,
     offset: usize,
     newest_first: bool,
@@ -283,7 +293,7 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn read(params: &OmiseParams) -> Result<Self, OmiseError> {
+    pub(super) fn read(params: &OmiseParams) -> Result<Self, OmiseError> {
         let limit = match params.integer("limit")? {
             None => DEFAULT_LIMIT,
             Some(limit) if limit < 1 => {
@@ -317,7 +327,7 @@ impl ListQuery {
         })
     }
 
-    fn includes(&self, unix_seconds: i64) -> bool {
+    pub(super) fn includes(&self, unix_seconds: i64) -> bool {
         (self.from.unix_timestamp()..=self.to.unix_timestamp()).contains(&unix_seconds)
     }
 
@@ -328,7 +338,7 @@ impl ListQuery {
     }
 
     /// The page of `oldest_first` items this query asks for, and the list's envelope.
-    fn page<T>(&self, mut oldest_first: Vec<T>) -> (ListWindow, Vec<T>) {
+    pub(super) fn page<T>(&self, mut oldest_first: Vec<T>) -> (ListWindow, Vec<T>) {
         if self.newest_first {
             oldest_first.reverse();
         }
@@ -404,9 +414,13 @@ pub(crate) async fn render_event(
         return Ok(None);
     };
     let (_, after) = ledger.states_around(account, event).await?;
-    let data = match &after {
-        Projection::Charge(charge) => objects::charge_object(charge),
-        other => other.to_json(),
+    let data = match (&event.body.payload, &after) {
+        // `refund.create` is about the refund.
+        (EventPayload::ChargeRefunded(refunded), _) => {
+            objects::refund_object(&refunded.refund, livemode)
+        }
+        (_, Projection::Charge(charge)) => objects::charge_object(charge),
+        (_, other) => other.to_json(),
     };
     Ok(Some(objects::event_object(event, key, livemode, data)))
 }

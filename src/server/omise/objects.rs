@@ -71,19 +71,29 @@ pub fn token_object(token: &Token) -> Value {
     })
 }
 
+/// The refund object, with the fields api.omise.co answered with in 2025. The ledger has no
+/// settlement, so no refund is ever a void, and no card terminal or acquirer is involved.
 pub(super) fn refund_object(refund: &Refund, livemode: bool) -> Value {
+    let currency = refund.currency.to_ascii_uppercase();
     json!({
         "object": "refund",
         "id": refund.id,
         "location": format!("/charges/{}/refunds/{}", refund.charge, refund.id),
         "livemode": livemode,
-        "amount": refund.amount,
-        "currency": refund.currency.to_ascii_uppercase(),
-        "charge": refund.charge,
-        "transaction": refund.balance_transaction,
         "voided": false,
+        "currency": currency,
+        "amount": refund.amount,
         "metadata": refund.metadata,
+        "charge": refund.charge,
+        "capture": null,
+        "terminal": null,
+        "transaction": refund.balance_transaction,
+        "status": refund.status,
+        "funding_amount": refund.amount,
+        "funding_currency": currency,
         "created_at": timestamp(refund.created),
+        "acquirer_reference_number": null,
+        "approval_code": null,
     })
 }
 

@@ -8,8 +8,9 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::objects::ListObject;
 use super::{objects, query_form, respond};
-use crate::events::RecordedEvent;
-use crate::ledger::{Ledger, LedgerError};
+use crate::domain::Projection;
+use crate::events::{EventPayload, RecordedEvent};
+use crate::ledger::{Failure, Ledger, LedgerError};
 use crate::server::{App, Call};
 
 /// A stored event as Stripe's event object, as the caller's account sees it.
@@ -41,8 +42,20 @@ pub(crate) async fn render_event(
 ) -> Result<Value, LedgerError> {
     let (before, after) = ledger.states_around(account, event).await?;
     let pending_webhooks = ledger.pending_webhooks(account, event).await?;
-    let previous_json = before.as_ref().map(objects::projection_object);
-    let object = objects::projection_object(&after);
+    let (previous_json, object) = match &event.body.payload {
+        // A refund's event shows the refund, not the charge that keeps it.
+        EventPayload::RefundUpdated(updated) => (
+            before
+                .as_ref()
+                .map(|before| refund_json(before, &updated.refund_id))
+                .transpose()?,
+            refund_json(&after, &updated.refund_id)?,
+        ),
+        _ => (
+            before.as_ref().map(objects::projection_object),
+            objects::projection_object(&after),
+        ),
+    };
     let previous_attributes = event_type
         .ends_with(".updated")
         .then(|| objects::previous_attributes(&previous_json.unwrap_or(Value::Null), &object));
@@ -54,6 +67,21 @@ pub(crate) async fn render_event(
         previous_attributes,
         pending_webhooks,
     ))
+}
+
+/// A refund of a charge's state as Stripe's refund object. `apply` lets a refund event name
+/// only a refund the charge has, so a missing one means a damaged log.
+fn refund_json(state: &Projection, refund_id: &str) -> Result<Value, LedgerError> {
+    let refund = match state {
+        Projection::Charge(charge) => charge.refunds.iter().find(|refund| refund.id == refund_id),
+        _ => None,
+    };
+    let refund = refund.ok_or_else(|| {
+        Failure::LogDamaged(format!(
+            "a refund event names {refund_id}, which its stream does not hold"
+        ))
+    })?;
+    Ok(serde_json::to_value(refund).expect("a refund serializes to JSON"))
 }
 
 pub(super) async fn list_events(

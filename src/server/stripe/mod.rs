@@ -81,7 +81,10 @@ pub fn routes() -> Router<App> {
             "/v1/charges/{id}/capture",
             with_fallback(post(capture_charge)),
         )
-        .route("/v1/charges/{id}/refunds", with_fallback(get(list_refunds)))
+        .route(
+            "/v1/charges/{id}/refunds",
+            with_fallback(get(list_charge_refunds)),
+        )
         .route(
             "/v1/charges/{id}/history",
             with_fallback(get(charge_history)),
@@ -90,7 +93,14 @@ pub fn routes() -> Router<App> {
             "/v1/charges/{id}/history/{version}",
             with_fallback(get(charge_at_version)),
         )
-        .route("/v1/refunds", with_fallback(post(create_refund)))
+        .route(
+            "/v1/refunds",
+            with_fallback(post(create_refund).get(list_refunds)),
+        )
+        .route(
+            "/v1/refunds/{id}",
+            with_fallback(get(retrieve_refund).post(update_refund)),
+        )
         .route(
             "/v1/customers",
             with_fallback(post(create_customer).get(list_customers)),

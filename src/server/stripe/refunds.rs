@@ -1,4 +1,4 @@
-//! `/v1/refunds` and a charge's refunds.
+//! `/v1/refunds` (create, list, retrieve, update) and a charge's refunds.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,7 +13,8 @@ use super::{
     REFUND_EXPANDABLE, REFUND_LIST_EXPANDABLE, missing_object_param, query_form, read_form,
     respond, to_json,
 };
-use crate::domain::{self, RefundCharge};
+use crate::domain::{self, RefundCharge, UpdateRefund};
+use crate::ledger::ListRefunds;
 use crate::server::idempotency::{self, Written};
 use crate::server::paging;
 use crate::server::{App, Call};
@@ -64,7 +65,8 @@ pub(super) async fn create_refund(
     Ok(respond(&body, &call, replayed))
 }
 
-pub(super) async fn list_refunds(
+/// `GET /v1/charges/{id}/refunds`.
+pub(super) async fn list_charge_refunds(
     State(app): State<App>,
     Extension(call): Extension<Call>,
     Path(charge_id): Path<String>,
@@ -73,19 +75,137 @@ pub(super) async fn list_refunds(
     let mut form = query_form(query)?;
     form.reject_unknown(&["limit", "starting_after", "ending_before", "expand"])?;
     let expand = form.expand(&REFUND_LIST_EXPANDABLE)?;
-    let limit = form.limit()?;
-    let cursor = form.cursor()?;
+    let query = ListRefunds {
+        limit: form.limit()?,
+        cursor: form.cursor()?,
+        ..ListRefunds::default()
+    };
+    let url = format!("/v1/charges/{charge_id}/refunds");
+    let list = refunds_of_charge(&app, &call, &charge_id, &query, &expand, url).await?;
+    Ok(respond(&list, &call, false))
+}
+
+/// A charge's refunds, newest first, paged in memory: they are kept with the charge, and a
+/// charge has few. A cursor naming no refund of this charge gives an empty page.
+async fn refunds_of_charge(
+    app: &App,
+    call: &Call,
+    charge_id: &str,
+    query: &ListRefunds,
+    expand: &[String],
+    url: String,
+) -> Result<ListObject<Value>, ApiError> {
     let account = &call.caller.account;
-    let charge = app.ledger.get_charge(account, &charge_id).await?;
-    // Refunds are kept with the charge and listed newest first; a charge has few, so page in
-    // memory. A cursor naming no refund of this charge gives an empty page.
-    let refunds = charge_object::newest_first(&charge.refunds);
-    let (window, has_more) = paging::page_in_memory(&refunds, &cursor, limit, |refund| &refund.id)
-        .unwrap_or((&[], false));
+    let charge = app.ledger.get_charge(account, charge_id).await?;
+    let refunds: Vec<domain::Refund> = charge_object::newest_first(&charge.refunds)
+        .into_iter()
+        .filter(|refund| query.matches(refund.created))
+        .collect();
+    let (window, has_more) =
+        paging::page_in_memory(&refunds, &query.cursor, query.limit, |refund| &refund.id)
+            .unwrap_or((&[], false));
     let mut data = Vec::new();
     for refund in window {
-        data.push(refund_object(&app, account, refund, &expand).await?);
+        data.push(refund_object(app, account, refund, expand).await?);
     }
-    let list = ListObject::new(data, has_more, format!("/v1/charges/{charge_id}/refunds"));
+    Ok(ListObject::new(data, has_more, url))
+}
+
+/// `GET /v1/refunds`: the account's refunds newest first, or one charge's with `charge`.
+pub(super) async fn list_refunds(
+    State(app): State<App>,
+    Extension(call): Extension<Call>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut form = query_form(query)?;
+    form.reject_unknown(&[
+        "charge",
+        "payment_intent",
+        "created",
+        "limit",
+        "starting_after",
+        "ending_before",
+        "expand",
+    ])?;
+    let expand = form.expand(&REFUND_LIST_EXPANDABLE)?;
+    let charge_id = form.optional_text("charge")?;
+    // Every charge here is a card charge without a payment intent, so none matches one.
+    let payment_intent = form.optional_text("payment_intent")?;
+    let created = form.created_range()?;
+    let query = ListRefunds {
+        limit: form.limit()?,
+        cursor: form.cursor()?,
+        created_gt: created.gt,
+        created_gte: created.gte,
+        created_lt: created.lt,
+        created_lte: created.lte,
+    };
+    if payment_intent.is_some() {
+        let list: ListObject<Value> = ListObject::new(Vec::new(), false, "/v1/refunds");
+        return Ok(respond(&list, &call, false));
+    }
+    let account = &call.caller.account;
+    let list = match charge_id {
+        Some(charge_id) => refunds_of_charge(
+            &app,
+            &call,
+            &charge_id,
+            &query,
+            &expand,
+            "/v1/refunds".into(),
+        )
+        .await
+        .map_err(|error| missing_object_param(error, "id", "charge"))?,
+        None => {
+            let page = app.ledger.list_refunds(account, &query).await?;
+            let mut data = Vec::with_capacity(page.data.len());
+            for refund in &page.data {
+                data.push(refund_object(&app, account, refund, &expand).await?);
+            }
+            ListObject::new(data, page.has_more, "/v1/refunds")
+        }
+    };
     Ok(respond(&list, &call, false))
+}
+
+/// `GET /v1/refunds/{id}`.
+pub(super) async fn retrieve_refund(
+    State(app): State<App>,
+    Extension(call): Extension<Call>,
+    Path(refund_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut form = query_form(query)?;
+    form.reject_unknown(&["expand"])?;
+    let expand = form.expand(&REFUND_EXPANDABLE)?;
+    let account = &call.caller.account;
+    let (refund, _) = app.ledger.get_refund(account, &refund_id).await?;
+    let body = refund_object(&app, account, &refund, &expand).await?;
+    Ok(respond(&body, &call, false))
+}
+
+/// `POST /v1/refunds/{id}`: only `metadata` can change, as on Stripe.
+pub(super) async fn update_refund(
+    State(app): State<App>,
+    Extension(call): Extension<Call>,
+    Path(refund_id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let mut form = read_form(query, body)?;
+    form.reject_unknown(&["metadata", "expand"])?;
+    let expand = form.expand(&REFUND_EXPANDABLE)?;
+    let command = UpdateRefund {
+        metadata: form.metadata()?,
+    };
+    let account = &call.caller.account;
+    let Written { value, replayed } = idempotency::write(
+        &app,
+        &call,
+        app.ledger
+            .update_refund(account, &refund_id, command, call.request_meta()),
+    )
+    .await?;
+    let body = refund_object(&app, account, &value, &expand).await?;
+    Ok(respond(&body, &call, replayed))
 }

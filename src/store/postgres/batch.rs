@@ -25,6 +25,9 @@ pub(super) struct Rows {
     projections: HashMap<(String, String), (String, StreamState, String)>,
     idempotency: Vec<(String, IdempotencyRecord)>,
     deliveries: Vec<Delivery>,
+    /// The refund index rows of the batch's events: account, refund id, charge id, created,
+    /// sequence.
+    refunds: Vec<(String, String, String, i64, i64)>,
 }
 
 impl Rows {
@@ -38,6 +41,7 @@ impl Rows {
         self.projections.extend(other.projections);
         self.idempotency.append(&mut other.idempotency);
         self.deliveries.append(&mut other.deliveries);
+        self.refunds.append(&mut other.refunds);
     }
 
     fn push_event(&mut self, event: &RecordedEvent, stored: Vec<u8>) {
@@ -49,6 +53,15 @@ impl Rows {
         self.event_records.push(
             String::from_utf8(stored).expect("serde_json writes UTF-8, and the writer stores it"),
         );
+        if let Some(refund) = event.body.payload.refund_recorded() {
+            self.refunds.push((
+                event.body.account.clone(),
+                refund.id.clone(),
+                event.body.stream_id.clone(),
+                refund.created,
+                to_i64(event.body.sequence),
+            ));
+        }
     }
 
     fn push_projection(
@@ -317,6 +330,11 @@ pub(super) struct Columns {
     pub(super) delivery_numbers: Vec<i32>,
     pub(super) delivery_due: Vec<Option<i64>>,
     pub(super) delivery_records: Vec<String>,
+    pub(super) refund_accounts: Vec<String>,
+    pub(super) refund_ids: Vec<String>,
+    pub(super) refund_charges: Vec<String>,
+    pub(super) refund_created: Vec<i64>,
+    pub(super) refund_sequences: Vec<i64>,
 }
 
 impl From<Rows> for Columns {
@@ -350,6 +368,13 @@ impl From<Rows> for Columns {
         }
         for delivery in rows.deliveries {
             columns.push_delivery(&delivery);
+        }
+        for (account, refund_id, charge_id, created, sequence) in rows.refunds {
+            columns.refund_accounts.push(account);
+            columns.refund_ids.push(refund_id);
+            columns.refund_charges.push(charge_id);
+            columns.refund_created.push(created);
+            columns.refund_sequences.push(sequence);
         }
         columns
     }

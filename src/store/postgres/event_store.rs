@@ -13,7 +13,7 @@ use crate::events::RecordedEvent;
 use crate::store::stored_event::decode_hashed_record;
 use crate::store::{
     AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
-    StoreError, StoredProjection,
+    RefundLocation, StoreError, StoredProjection,
 };
 
 #[async_trait]
@@ -194,6 +194,34 @@ impl EventStore for PostgresStore {
         let row = self.query_opt("SELECT sequence, record FROM chargeledger_events WHERE account = $1 AND event_id = $2", &[&account, &event_id]).await?;
         row.map(|row| self.decode_event(row.get(0), row.get(1)))
             .transpose()
+    }
+
+    async fn list_refunds(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'refund> Fn(&'refund RefundLocation) -> bool + Send + Sync),
+    ) -> Result<Page<RefundLocation>, StoreError> {
+        self.page_of_refunds(account, cursor, limit, filter).await
+    }
+
+    async fn find_refund(
+        &self,
+        account: &str,
+        refund_id: &str,
+    ) -> Result<Option<RefundLocation>, StoreError> {
+        let row = self
+            .query_opt(
+                "SELECT charge_id, created FROM chargeledger_refunds WHERE account = $1 AND refund_id = $2",
+                &[&account, &refund_id],
+            )
+            .await?;
+        Ok(row.map(|row| RefundLocation {
+            charge_id: row.get(0),
+            refund_id: refund_id.to_string(),
+            created: row.get(1),
+        }))
     }
 
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError> {

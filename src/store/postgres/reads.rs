@@ -6,7 +6,7 @@ use tokio_postgres::types::ToSql;
 use super::{PostgresStore, database_error, to_i64, to_u64};
 use crate::domain::Projection;
 use crate::events::RecordedEvent;
-use crate::store::{Page, PageCursor, StoreError, StoredProjection};
+use crate::store::{Page, PageCursor, RefundLocation, StoreError, StoredProjection};
 
 /// Rows fetched per query while a filtered list looks for a page's worth of matches.
 pub(super) const LIST_CHUNK_ROWS: i64 = 200;
@@ -136,6 +136,68 @@ impl PostgresStore {
                 let (_, _, stored) = self.decode_projection(row)?;
                 if let Some(item) = select(stored.projection) {
                     data.push(item);
+                }
+                if data.len() > limit {
+                    break;
+                }
+            }
+            if data.len() > limit || exhausted {
+                break;
+            }
+        }
+        Ok(finish_page(data, limit, newest_first))
+    }
+}
+
+impl PostgresStore {
+    /// A newest-first page of an account's refunds, from the refund index.
+    pub(super) async fn page_of_refunds(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'refund> Fn(&'refund RefundLocation) -> bool + Send + Sync),
+    ) -> Result<Page<RefundLocation>, StoreError> {
+        let sequence_of = |refund_id: String| async move {
+            let row = self
+                .query_opt(
+                    "SELECT sequence FROM chargeledger_refunds WHERE account = $1 AND refund_id = $2",
+                    &[&account, &refund_id],
+                )
+                .await?;
+            Ok::<i64, StoreError>(row.map_or(0, |row| row.get(0)))
+        };
+        let (mut bound, newest_first) = match cursor {
+            PageCursor::Newest => (i64::MAX, true),
+            PageCursor::StartingAfter(id) => (sequence_of(id.clone()).await?, true),
+            PageCursor::EndingBefore(id) => match sequence_of(id.clone()).await? {
+                0 => return Ok(empty_page()),
+                sequence => (sequence, false),
+            },
+        };
+        let query = if newest_first {
+            "SELECT charge_id, refund_id, created, sequence FROM chargeledger_refunds
+             WHERE account = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3"
+        } else {
+            "SELECT charge_id, refund_id, created, sequence FROM chargeledger_refunds
+             WHERE account = $1 AND sequence > $2 ORDER BY sequence ASC LIMIT $3"
+        };
+        // Chunks, as for charges: a filter may skip many rows.
+        let mut data = Vec::new();
+        loop {
+            let rows = self
+                .query_rows(query, &[&account, &bound, &LIST_CHUNK_ROWS])
+                .await?;
+            let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
+            for row in &rows {
+                bound = row.get(3);
+                let location = RefundLocation {
+                    charge_id: row.get(0),
+                    refund_id: row.get(1),
+                    created: row.get(2),
+                };
+                if filter(&location) {
+                    data.push(location);
                 }
                 if data.len() > limit {
                     break;

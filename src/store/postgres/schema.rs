@@ -91,6 +91,34 @@ CREATE INDEX chargeledger_deliveries_due ON chargeledger_deliveries (next_attemp
     WHERE next_attempt_at_ms IS NOT NULL;
 "#,
     ),
+    (
+        3,
+        "the refund index: an account's refunds newest first, and the charge of each",
+        r#"
+-- One row per refund an event recorded (`EventPayload::refund_recorded`): a refund, or the
+-- released remainder of a Stripe partial capture. `sequence` is the recording event's.
+CREATE TABLE chargeledger_refunds (
+    account text COLLATE "C" NOT NULL,
+    refund_id text COLLATE "C" NOT NULL,
+    charge_id text COLLATE "C" NOT NULL,
+    created bigint NOT NULL,
+    sequence bigint NOT NULL,
+    PRIMARY KEY (account, refund_id)
+);
+CREATE INDEX chargeledger_refunds_by_sequence ON chargeledger_refunds (account, sequence);
+-- The refunds the log already holds, from the same two payloads.
+INSERT INTO chargeledger_refunds (account, refund_id, charge_id, created, sequence)
+SELECT account, refund ->> 'id', stream_id, (refund ->> 'created')::bigint, sequence FROM (
+    SELECT account, stream_id, sequence,
+        CASE record::jsonb #>> '{body,payload,type}'
+            WHEN 'charge.refunded' THEN record::jsonb #> '{body,payload,data,refund}'
+            WHEN 'charge.captured' THEN record::jsonb #> '{body,payload,data,released_remainder}'
+        END AS refund
+    FROM chargeledger_events
+) recorded
+WHERE jsonb_typeof(refund) = 'object';
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

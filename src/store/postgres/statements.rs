@@ -22,7 +22,7 @@ const IDEMPOTENCY_RECORDS: &str = "SELECT i.account, i.key, i.record
        ON i.account = named.account AND i.key = named.key";
 
 /// Everything a batch writes, as one statement: events, projections (upserted), idempotency
-/// records, the new head, the events' pending deliveries, and the notification other servers wait for. Data-modifying CTEs
+/// records, the new head, the events' pending deliveries, the refund index, and the notification other servers wait for. Data-modifying CTEs
 /// each run exactly once; empty arrays write nothing. The notification is sent only when the
 /// head moved ($18), and only on commit.
 const WRITE_BATCH: &str = "WITH
@@ -47,6 +47,10 @@ const WRITE_BATCH: &str = "WITH
   deliveries AS (
     INSERT INTO chargeledger_deliveries (account, event_sequence, number, next_attempt_at_ms, record)
     SELECT * FROM unnest($20::text[], $21::bigint[], $22::int[], $23::bigint[], $24::text[])
+  ),
+  refunds AS (
+    INSERT INTO chargeledger_refunds (account, refund_id, charge_id, created, sequence)
+    SELECT * FROM unnest($25::text[], $26::text[], $27::text[], $28::bigint[], $29::bigint[])
   )
 SELECT pg_notify('chargeledger_events', $17::text) WHERE $18";
 

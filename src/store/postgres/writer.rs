@@ -119,7 +119,7 @@ impl Writer {
         let columns = Columns::from(rows);
         let moved = head.sequence != before.sequence;
         let head_sequence = to_i64(head.sequence);
-        let write_parameters: [&(dyn ToSql + Sync); 24] = [
+        let write_parameters: [&(dyn ToSql + Sync); 29] = [
             &columns.event_sequences,
             &columns.event_accounts,
             &columns.event_streams,
@@ -144,6 +144,11 @@ impl Writer {
             &columns.delivery_numbers,
             &columns.delivery_due,
             &columns.delivery_records,
+            &columns.refund_accounts,
+            &columns.refund_ids,
+            &columns.refund_charges,
+            &columns.refund_created,
+            &columns.refund_sequences,
         ];
         let (written, committed) = join!(
             client.query(&statements.write_batch, &write_parameters),

@@ -175,6 +175,26 @@ impl EventStore for SledStore {
         }
     }
 
+    async fn list_refunds(
+        &self,
+        account: &str,
+        cursor: &PageCursor,
+        limit: usize,
+        filter: &(dyn for<'refund> Fn(&'refund RefundLocation) -> bool + Send + Sync),
+    ) -> Result<Page<RefundLocation>, StoreError> {
+        self.page_of_refunds(account, cursor, limit, filter)
+    }
+
+    async fn find_refund(
+        &self,
+        account: &str,
+        refund_id: &str,
+    ) -> Result<Option<RefundLocation>, StoreError> {
+        Ok(self
+            .located_refund(account, refund_id)?
+            .map(|(_, location)| location))
+    }
+
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError> {
         self.submit(|reply| Job::PurgeIdempotency(created_before_unix, reply))
             .await
@@ -245,7 +265,7 @@ impl EventStore for SledStore {
         .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
         self.projections_stale
             .store(false, std::sync::atomic::Ordering::Release);
-        info!(path = %self.path.display(), "projections rebuilt in layout 3");
+        info!(path = %self.path.display(), "projections rebuilt; the store is now layout 4");
         Ok(())
     }
 

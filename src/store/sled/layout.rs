@@ -1,10 +1,12 @@
-//! The store's layout on disk: the layout versions, the checks `open` makes (layout, chain head), the layout 1 → 2 index upgrade, and opening sled itself.
+//! The store's layout on disk: the layout versions, the checks `open` makes (layout, chain head), the index upgrades (layout 1 → 2, 3 → 4), and opening sled itself.
 
 use super::*;
 
 pub(super) const FORMAT_KEY: &[u8] = b"format";
-/// Layout 3: projections hold the dialect-neutral `ChargeState`.
-pub(super) const FORMAT_VALUE: &[u8] = b"chargeledger-sled-3";
+/// Layout 4: layout 3 with every refund indexed by account (`refunds_by_creation`, `refund_ids`).
+pub(super) const FORMAT_VALUE: &[u8] = b"chargeledger-sled-4";
+/// Layout 3: projections hold the dialect-neutral `ChargeState`; `open` adds the refund indexes.
+pub(super) const FORMAT_VALUE_WITHOUT_REFUND_INDEXES: &[u8] = b"chargeledger-sled-3";
 /// Layout 2: projections held Stripe's charge object (with an `omise` part). Its events and
 /// indexes are layout 3's; only the projections must be rebuilt from the log.
 pub(super) const FORMAT_VALUE_WITH_STRIPE_PROJECTIONS: &[u8] = b"chargeledger-sled-2";
@@ -74,6 +76,7 @@ pub(super) fn check_format_and_head(
     };
     if let Some(format) = trees.meta.get(FORMAT_KEY)?
         && format.as_ref() != FORMAT_VALUE
+        && format.as_ref() != FORMAT_VALUE_WITHOUT_REFUND_INDEXES
         && format.as_ref() != FORMAT_VALUE_WITH_STRIPE_PROJECTIONS
         && format.as_ref() != FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES
     {
@@ -185,9 +188,23 @@ pub(super) fn check_format_and_head(
     Ok(Some(head))
 }
 
-/// Bring a layout-1 store up to layout 2: index every event by account and id, and every
-/// customer by creation. Idempotent, so an interrupted upgrade is simply run again.
-pub(super) fn add_account_indexes(path: &Path, trees: &Trees) -> Result<(), StoreError> {
+/// Which index entries an upgrade writes from the log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum LogIndexes {
+    /// Layout 1 → 2: every per-account index of every event (and customers by creation).
+    All,
+    /// Layout 3 → 4: only the refund indexes.
+    RefundsOnly,
+}
+
+/// Add per-account indexes derived from the log: layout 1 → 2 adds every one of them and
+/// indexes customers by creation, layout 3 → 4 adds the refund indexes. Idempotent, so an
+/// interrupted upgrade is simply run again.
+pub(super) fn add_log_indexes(
+    path: &Path,
+    trees: &Trees,
+    which: LogIndexes,
+) -> Result<(), StoreError> {
     for entry in trees.events.iter() {
         let (key, value) = entry?;
         let event: RecordedEvent =
@@ -198,11 +215,18 @@ pub(super) fn add_account_indexes(path: &Path, trees: &Trees) -> Result<(), Stor
             })?;
         for (tree, key, value) in account_event_writes(&event) {
             let target = match tree {
+                TreeName::RefundsByCreation => &trees.refunds_by_creation,
+                TreeName::RefundIds => &trees.refund_ids,
+                _ if which == LogIndexes::RefundsOnly => continue,
                 TreeName::AccountEvents => &trees.account_events,
-                _ => &trees.event_ids,
+                TreeName::EventIds => &trees.event_ids,
+                _ => unreachable!("account_event_writes writes only per-account indexes"),
             };
             target.insert(key, value)?;
         }
+    }
+    if which == LogIndexes::RefundsOnly {
+        return Ok(());
     }
     for entry in trees.projections.iter() {
         let (key, value) = entry?;

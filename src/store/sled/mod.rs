@@ -18,6 +18,9 @@
 //! - `customers_by_creation`: account, creation sequence → customer id
 //! - `account_events`: account, sequence → event id (an account's events, newest first)
 //! - `event_ids`: account, event id → sequence (`GET /v1/events/{id}`, event cursors)
+//! - `refunds_by_creation`: account, sequence of the event that recorded the refund → charge
+//!   id, refund id (`GET /v1/refunds`, newest first)
+//! - `refund_ids`: account, refund id → that sequence, charge id, refund id (`GET /v1/refunds/{id}`, cursors)
 //! - `idempotency`: account, key → `IdempotencyRecord` JSON
 //! - `owners`: stream id, account → nothing (which account a charge or customer belongs to, for operators' tools)
 //! - `outbox`: deliveries (account, event sequence, number → `Delivery` JSON) and the queue of
@@ -46,7 +49,7 @@ use crate::store::plan::{
 };
 use crate::store::{
     AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
-    StoreError, StoredProjection,
+    RefundLocation, StoreError, StoredProjection,
 };
 
 mod event_store;
@@ -54,6 +57,7 @@ mod keys;
 mod layout;
 mod outbox;
 mod reads;
+mod refunds;
 mod scan;
 mod staging;
 mod writer;
@@ -102,6 +106,8 @@ struct Trees {
     customers_by_creation: sled::Tree,
     account_events: sled::Tree,
     event_ids: sled::Tree,
+    refunds_by_creation: sled::Tree,
+    refund_ids: sled::Tree,
     idempotency: sled::Tree,
     owners: sled::Tree,
     outbox: sled::Tree,
@@ -117,6 +123,8 @@ enum TreeName {
     CustomersByCreation,
     AccountEvents,
     EventIds,
+    RefundsByCreation,
+    RefundIds,
     Idempotency,
     Owners,
     Outbox,
@@ -214,6 +222,8 @@ impl SledStore {
             customers_by_creation: db.open_tree("customers_by_creation")?,
             account_events: db.open_tree("account_events")?,
             event_ids: db.open_tree("event_ids")?,
+            refunds_by_creation: db.open_tree("refunds_by_creation")?,
+            refund_ids: db.open_tree("refund_ids")?,
             idempotency: db.open_tree("idempotency")?,
             owners: db.open_tree("owners")?,
             outbox: db.open_tree("outbox")?,
@@ -224,20 +234,34 @@ impl SledStore {
             OpenMode::SkipHeadCheck => last_stored_event(&trees),
         };
         let format = trees.meta.get(FORMAT_KEY)?;
+        let upgrading = mode == OpenMode::CheckHead;
         let needs_account_indexes = format.as_deref() == Some(FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES);
-        if needs_account_indexes && mode == OpenMode::CheckHead {
-            add_account_indexes(&path, &trees)?;
-            info!(path = %path.display(), "added per-account event and customer indexes (layout 1 to 2)");
+        // Layouts 2 and 3 have every index but the refunds'.
+        let needs_refund_indexes = format.as_deref() == Some(FORMAT_VALUE_WITH_STRIPE_PROJECTIONS)
+            || format.as_deref() == Some(FORMAT_VALUE_WITHOUT_REFUND_INDEXES);
+        if needs_account_indexes && upgrading {
+            add_log_indexes(&path, &trees, LogIndexes::All)?;
+            info!(path = %path.display(), "added per-account event, customer and refund indexes (layout 1 to 2)");
         }
-        let projections_stale = format.is_some() && format.as_deref() != Some(FORMAT_VALUE);
+        if needs_refund_indexes && upgrading {
+            add_log_indexes(&path, &trees, LogIndexes::RefundsOnly)?;
+            info!(path = %path.display(), "added the refund indexes");
+        }
+        // Layouts 1 and 2 keep projections in an older shape: they are rebuilt from the log
+        // before anything is read (see `Ledger::open`), and the layout becomes 4 after that.
+        let projections_stale = needs_account_indexes
+            || format.as_deref() == Some(FORMAT_VALUE_WITH_STRIPE_PROJECTIONS);
         if format.is_none() {
             trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
-        } else if needs_account_indexes && mode == OpenMode::CheckHead {
-            // The indexes are layout 2's; the layout becomes 3 only once projections are rebuilt.
+        } else if needs_account_indexes && upgrading {
+            // The indexes are layout 2's; the layout becomes 4 only once projections are rebuilt.
             trees
                 .meta
                 .insert(FORMAT_KEY, FORMAT_VALUE_WITH_STRIPE_PROJECTIONS)?;
+            db.flush()?;
+        } else if format.as_deref() == Some(FORMAT_VALUE_WITHOUT_REFUND_INDEXES) && upgrading {
+            trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
         }
         let mut sync = DurableSync::open(&path)?;

@@ -49,21 +49,45 @@ pub(super) fn stage_stream(
     }
 }
 
-/// The per-account index entries of one event: its place in the account's list and its id.
-pub(super) fn account_event_writes(event: &RecordedEvent) -> [(TreeName, Vec<u8>, Vec<u8>); 2] {
+/// The per-account index entries of one event: its place in the account's list, its id, and
+/// for an event that records a refund, the refund's place in the account's refunds and its id.
+pub(super) fn account_event_writes(event: &RecordedEvent) -> Vec<(TreeName, Vec<u8>, Vec<u8>)> {
     let sequence = event.body.sequence;
-    [
+    let account = &event.body.account;
+    let mut writes = vec![
         (
             TreeName::AccountEvents,
-            creation_key(&event.body.account, sequence),
+            creation_key(account, sequence),
             event.body.event_id.as_bytes().to_vec(),
         ),
         (
             TreeName::EventIds,
-            stream_key(&event.body.account, &event.body.event_id),
+            stream_key(account, &event.body.event_id),
             sequence.to_be_bytes().to_vec(),
         ),
-    ]
+    ];
+    if let Some(refund) = event.body.payload.refund_recorded() {
+        let charge_id = &event.body.stream_id;
+        writes.push((
+            TreeName::RefundsByCreation,
+            creation_key(account, sequence),
+            refund_entry(charge_id, &refund.id, refund.created),
+        ));
+        let mut located = sequence.to_be_bytes().to_vec();
+        located.extend(refund_entry(charge_id, &refund.id, refund.created));
+        writes.push((
+            TreeName::RefundIds,
+            stream_key(account, &refund.id),
+            located,
+        ));
+    }
+    writes
+}
+
+/// A refund index value: `charge id 0x00 refund id 0x00 created` (`created` in decimal;
+/// `refund_ids` puts the recording event's sequence first).
+pub(super) fn refund_entry(charge_id: &str, refund_id: &str, created: i64) -> Vec<u8> {
+    format!("{charge_id}\0{refund_id}\0{created}").into_bytes()
 }
 
 /// The newest-first list entry of a new charge or customer.

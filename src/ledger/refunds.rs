@@ -1,0 +1,165 @@
+//! Refunds as a resource: listed across an account (from the stores' refund index), read by id, and their metadata updated.
+
+use super::*;
+use crate::domain::UpdateRefund;
+use crate::store::RefundLocation;
+
+/// Paging and `created` bounds for `Ledger::list_refunds`; `Default` is Stripe's page of 10.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRefunds {
+    /// 1 to 100.
+    pub limit: usize,
+    pub cursor: PageCursor,
+    pub created_gt: Option<i64>,
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    pub created_lte: Option<i64>,
+}
+
+impl Default for ListRefunds {
+    fn default() -> Self {
+        ListRefunds {
+            limit: 10,
+            cursor: PageCursor::Newest,
+            created_gt: None,
+            created_gte: None,
+            created_lt: None,
+            created_lte: None,
+        }
+    }
+}
+
+impl ListRefunds {
+    /// Whether a refund created at `created` (Unix seconds) is within the bounds.
+    pub fn matches(&self, created: i64) -> bool {
+        self.created_gt.is_none_or(|bound| created > bound)
+            && self.created_gte.is_none_or(|bound| created >= bound)
+            && self.created_lt.is_none_or(|bound| created < bound)
+            && self.created_lte.is_none_or(|bound| created <= bound)
+    }
+}
+
+impl Ledger {
+    /// One page of an account's refunds, newest first (a Stripe partial capture's released
+    /// remainder is one too, as Stripe lists it). Each is read from its charge, so it shows
+    /// its current metadata.
+    pub async fn list_refunds(
+        &self,
+        account: &str,
+        query: &ListRefunds,
+    ) -> Result<Page<Refund>, LedgerError> {
+        let account = &AccountId::parse(account)?;
+        let limit = query.limit.clamp(1, 100);
+        let page = self
+            .store
+            .list_refunds(account, &query.cursor, limit, &|location| {
+                query.matches(location.created)
+            })
+            .await?;
+        let mut data = Vec::with_capacity(page.data.len());
+        for location in &page.data {
+            let charge = self.get_charge(account, &location.charge_id).await?;
+            data.push(indexed_refund(&charge, location)?);
+        }
+        Ok(Page {
+            data,
+            has_more: page.has_more,
+        })
+    }
+
+    /// Every refund of an account, newest first: Omise's lists report a `total`.
+    pub async fn all_refunds(&self, account: &str) -> Result<Vec<Refund>, LedgerError> {
+        let mut refunds = Vec::new();
+        let mut query = ListRefunds {
+            limit: 100,
+            ..ListRefunds::default()
+        };
+        loop {
+            let page = self.list_refunds(account, &query).await?;
+            let Some(last) = page.data.last() else {
+                break;
+            };
+            query.cursor = PageCursor::StartingAfter(last.id.clone());
+            let has_more = page.has_more;
+            refunds.extend(page.data);
+            if !has_more {
+                break;
+            }
+        }
+        Ok(refunds)
+    }
+
+    /// One of the account's refunds, by id, and the charge it belongs to.
+    pub async fn get_refund(
+        &self,
+        account: &str,
+        refund_id: &str,
+    ) -> Result<(Refund, ChargeState), LedgerError> {
+        let account = &AccountId::parse(account)?;
+        let location = self.locate_refund(account, refund_id).await?;
+        let charge = self.get_charge(account, &location.charge_id).await?;
+        Ok((indexed_refund(&charge, &location)?, charge))
+    }
+
+    /// Update a refund's metadata. An update that changes nothing appends nothing.
+    pub async fn update_refund(
+        &self,
+        account: &str,
+        refund_id: &str,
+        command: UpdateRefund,
+        request: RequestMeta,
+    ) -> Result<Refund, LedgerError> {
+        let account = &AccountId::parse(account)?;
+        let location = self.locate_refund(account, refund_id).await?;
+        let charge_id = &location.charge_id;
+        self.execute(
+            account,
+            charge_id,
+            || fingerprint("update_refund", refund_id, &command),
+            request,
+            |current| {
+                let charge = existing_charge(charge_id, current)?;
+                let decided = domain::stripe::refunds::update_refund(&charge, refund_id, &command)?;
+                let Some(payload) = decided else {
+                    return Ok(Decision::Unchanged(indexed_refund(&charge, &location)?));
+                };
+                fold_new_charge(charge_id, Some(charge), payload)?
+                    .try_map(|charge| indexed_refund(&charge, &location))
+            },
+        )
+        .await
+    }
+
+    async fn locate_refund(
+        &self,
+        account: &AccountId<'_>,
+        refund_id: &str,
+    ) -> Result<RefundLocation, LedgerError> {
+        self.store
+            .find_refund(account, refund_id)
+            .await?
+            .ok_or_else(|| {
+                RequestError::NoSuchRefund {
+                    id: refund_id.to_string(),
+                }
+                .into()
+            })
+    }
+}
+
+/// The refund the index says `charge` holds. Refunds are never removed from a charge, so one
+/// the index names and the charge lacks means the store is damaged.
+fn indexed_refund(charge: &ChargeState, location: &RefundLocation) -> Result<Refund, LedgerError> {
+    charge
+        .refunds
+        .iter()
+        .find(|refund| refund.id == location.refund_id)
+        .cloned()
+        .ok_or_else(|| {
+            Failure::LogDamaged(format!(
+                "the refund index places {} in charge {}, which does not hold it; run `chargeledger verify`",
+                location.refund_id, location.charge_id
+            ))
+            .into()
+        })
+}

@@ -120,6 +120,32 @@ async fn refunds_are_listed_newest_first_across_charges_with_cursors() {
     let expanded = server.get("/v1/refunds?limit=1&expand[]=data.charge").await;
     assert_eq!(expanded.body["data"][0]["charge"]["id"], uncaptured_id);
     assert_eq!(expanded.body["data"][0]["charge"]["object"], "charge");
+    // One charge's list pages from its cursor both ways, with `created` bounds too.
+    let after_newest_of_second = server
+        .get(&format!(
+            "/v1/refunds?charge={second_id}&created[gte]={created}&starting_after={}",
+            newest_first[1]
+        ))
+        .await;
+    assert_eq!(
+        ids(&after_newest_of_second.body),
+        vec![newest_first[3].clone()]
+    );
+    let before_oldest = server
+        .get(&format!(
+            "/v1/refunds?charge={second_id}&limit=1&ending_before={}",
+            newest_first[3]
+        ))
+        .await;
+    assert_eq!(ids(&before_oldest.body), vec![newest_first[1].clone()]);
+    assert_eq!(before_oldest.body["has_more"], false);
+    let intent = server.get("/v1/refunds?payment_intent=pi_123").await;
+    assert_eq!(intent.status, 404);
+    assert_eq!(intent.error()["param"], "payment_intent");
+    assert_eq!(
+        intent.error()["message"],
+        "No such payment_intent: 'pi_123'"
+    );
     let bad = server.get("/v1/refunds?colour=blue").await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.error()["message"], "Received unknown parameter: colour");

@@ -67,24 +67,49 @@ impl Ledger {
         })
     }
 
-    /// Every refund of an account, newest first: Omise's lists report a `total`.
-    pub async fn all_refunds(&self, account: &str) -> Result<Vec<Refund>, LedgerError> {
-        let mut refunds = Vec::new();
-        let mut query = ListRefunds {
-            limit: 100,
-            ..ListRefunds::default()
-        };
+    /// Where every refund of an account is, newest first, read from the refund index alone:
+    /// Omise's lists report a `total`, and only the page shown needs its charges loaded.
+    pub async fn refund_locations(
+        &self,
+        account: &str,
+    ) -> Result<Vec<RefundLocation>, LedgerError> {
+        let account = &AccountId::parse(account)?;
+        let mut locations = Vec::new();
+        let mut cursor = PageCursor::Newest;
         loop {
-            let page = self.list_refunds(account, &query).await?;
+            let page = self
+                .store
+                .list_refunds(account, &cursor, 100, &|_| true)
+                .await?;
             let Some(last) = page.data.last() else {
                 break;
             };
-            query.cursor = PageCursor::StartingAfter(last.id.clone());
+            cursor = PageCursor::StartingAfter(last.refund_id.clone());
             let has_more = page.has_more;
-            refunds.extend(page.data);
+            locations.extend(page.data);
             if !has_more {
                 break;
             }
+        }
+        Ok(locations)
+    }
+
+    /// The refunds at these locations, in their order, each charge loaded once.
+    pub async fn refunds_at(
+        &self,
+        account: &str,
+        locations: &[RefundLocation],
+    ) -> Result<Vec<Refund>, LedgerError> {
+        let mut charges: std::collections::HashMap<&str, ChargeState> = Default::default();
+        let mut refunds = Vec::with_capacity(locations.len());
+        for location in locations {
+            let charge = match charges.entry(&location.charge_id) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(self.get_charge(account, &location.charge_id).await?)
+                }
+            };
+            refunds.push(indexed_refund(charge, location)?);
         }
         Ok(refunds)
     }

@@ -25,7 +25,7 @@ pub use refund::refund_charge;
 pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 /// The longest description accepted.
 pub const DESCRIPTION_MAX_CHARS: usize = 5000;
-/// Omise's docs: a charge takes fewer than 15 refunds.
+/// Omise's docs: at most 15 refunds per charge.
 pub const REFUNDS_PER_CHARGE_MAX: usize = 15;
 /// How long an authorization is held before Omise would expire it (shown as `expires_at`).
 pub const AUTHORIZATION_LIFETIME_SECONDS: i64 = 7 * 24 * 3600;

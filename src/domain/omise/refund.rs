@@ -6,8 +6,8 @@ use crate::domain::events::{ChargeRefunded, EventPayload};
 use crate::domain::omise::commands::RefundOmiseCharge;
 use crate::domain::values::Refund;
 
-/// Decide a refund: only of a captured charge with money left to return, fewer than 15 refunds
-/// so far, and at most what is left.
+/// Decide a refund: only of a captured charge with money left to return and fewer than 15
+/// refunds so far (15 at most), and for at most what is left.
 pub fn refund_charge(
     charge: &ChargeState,
     command: &RefundOmiseCharge,

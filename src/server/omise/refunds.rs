@@ -75,15 +75,31 @@ pub(super) async fn retrieve_refund(
     Ok(respond(body, &call, false))
 }
 
-/// `GET /refunds`: every refund of the account, from the refund index.
+/// `GET /refunds`: the account's refunds, counted and paged from the refund index; only the
+/// page's charges are loaded.
 pub(super) async fn list_refunds(
     State(app): State<App>,
     Extension(call): Extension<Call>,
     OmiseInput(params): OmiseInput,
 ) -> Result<Response, OmiseError> {
-    let mut refunds = app.ledger.all_refunds(&call.caller.account).await?;
-    refunds.reverse();
-    refund_list(&call, &params, refunds, "/refunds")
+    let query = ListQuery::read(&params)?;
+    let account = &call.caller.account;
+    let mut locations = app.ledger.refund_locations(account).await?;
+    locations.retain(|location| query.includes(location.created));
+    locations.reverse();
+    let (window, page) = query.page(locations);
+    let data = app
+        .ledger
+        .refunds_at(account, &page)
+        .await?
+        .iter()
+        .map(|refund| objects::refund_object(refund, call.caller.livemode))
+        .collect();
+    Ok(respond(
+        objects::list_object(&window, data, "/refunds"),
+        &call,
+        false,
+    ))
 }
 
 /// A list object of `oldest_first` refunds within the query's `from`..`to`, paged by it.

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::charge_object;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorType};
 use super::objects::ListObject;
 use super::{
     REFUND_EXPANDABLE, REFUND_LIST_EXPANDABLE, missing_object_param, query_form, read_form,
@@ -18,6 +18,8 @@ use crate::ledger::ListRefunds;
 use crate::server::idempotency::{self, Written};
 use crate::server::paging;
 use crate::server::{App, Call};
+use crate::store::PageCursor;
+use axum::http::StatusCode;
 
 /// A refund as JSON, with its charge expanded if asked.
 pub(super) async fn refund_object(
@@ -97,15 +99,25 @@ async fn refunds_of_charge(
 ) -> Result<ListObject<Value>, ApiError> {
     let account = &call.caller.account;
     let charge = app.ledger.get_charge(account, charge_id).await?;
-    let refunds: Vec<domain::Refund> = charge_object::newest_first(&charge.refunds)
-        .into_iter()
+    let refunds = charge_object::newest_first(&charge.refunds);
+    // The cursor is found among all of the charge's refunds (it may lie outside `created`),
+    // then the bounds pick from what lies beyond it, nearest first.
+    let beyond =
+        paging::page_in_memory(&refunds, &query.cursor, refunds.len(), |refund| &refund.id)
+            .map_or(&[][..], |(beyond, _)| beyond);
+    let mut matching: Vec<&domain::Refund> = beyond
+        .iter()
         .filter(|refund| query.matches(refund.created))
         .collect();
-    let (window, has_more) =
-        paging::page_in_memory(&refunds, &query.cursor, query.limit, |refund| &refund.id)
-            .unwrap_or((&[], false));
+    let toward_newer = matches!(query.cursor, PageCursor::EndingBefore(_));
+    let has_more = matching.len() > query.limit;
+    if toward_newer {
+        matching.drain(..matching.len().saturating_sub(query.limit));
+    } else {
+        matching.truncate(query.limit);
+    }
     let mut data = Vec::new();
-    for refund in window {
+    for refund in matching {
         data.push(refund_object(app, account, refund, expand).await?);
     }
     Ok(ListObject::new(data, has_more, url))
@@ -129,7 +141,7 @@ pub(super) async fn list_refunds(
     ])?;
     let expand = form.expand(&REFUND_LIST_EXPANDABLE)?;
     let charge_id = form.optional_text("charge")?;
-    // Every charge here is a card charge without a payment intent, so none matches one.
+    // Every charge here is a card charge without a payment intent: any one named is unknown.
     let payment_intent = form.optional_text("payment_intent")?;
     let created = form.created_range()?;
     let query = ListRefunds {
@@ -140,9 +152,14 @@ pub(super) async fn list_refunds(
         created_lt: created.lt,
         created_lte: created.lte,
     };
-    if payment_intent.is_some() {
-        let list: ListObject<Value> = ListObject::new(Vec::new(), false, "/v1/refunds");
-        return Ok(respond(&list, &call, false));
+    if let Some(payment_intent) = payment_intent {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorType::InvalidRequestError,
+            format!("No such payment_intent: '{payment_intent}'"),
+            Some("payment_intent"),
+            Some("resource_missing"),
+        ));
     }
     let account = &call.caller.account;
     let list = match charge_id {

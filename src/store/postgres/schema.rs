@@ -106,17 +106,22 @@ CREATE TABLE chargeledger_refunds (
     PRIMARY KEY (account, refund_id)
 );
 CREATE INDEX chargeledger_refunds_by_sequence ON chargeledger_refunds (account, sequence);
--- The refunds the log already holds, from the same two payloads.
+-- The refunds the log already holds, from the same two payloads. Every writer takes the head
+-- lock first, so holding it keeps the log still while it is read. `json`, not `jsonb`: jsonb
+-- refuses the `\u0000` a library caller may have stored in a string.
+SELECT 1 FROM chargeledger_chain_head FOR UPDATE;
 INSERT INTO chargeledger_refunds (account, refund_id, charge_id, created, sequence)
 SELECT account, refund ->> 'id', stream_id, (refund ->> 'created')::bigint, sequence FROM (
     SELECT account, stream_id, sequence,
-        CASE record::jsonb #>> '{body,payload,type}'
-            WHEN 'charge.refunded' THEN record::jsonb #> '{body,payload,data,refund}'
-            WHEN 'charge.captured' THEN record::jsonb #> '{body,payload,data,released_remainder}'
+        CASE parsed.event #>> '{body,payload,type}'
+            WHEN 'charge.refunded' THEN parsed.event #> '{body,payload,data,refund}'
+            WHEN 'charge.captured' THEN parsed.event #> '{body,payload,data,released_remainder}'
         END AS refund
     FROM chargeledger_events
+    CROSS JOIN LATERAL (SELECT record::json AS event) parsed
+    WHERE record LIKE '%"type":"charge.refunded"%' OR record LIKE '%"type":"charge.captured"%'
 ) recorded
-WHERE jsonb_typeof(refund) = 'object';
+WHERE json_typeof(refund) = 'object';
 "#,
     ),
 ];

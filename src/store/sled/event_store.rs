@@ -257,7 +257,7 @@ impl EventStore for SledStore {
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
-            // sled's flush does not fsync: the layout may say 3 only once it is on the disk.
+            // sled's flush does not fsync: the layout may say 4 only once it is on the disk.
             DurableSync::open(&path)?.sync()?;
             Ok(())
         })

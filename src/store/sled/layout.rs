@@ -1,4 +1,4 @@
-//! The store's layout on disk: the layout versions, the checks `open` makes (layout, chain head), the index upgrades (layout 1 → 2, 3 → 4), and opening sled itself.
+//! The store's layout on disk: the layout versions, the checks `open` makes (layout, chain head), the index upgrades (layout 1 → 2, layout 2 or 3 → the refund indexes), and opening sled itself.
 
 use super::*;
 

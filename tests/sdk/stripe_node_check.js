@@ -93,13 +93,39 @@ async function write(statePath) {
   const refund = await stripe.refunds.create({ charge: charge.id, amount: 1000 });
   assert.equal(refund.amount, 1000);
 
+  // Refunds as a resource: listed account-wide, retrieved, their metadata updated.
+  const refunds = await stripe.refunds.list({ charge: charge.id });
+  assert.deepEqual(refunds.data.map((item) => item.id), [refund.id]);
+  assert.equal((await stripe.refunds.retrieve(refund.id)).amount, 1000);
+  const updated = await stripe.refunds.update(refund.id, { metadata: { ticket: 'N-1' } });
+  assert.deepEqual(updated.metadata, { ticket: 'N-1' });
+  const refundEvent = (await stripe.events.list({ type: 'refund.updated' })).data[0];
+  assert.equal(refundEvent.data.object.id, refund.id);
+  assert.deepEqual(refundEvent.data.previous_attributes, { metadata: { ticket: null } });
+  await expectError(() => stripe.refunds.retrieve('re_missing'), 404, {
+    code: 'resource_missing',
+    param: 'id',
+  });
+
+  // A decline is recorded: StripeCardError naming a failed charge that can be read.
+  const declined = await expectError(
+    () => stripe.charges.create({ amount: 900, currency: 'usd', source: 'tok_chargeDeclinedStolenCard' }),
+    402,
+    { type: 'StripeCardError', code: 'card_declined', decline_code: 'stolen_card' },
+  );
+  const failed = await stripe.charges.retrieve(declined.raw.charge);
+  assert.equal(failed.status, 'failed');
+  assert.equal(failed.outcome.reason, 'stolen_card');
+
   // Pagination with autoPagingToArray (starting_after under the hood).
   for (let n = 0; n < 4; n += 1) {
     await stripe.charges.create({ amount: 300 + n, currency: 'eur', source: 'tok_mastercard' });
   }
   const all = await stripe.charges.list({ limit: 2 }).autoPagingToArray({ limit: 100 });
-  assert.equal(all.length, 5);
-  assert.equal(all[4].id, charge.id);
+  // Newest first: the four above, the failed charge, then the first one.
+  assert.equal(all.length, 6);
+  assert.equal(all[4].id, failed.id);
+  assert.equal(all[5].id, charge.id);
 
   // Events.
   const events = await stripe.events.list({ type: 'charge.updated', limit: 1 });
@@ -124,7 +150,7 @@ async function write(statePath) {
     { type: 'StripeIdempotencyError' },
   );
 
-  fs.writeFileSync(statePath, JSON.stringify({ charge: charge.id, retried: first.id }));
+  fs.writeFileSync(statePath, JSON.stringify({ charge: charge.id, retried: first.id, refund: refund.id }));
 }
 
 async function verify(statePath) {
@@ -138,7 +164,8 @@ async function verify(statePath) {
   );
   assert.equal(again.id, saved.retried);
   const all = await stripe.charges.list({ limit: 100 });
-  assert.equal(all.data.length, 6);
+  assert.equal(all.data.length, 7);
+  assert.deepEqual((await stripe.refunds.retrieve(saved.refund)).metadata, { ticket: 'N-1' });
 }
 
 const [phase, statePath] = process.argv.slice(2);

@@ -235,11 +235,24 @@ async fn the_layout_2_store_answers_every_read_as_the_layout_2_server_did() {
     kept.sort_by_key(by_id);
     listed.sort_by_key(by_id);
     assert_eq!(listed, kept);
+    // The rebuilt projections were indexed for search: every charge is found, newest first.
+    let all_charges = server.get("/v1/charges?limit=100").await.body;
+    let searched = server
+        .get("/v1/charges/search?limit=100&query=amount%3E0")
+        .await
+        .body;
+    assert_eq!(searched["object"], "search_result", "{searched}");
+    assert_eq!(searched["data"], all_charges["data"]);
+    assert!(
+        searched["data"]
+            .as_array()
+            .is_some_and(|data| data.len() >= 3)
+    );
     assert!(server.stop(), "the server exits cleanly on SIGTERM");
     assert_eq!(
         recorded_layout(&data),
-        "chargeledger-sled-4",
-        "the first open indexed the refunds, rebuilt the projections and recorded layout 4"
+        "chargeledger-sled-5",
+        "the first open indexed the refunds, rebuilt and indexed the projections and recorded layout 5"
     );
 
     let (sound, report) = verify_data_directory(&data);

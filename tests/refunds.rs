@@ -309,7 +309,7 @@ fn forget_the_refund_index(data: &std::path::Path) {
         common::backend::Backend::Postgres => {
             let schema = common::postgres::schema_for(data);
             common::postgres::psql(&format!(
-                "DROP TABLE {schema}.chargeledger_refunds; DELETE FROM {schema}.chargeledger_schema_migrations WHERE version = 3"
+                "DROP TABLE {schema}.chargeledger_refunds; DROP TABLE {schema}.chargeledger_search_keys; DELETE FROM {schema}.chargeledger_schema_migrations WHERE version >= 3"
             ));
         }
     }
@@ -355,7 +355,7 @@ async fn a_store_from_before_the_refund_index_gets_it_on_open() {
             .get("format")
             .unwrap()
             .unwrap();
-        assert_eq!(format.as_ref(), b"chargeledger-sled-4");
+        assert_eq!(format.as_ref(), b"chargeledger-sled-5");
     }
 }
 

@@ -11,6 +11,7 @@ pub mod events;
 mod field_change_serde;
 pub mod omise;
 pub mod policy;
+pub mod search;
 pub mod stripe;
 pub mod values;
 pub mod webhooks;

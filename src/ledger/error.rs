@@ -84,6 +84,12 @@ pub enum Failure {
     /// A scan of the whole log (replay, export) met a damaged log.
     #[error("{0}")]
     LogDamaged(String),
+    /// The search index names an object its projections do not hold: written wrong, since
+    /// entries are written in the same transaction as the projection they index.
+    #[error(
+        "{0}: the search index disagrees with the charges it indexes; `chargeledger verify` checks the ledger itself, which search does not change"
+    )]
+    SearchIndexDamaged(String),
     /// Reading an import or writing an export failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -12,6 +12,7 @@ mod history;
 mod omise;
 mod reads;
 mod refunds;
+mod search;
 mod stripe;
 mod webhooks;
 mod write;
@@ -19,6 +20,9 @@ mod write;
 pub use account::{ACCOUNT_NAME_MAX_CHARS, AccountId, account_is_live};
 pub use error::{Failure, LedgerError, Refusal};
 pub use refunds::ListRefunds;
+pub use search::{
+    SEARCH_PAGE_MAX_CHARS, SEARCH_TOTAL_COUNT_MAX, SearchPage, SearchRequest, Searched,
+};
 pub use webhooks::pending_webhook_count;
 use write::{existing_charge, fingerprint, fold_charge, fold_new_charge, unexpected_payload};
 
@@ -63,6 +67,25 @@ const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(10);
 /// The longest idempotency key accepted, as on Stripe.
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 
+/// Bounds on a `created` timestamp (Unix seconds); `Default` bounds nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatedRange {
+    pub gt: Option<i64>,
+    pub gte: Option<i64>,
+    pub lt: Option<i64>,
+    pub lte: Option<i64>,
+}
+
+impl CreatedRange {
+    /// Whether `created` (Unix seconds) is within every bound given.
+    pub fn contains(&self, created: i64) -> bool {
+        self.gt.is_none_or(|bound| created > bound)
+            && self.gte.is_none_or(|bound| created >= bound)
+            && self.lt.is_none_or(|bound| created < bound)
+            && self.lte.is_none_or(|bound| created <= bound)
+    }
+}
+
 /// Filters and paging for `Ledger::list_charges`; `Default` is Stripe's default page of 10.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListCharges {
@@ -71,10 +94,7 @@ pub struct ListCharges {
     pub cursor: PageCursor,
     pub customer: Option<String>,
     pub transfer_group: Option<String>,
-    pub created_gt: Option<i64>,
-    pub created_gte: Option<i64>,
-    pub created_lt: Option<i64>,
-    pub created_lte: Option<i64>,
+    pub created: CreatedRange,
 }
 
 impl Default for ListCharges {
@@ -84,10 +104,7 @@ impl Default for ListCharges {
             cursor: PageCursor::Newest,
             customer: None,
             transfer_group: None,
-            created_gt: None,
-            created_gte: None,
-            created_lt: None,
-            created_lte: None,
+            created: CreatedRange::default(),
         }
     }
 }
@@ -103,10 +120,7 @@ impl ListCharges {
                     .and_then(|details| details.transfer_group.as_ref())
                     == Some(group)
             })
-            && self.created_gt.is_none_or(|bound| charge.created > bound)
-            && self.created_gte.is_none_or(|bound| charge.created >= bound)
-            && self.created_lt.is_none_or(|bound| charge.created < bound)
-            && self.created_lte.is_none_or(|bound| charge.created <= bound)
+            && self.created.contains(charge.created)
     }
 }
 

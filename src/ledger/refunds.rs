@@ -10,10 +10,7 @@ pub struct ListRefunds {
     /// 1 to 100.
     pub limit: usize,
     pub cursor: PageCursor,
-    pub created_gt: Option<i64>,
-    pub created_gte: Option<i64>,
-    pub created_lt: Option<i64>,
-    pub created_lte: Option<i64>,
+    pub created: CreatedRange,
 }
 
 impl Default for ListRefunds {
@@ -21,21 +18,8 @@ impl Default for ListRefunds {
         ListRefunds {
             limit: 10,
             cursor: PageCursor::Newest,
-            created_gt: None,
-            created_gte: None,
-            created_lt: None,
-            created_lte: None,
+            created: CreatedRange::default(),
         }
-    }
-}
-
-impl ListRefunds {
-    /// Whether a refund created at `created` (Unix seconds) is within the bounds.
-    pub fn matches(&self, created: i64) -> bool {
-        self.created_gt.is_none_or(|bound| created > bound)
-            && self.created_gte.is_none_or(|bound| created >= bound)
-            && self.created_lt.is_none_or(|bound| created < bound)
-            && self.created_lte.is_none_or(|bound| created <= bound)
     }
 }
 
@@ -53,7 +37,7 @@ impl Ledger {
         let page = self
             .store
             .list_refunds(account, &query.cursor, limit, &|location| {
-                query.matches(location.created)
+                query.created.contains(location.created)
             })
             .await?;
         let mut data = Vec::with_capacity(page.data.len());
@@ -114,16 +98,12 @@ impl Ledger {
         Ok(refunds)
     }
 
-    /// One of the account's refunds, by id, and the charge it belongs to.
-    pub async fn get_refund(
-        &self,
-        account: &str,
-        refund_id: &str,
-    ) -> Result<(Refund, ChargeState), LedgerError> {
+    /// One of the account's refunds, by id, read from the charge it belongs to.
+    pub async fn get_refund(&self, account: &str, refund_id: &str) -> Result<Refund, LedgerError> {
         let account = &AccountId::parse(account)?;
         let location = self.locate_refund(account, refund_id).await?;
         let charge = self.get_charge(account, &location.charge_id).await?;
-        Ok((indexed_refund(&charge, &location)?, charge))
+        indexed_refund(&charge, &location)
     }
 
     /// Update a refund's metadata. An update that changes nothing appends nothing.

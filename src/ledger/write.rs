@@ -1,6 +1,7 @@
 //! The one write path: idempotency, the striped per-stream lock, load, decide, append, retry on a version conflict.
 
 use super::*;
+use crate::domain::search;
 
 impl Ledger {
     pub(super) async fn find_customer(
@@ -204,6 +205,10 @@ impl Ledger {
                     created_at_unix: self.clock.now_unix(),
                     sequence: 0,
                 });
+            let search_keys = search::key_changes(
+                current.as_ref().map(|stored| &stored.projection),
+                &projection,
+            );
             let append = AppendRequest {
                 account: account.to_string(),
                 stream_id: stream_id.to_string(),
@@ -215,6 +220,7 @@ impl Ledger {
                 linked,
                 read_versions,
                 deliveries,
+                search_keys,
             };
             match self.store.append(append).await {
                 Ok(events) => {

@@ -20,6 +20,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::chain::ChainFault;
+use crate::domain::search::SearchKeyChanges;
 use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::{EventPayload, RecordedEvent, RequestMeta};
 pub use outbox::{Attempt, Delivery, DeliveryIntent, DeliveryReason, DeliveryState};
@@ -99,6 +100,9 @@ pub struct AppendRequest {
     pub read_versions: Vec<StreamVersion>,
     /// Side effects of the main stream's events, written pending in the same transaction.
     pub deliveries: Vec<DeliveryIntent>,
+    /// The main stream's search index keys gained and lost (`domain::search::key_changes`);
+    /// linked streams (vault tokens) are never searched.
+    pub search_keys: SearchKeyChanges,
 }
 
 /// A stream and the version a decision read it at.
@@ -126,6 +130,26 @@ pub struct RefundLocation {
     pub refund_id: String,
     /// The refund's `created` (Unix seconds), so a list can filter by it without loading charges.
     pub created: i64,
+}
+
+/// Where to read the search index (`domain::search::keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexScan<'key> {
+    /// The entries of one key created before `below_sequence`, newest first.
+    Newest {
+        key: &'key [u8],
+        below_sequence: u64,
+    },
+    /// The entries with keys in `from..to`, in key order.
+    Between { from: &'key [u8], to: &'key [u8] },
+}
+
+/// A search index entry: an object that had the key, and its creation order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The global sequence of the stream's first event.
+    pub created_sequence: u64,
+    pub stream_id: String,
 }
 
 /// A page of a list.
@@ -280,6 +304,16 @@ pub trait EventStore: Send + Sync + 'static {
         account: &str,
         refund_id: &str,
     ) -> Result<Option<RefundLocation>, StoreError>;
+
+    /// Up to `limit` entries of the account's search index, as `scan` says; only objects whose
+    /// creation is durable. The index holds every key an object has and possibly keys it had:
+    /// callers check each candidate against its projection.
+    async fn scan_search_index(
+        &self,
+        account: &str,
+        scan: IndexScan<'_>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError>;
 
     /// Remove idempotency records created before `created_before_unix`; returns how many.
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError>;

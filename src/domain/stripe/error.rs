@@ -195,6 +195,17 @@ pub enum RequestError {
 
     #[error("No such refund: '{id}'")]
     NoSuchRefund { id: String },
+
+    /// The wording is chosen here: Stripe's own for a malformed query is not public.
+    #[error(
+        "Invalid search query: {detail}. See https://docs.stripe.com/search#search-query-language for the syntax."
+    )]
+    InvalidSearchQuery { detail: String },
+
+    #[error(
+        "Invalid page: '{value}' is not a page of this search. Send the previous result's next_page with the same query."
+    )]
+    InvalidSearchPage { value: String },
 }
 
 impl RequestError {
@@ -218,6 +229,8 @@ impl RequestError {
             | TooManyMetadataKeys { .. }
             | MetadataKeyHasBrackets { .. }
             | MetadataValueNotString { .. } => Some("metadata"),
+            InvalidSearchQuery { .. } => Some("query"),
+            InvalidSearchPage { .. } => Some("page"),
             InvalidCurrency { .. } => Some("currency"),
             AmountTooSmall { .. } | AmountTooLarge | CaptureAmountTooLarge { .. } => Some("amount"),
             RefundAmountTooLarge { .. } | PartialRefundOfUncapturedCharge { .. } => Some("amount"),
@@ -282,6 +295,7 @@ impl RequestError {
             | TooManyMetadataKeys { .. }
             | MetadataKeyHasBrackets { .. }
             | MetadataValueNotString { .. } => return None,
+            InvalidSearchQuery { .. } | InvalidSearchPage { .. } => return None,
         })
     }
 

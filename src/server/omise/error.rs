@@ -153,6 +153,7 @@ impl From<Failure> for OmiseError {
             Failure::CorruptStream { .. }
             | Failure::CorruptIdempotencyRecord { .. }
             | Failure::LogDamaged(_)
+            | Failure::SearchIndexDamaged(_)
             | Failure::Store(_)
             | Failure::TaskFailed { .. }
             | Failure::Io(_) => OmiseError::internal(&failure),

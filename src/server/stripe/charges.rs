@@ -154,10 +154,7 @@ pub(super) async fn list_charges(
         cursor: form.cursor()?,
         customer: form.optional_text("customer")?,
         transfer_group: form.optional_text("transfer_group")?,
-        created_gt: created.gt,
-        created_gte: created.gte,
-        created_lt: created.lt,
-        created_lte: created.lte,
+        created,
     };
     let account = &call.caller.account;
     let page = app.ledger.list_charges(account, &query).await?;

@@ -329,7 +329,8 @@ impl From<Failure> for ApiError {
             // A damaged record stays damaged: retrying cannot help; the log says which.
             Failure::CorruptStream { .. }
             | Failure::CorruptIdempotencyRecord { .. }
-            | Failure::LogDamaged(_) => ApiError::internal(&failure, false),
+            | Failure::LogDamaged(_)
+            | Failure::SearchIndexDamaged(_) => ApiError::internal(&failure, false),
             Failure::Store(_) | Failure::TaskFailed { .. } | Failure::Io(_) => {
                 ApiError::internal(&failure, true)
             }

@@ -11,6 +11,7 @@ pub(crate) mod events;
 pub mod objects;
 pub mod params;
 mod refunds;
+mod search;
 pub mod webhooks;
 
 use std::future::Future;
@@ -67,12 +68,15 @@ pub fn routes() -> Router<App> {
     use customers::*;
     use events::*;
     use refunds::*;
+    use search::*;
     let with_fallback = |methods: MethodRouter<App>| methods.fallback(unrecognized_url);
     Router::new()
         .route(
             "/v1/charges",
             with_fallback(post(create_charge).get(list_charges)),
         )
+        // Before `/v1/charges/{id}` would be tried: `search` is not a charge id.
+        .route("/v1/charges/search", with_fallback(get(search_charges)))
         .route(
             "/v1/charges/{id}",
             with_fallback(get(retrieve_charge).post(update_charge)),
@@ -105,6 +109,7 @@ pub fn routes() -> Router<App> {
             "/v1/customers",
             with_fallback(post(create_customer).get(list_customers)),
         )
+        .route("/v1/customers/search", with_fallback(get(search_customers)))
         .route("/v1/customers/{id}", with_fallback(get(retrieve_customer)))
         .route("/v1/events", with_fallback(get(list_events)))
         .route("/v1/events/{id}", with_fallback(get(retrieve_event)))

@@ -8,6 +8,7 @@ use crate::domain::stripe::commands::CardInput;
 use crate::domain::{
     Address, MetadataEdit, RequestError, ShippingInput, ShippingUpdate, UpdateCharge,
 };
+pub use crate::ledger::CreatedRange;
 use crate::server::form::{Param, Params};
 use crate::server::stripe::error::ApiError;
 use crate::store::PageCursor;
@@ -296,24 +297,6 @@ impl Form {
             Some(other) => return Err(invalid_hash("created", &other)),
         }
         Ok(range)
-    }
-}
-
-/// Bounds on a `created` timestamp.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CreatedRange {
-    pub gt: Option<i64>,
-    pub gte: Option<i64>,
-    pub lt: Option<i64>,
-    pub lte: Option<i64>,
-}
-
-impl CreatedRange {
-    pub fn contains(&self, created: i64) -> bool {
-        self.gt.is_none_or(|bound| created > bound)
-            && self.gte.is_none_or(|bound| created >= bound)
-            && self.lt.is_none_or(|bound| created < bound)
-            && self.lte.is_none_or(|bound| created <= bound)
     }
 }
 

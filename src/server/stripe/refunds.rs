@@ -107,7 +107,7 @@ async fn refunds_of_charge(
             .map_or(&[][..], |(beyond, _)| beyond);
     let mut matching: Vec<&domain::Refund> = beyond
         .iter()
-        .filter(|refund| query.matches(refund.created))
+        .filter(|refund| query.created.contains(refund.created))
         .collect();
     let toward_newer = matches!(query.cursor, PageCursor::EndingBefore(_));
     let has_more = matching.len() > query.limit;
@@ -147,10 +147,7 @@ pub(super) async fn list_refunds(
     let query = ListRefunds {
         limit: form.limit()?,
         cursor: form.cursor()?,
-        created_gt: created.gt,
-        created_gte: created.gte,
-        created_lt: created.lt,
-        created_lte: created.lte,
+        created,
     };
     if let Some(payment_intent) = payment_intent {
         return Err(ApiError::new(
@@ -196,7 +193,7 @@ pub(super) async fn retrieve_refund(
     form.reject_unknown(&["expand"])?;
     let expand = form.expand(&REFUND_EXPANDABLE)?;
     let account = &call.caller.account;
-    let (refund, _) = app.ledger.get_refund(account, &refund_id).await?;
+    let refund = app.ledger.get_refund(account, &refund_id).await?;
     let body = refund_object(&app, account, &refund, &expand).await?;
     Ok(respond(&body, &call, false))
 }

@@ -6,6 +6,7 @@ use tokio_postgres::Row;
 
 use super::{Job, ProjectionRows, encode_state, projection_kind, to_i64, to_u64};
 use crate::domain::Projection;
+use crate::domain::search::{SearchKeyChanges, index_keys};
 use crate::events::RecordedEvent;
 use crate::store::outbox::encode_delivery;
 use crate::store::plan::{BatchPlan, StoredStreams, StreamState, check_import};
@@ -28,6 +29,11 @@ pub(super) struct Rows {
     /// The refund index rows of the batch's events: account, refund id, charge id, created,
     /// sequence.
     refunds: Vec<(String, String, String, i64, i64)>,
+    /// The search index entries the batch writes (`Some(stream id)`) or removes (`None`),
+    /// by account, key and creation sequence. Netted in batch order, so one statement never
+    /// both inserts and deletes a row (PostgreSQL's CTEs share a snapshot), and a key removed
+    /// then added back by two appends of one batch stays.
+    search: HashMap<(String, Vec<u8>, i64), Option<String>>,
 }
 
 impl Rows {
@@ -42,6 +48,43 @@ impl Rows {
         self.idempotency.append(&mut other.idempotency);
         self.deliveries.append(&mut other.deliveries);
         self.refunds.append(&mut other.refunds);
+        self.search.extend(other.search);
+    }
+
+    /// Entries for every key of `projection` (a rebuild or import: nothing is removed).
+    fn push_all_search_keys(
+        &mut self,
+        account: &str,
+        stream_id: &str,
+        state: StreamState,
+        projection: &Projection,
+    ) {
+        for key in index_keys(projection) {
+            self.search.insert(
+                (account.to_string(), key, to_i64(state.created_sequence)),
+                Some(stream_id.to_string()),
+            );
+        }
+    }
+
+    fn push_search_changes(
+        &mut self,
+        account: &str,
+        stream_id: &str,
+        state: StreamState,
+        changes: &SearchKeyChanges,
+    ) {
+        let created = to_i64(state.created_sequence);
+        for key in &changes.removed {
+            self.search
+                .insert((account.to_string(), key.clone(), created), None);
+        }
+        for key in &changes.added {
+            self.search.insert(
+                (account.to_string(), key.clone(), created),
+                Some(stream_id.to_string()),
+            );
+        }
     }
 
     fn push_event(&mut self, event: &RecordedEvent, stored: Vec<u8>) {
@@ -232,6 +275,14 @@ pub(super) fn plan_batch(
                 match plan.plan_append(&request, recorded_at, &mut head, stored) {
                     Ok(planned) => {
                         let mut events = Vec::new();
+                        if let Some(main) = planned.streams.first() {
+                            rows.push_search_changes(
+                                &request.account,
+                                main.stream_id,
+                                main.state,
+                                &request.search_keys,
+                            );
+                        }
                         for stream in planned.streams {
                             for sealed in stream.events {
                                 rows.push_event(&sealed.event, sealed.stored);
@@ -270,6 +321,7 @@ pub(super) fn plan_batch(
                         created_sequence: stored.created_sequence,
                     };
                     rows.push_projection(account, stream_id, state, &stored.projection);
+                    rows.push_all_search_keys(account, stream_id, state, &stored.projection);
                 }
                 accepted.push(Accepted::Done(reply));
             }
@@ -299,6 +351,7 @@ fn stage_import(
             created_sequence: stored.created_sequence,
         };
         staged.push_projection(account, stream_id, state, &stored.projection);
+        staged.push_all_search_keys(account, stream_id, state, &stored.projection);
         plan.record_stream(account, stream_id, state);
     }
     rows.append(staged);
@@ -335,6 +388,13 @@ pub(super) struct Columns {
     pub(super) refund_charges: Vec<String>,
     pub(super) refund_created: Vec<i64>,
     pub(super) refund_sequences: Vec<i64>,
+    pub(super) search_accounts: Vec<String>,
+    pub(super) search_keys: Vec<Vec<u8>>,
+    pub(super) search_created: Vec<i64>,
+    pub(super) search_streams: Vec<String>,
+    pub(super) unsearch_accounts: Vec<String>,
+    pub(super) unsearch_keys: Vec<Vec<u8>>,
+    pub(super) unsearch_created: Vec<i64>,
 }
 
 impl From<Rows> for Columns {
@@ -375,6 +435,21 @@ impl From<Rows> for Columns {
             columns.refund_charges.push(charge_id);
             columns.refund_created.push(created);
             columns.refund_sequences.push(sequence);
+        }
+        for ((account, key, created), stream_id) in rows.search {
+            match stream_id {
+                Some(stream_id) => {
+                    columns.search_accounts.push(account);
+                    columns.search_keys.push(key);
+                    columns.search_created.push(created);
+                    columns.search_streams.push(stream_id);
+                }
+                None => {
+                    columns.unsearch_accounts.push(account);
+                    columns.unsearch_keys.push(key);
+                    columns.unsearch_created.push(created);
+                }
+            }
         }
         columns
     }

@@ -12,8 +12,8 @@ use crate::domain::{ChargeState, Customer, Projection};
 use crate::events::RecordedEvent;
 use crate::store::stored_event::decode_hashed_record;
 use crate::store::{
-    AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
-    RefundLocation, StoreError, StoredProjection,
+    AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, IndexEntry, IndexScan,
+    Page, PageCursor, RefundLocation, StoreError, StoredProjection,
 };
 
 #[async_trait]
@@ -222,6 +222,15 @@ impl EventStore for PostgresStore {
             refund_id: refund_id.to_string(),
             created: row.get(1),
         }))
+    }
+
+    async fn scan_search_index(
+        &self,
+        account: &str,
+        scan: IndexScan<'_>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        self.search_entries(account, scan, limit).await
     }
 
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError> {

@@ -6,7 +6,9 @@ use tokio_postgres::types::ToSql;
 use super::{PostgresStore, database_error, to_i64, to_u64};
 use crate::domain::Projection;
 use crate::events::RecordedEvent;
-use crate::store::{Page, PageCursor, RefundLocation, StoreError, StoredProjection};
+use crate::store::{
+    IndexEntry, IndexScan, Page, PageCursor, RefundLocation, StoreError, StoredProjection,
+};
 
 /// Rows fetched per query while a filtered list looks for a page's worth of matches.
 pub(super) const LIST_CHUNK_ROWS: i64 = 200;
@@ -108,7 +110,7 @@ impl PostgresStore {
         limit: usize,
         select: impl Fn(Projection) -> Option<T>,
     ) -> Result<Page<T>, StoreError> {
-        let (mut bound, newest_first) = match cursor {
+        let (bound, newest_first) = match cursor {
             PageCursor::Newest => (i64::MAX, true),
             PageCursor::StartingAfter(id) => (self.creation_of(account, id).await?, true),
             PageCursor::EndingBefore(id) => match self.creation_of(account, id).await? {
@@ -125,26 +127,19 @@ impl PostgresStore {
              WHERE account = $1 AND kind = $2 AND created_sequence > $3
              ORDER BY created_sequence ASC LIMIT $4"
         };
-        let mut data = Vec::new();
-        loop {
-            let rows = self
-                .query_rows(query, &[&account, &kind, &bound, &LIST_CHUNK_ROWS])
-                .await?;
-            let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
-            for row in &rows {
-                bound = row.get("created_sequence");
-                let (_, _, stored) = self.decode_projection(row)?;
-                if let Some(item) = select(stored.projection) {
-                    data.push(item);
-                }
-                if data.len() > limit {
-                    break;
-                }
-            }
-            if data.len() > limit || exhausted {
-                break;
-            }
-        }
+        let data = self
+            .collect_in_chunks(
+                query,
+                &[&account, &kind],
+                bound,
+                "created_sequence",
+                limit,
+                |row| {
+                    let (_, _, stored) = self.decode_projection(row)?;
+                    Ok(select(stored.projection))
+                },
+            )
+            .await?;
         Ok(finish_page(data, limit, newest_first))
     }
 }
@@ -167,7 +162,7 @@ impl PostgresStore {
                 .await?;
             Ok::<i64, StoreError>(row.map_or(0, |row| row.get(0)))
         };
-        let (mut bound, newest_first) = match cursor {
+        let (bound, newest_first) = match cursor {
             PageCursor::Newest => (i64::MAX, true),
             PageCursor::StartingAfter(id) => (sequence_of(id.clone()).await?, true),
             PageCursor::EndingBefore(id) => match sequence_of(id.clone()).await? {
@@ -182,32 +177,100 @@ impl PostgresStore {
             "SELECT charge_id, refund_id, created, sequence FROM chargeledger_refunds
              WHERE account = $1 AND sequence > $2 ORDER BY sequence ASC LIMIT $3"
         };
-        // Chunks, as for charges: a filter may skip many rows.
-        let mut data = Vec::new();
-        loop {
-            let rows = self
-                .query_rows(query, &[&account, &bound, &LIST_CHUNK_ROWS])
-                .await?;
-            let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
-            for row in &rows {
-                bound = row.get(3);
+        let data = self
+            .collect_in_chunks(query, &[&account], bound, "sequence", limit, |row| {
                 let location = RefundLocation {
                     charge_id: row.get(0),
                     refund_id: row.get(1),
                     created: row.get(2),
                 };
-                if filter(&location) {
-                    data.push(location);
+                Ok(filter(&location).then_some(location))
+            })
+            .await?;
+        Ok(finish_page(data, limit, newest_first))
+    }
+}
+
+impl PostgresStore {
+    /// Up to `limit + 1` items kept by `keep` from a keyset-paged query whose last two
+    /// parameters are the bound (`bound_column` of the previous row) and the chunk size: a
+    /// filter may skip many rows, so rows are fetched `LIST_CHUNK_ROWS` at a time until a page
+    /// (and one more, to tell whether there is more) is found or the rows run out.
+    async fn collect_in_chunks<T>(
+        &self,
+        sql: &str,
+        leading: &[&(dyn ToSql + Sync)],
+        mut bound: i64,
+        bound_column: &str,
+        limit: usize,
+        mut keep: impl FnMut(&Row) -> Result<Option<T>, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut data = Vec::new();
+        loop {
+            let mut parameters = leading.to_vec();
+            parameters.push(&bound);
+            parameters.push(&LIST_CHUNK_ROWS);
+            let rows = self.query_rows(sql, &parameters).await?;
+            let exhausted = (rows.len() as i64) < LIST_CHUNK_ROWS;
+            let mut next_bound = bound;
+            for row in &rows {
+                next_bound = row.get(bound_column);
+                if let Some(item) = keep(row)? {
+                    data.push(item);
                 }
                 if data.len() > limit {
-                    break;
+                    return Ok(data);
                 }
             }
-            if data.len() > limit || exhausted {
-                break;
+            if exhausted {
+                return Ok(data);
             }
+            bound = next_bound;
         }
-        Ok(finish_page(data, limit, newest_first))
+    }
+}
+
+impl PostgresStore {
+    /// Up to `limit` search index entries as `scan` says (committed, so durable).
+    pub(super) async fn search_entries(
+        &self,
+        account: &str,
+        scan: IndexScan<'_>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match scan {
+            IndexScan::Newest {
+                key,
+                below_sequence,
+            } => {
+                let below = i64::try_from(below_sequence).unwrap_or(i64::MAX);
+                self.query_rows(
+                    "SELECT created_sequence, stream_id FROM chargeledger_search_keys
+                     WHERE account = $1 AND search_key = $2 AND created_sequence < $3
+                     ORDER BY created_sequence DESC LIMIT $4",
+                    &[&account, &key, &below, &limit],
+                )
+                .await?
+            }
+            IndexScan::Between { from, to } => {
+                self.query_rows(
+                    "SELECT created_sequence, stream_id FROM chargeledger_search_keys
+                     WHERE account = $1 AND search_key >= $2 AND search_key < $3
+                     ORDER BY search_key, created_sequence LIMIT $4",
+                    &[&account, &from, &to, &limit],
+                )
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(IndexEntry {
+                    created_sequence: to_u64(row.get(0), "creation sequence")?,
+                    stream_id: row.get(1),
+                })
+            })
+            .collect()
     }
 }
 

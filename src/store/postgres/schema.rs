@@ -11,8 +11,12 @@
 use tokio_postgres::Client;
 use tracing::info;
 
+use futures_util::TryStreamExt;
+
 use super::database_error;
 use crate::chain::GENESIS_HASH;
+use crate::domain::Projection;
+use crate::domain::search::index_keys;
 use crate::store::StoreError;
 
 /// Any constant, the same in every build: the key of the advisory lock migrations run under.
@@ -124,7 +128,90 @@ SELECT account, refund ->> 'id', stream_id, (refund ->> 'created')::bigint, sequ
 WHERE json_typeof(refund) = 'object';
 "#,
     ),
+    (
+        SEARCH_INDEX_MIGRATION,
+        "the search index: charges and customers by search key",
+        r#"
+-- `search_key` is `domain::search::keys`' encoding; `created_sequence` orders one key's
+-- entries newest first. Filled from the projections by `backfill_search_keys`, in Rust, as
+-- the keys are computed there.
+CREATE TABLE chargeledger_search_keys (
+    account text COLLATE "C" NOT NULL,
+    search_key bytea NOT NULL,
+    created_sequence bigint NOT NULL,
+    stream_id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (account, search_key, created_sequence)
+);
+"#,
+    ),
 ];
+
+/// The migration whose index is filled from projections by Rust code, in its transaction.
+const SEARCH_INDEX_MIGRATION: i32 = 4;
+
+/// Projections indexed per insert while the search index is filled.
+const BACKFILL_CHUNK_ROWS: usize = 1000;
+
+/// Search index rows waiting to be inserted: accounts, keys, creation sequences, stream ids.
+type SearchColumns = (Vec<String>, Vec<Vec<u8>>, Vec<i64>, Vec<String>);
+
+/// Index every charge and customer projection, holding the head lock so no writer moves
+/// them meanwhile. Rows are streamed, so memory stays flat however many there are.
+async fn backfill_search_keys(
+    transaction: &tokio_postgres::Transaction<'_>,
+) -> Result<u64, StoreError> {
+    transaction
+        .execute("SELECT 1 FROM chargeledger_chain_head FOR UPDATE", &[])
+        .await
+        .map_err(database_error)?;
+    let rows = transaction
+        .query_raw(
+            "SELECT account, stream_id, created_sequence, state FROM chargeledger_projections
+             WHERE kind IN ('charge', 'customer')",
+            std::iter::empty::<i64>(),
+        )
+        .await
+        .map_err(database_error)?;
+    futures_util::pin_mut!(rows);
+    let mut columns = SearchColumns::default();
+    let mut indexed = 0;
+    let flush = |columns: &mut SearchColumns| {
+        let taken = std::mem::take(columns);
+        async move {
+            transaction
+                .execute(
+                    "INSERT INTO chargeledger_search_keys (account, search_key, created_sequence, stream_id)
+                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::text[])
+                     ON CONFLICT DO NOTHING",
+                    &[&taken.0, &taken.1, &taken.2, &taken.3],
+                )
+                .await
+                .map_err(database_error)
+        }
+    };
+    while let Some(row) = rows.try_next().await.map_err(database_error)? {
+        let (account, stream_id): (String, String) = (row.get(0), row.get(1));
+        let state: &str = row.get(3);
+        let projection: Projection =
+            serde_json::from_str(state).map_err(|error| StoreError::CorruptRecord {
+                path: "PostgreSQL".into(),
+                location: format!("projection {account}/{stream_id}"),
+                detail: error.to_string(),
+            })?;
+        for key in index_keys(&projection) {
+            columns.0.push(account.clone());
+            columns.1.push(key);
+            columns.2.push(row.get(2));
+            columns.3.push(stream_id.clone());
+        }
+        indexed += 1;
+        if indexed % BACKFILL_CHUNK_ROWS as u64 == 0 {
+            flush(&mut columns).await?;
+        }
+    }
+    flush(&mut columns).await?;
+    Ok(indexed)
+}
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -177,6 +264,13 @@ async fn apply_pending(client: &mut Client) -> Result<(), StoreError> {
             .batch_execute(&sql.replace("{GENESIS}", GENESIS_HASH))
             .await
             .map_err(database_error)?;
+        if *version == SEARCH_INDEX_MIGRATION {
+            let indexed = backfill_search_keys(&transaction).await?;
+            info!(
+                indexed,
+                "indexed the stored charges and customers for search"
+            );
+        }
         transaction
             .execute(
                 "INSERT INTO chargeledger_schema_migrations (version, description) VALUES ($1, $2)",

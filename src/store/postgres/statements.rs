@@ -22,7 +22,9 @@ const IDEMPOTENCY_RECORDS: &str = "SELECT i.account, i.key, i.record
        ON i.account = named.account AND i.key = named.key";
 
 /// Everything a batch writes, as one statement: events, projections (upserted), idempotency
-/// records, the new head, the events' pending deliveries, the refund index, and the notification other servers wait for. Data-modifying CTEs
+/// records, the new head, the events' pending deliveries, the refund index, the search index's
+/// gained and lost entries (disjoint: `batch::Rows` nets them), and the notification other
+/// servers wait for. Data-modifying CTEs
 /// each run exactly once; empty arrays write nothing. The notification is sent only when the
 /// head moved ($18), and only on commit.
 const WRITE_BATCH: &str = "WITH
@@ -51,6 +53,17 @@ const WRITE_BATCH: &str = "WITH
   refunds AS (
     INSERT INTO chargeledger_refunds (account, refund_id, charge_id, created, sequence)
     SELECT * FROM unnest($25::text[], $26::text[], $27::text[], $28::bigint[], $29::bigint[])
+  ),
+  search_added AS (
+    INSERT INTO chargeledger_search_keys (account, search_key, created_sequence, stream_id)
+    SELECT * FROM unnest($30::text[], $31::bytea[], $32::bigint[], $33::text[])
+    ON CONFLICT DO NOTHING
+  ),
+  search_removed AS (
+    DELETE FROM chargeledger_search_keys s
+    USING unnest($34::text[], $35::bytea[], $36::bigint[]) AS gone(account, search_key, created_sequence)
+    WHERE s.account = gone.account AND s.search_key = gone.search_key
+      AND s.created_sequence = gone.created_sequence
   )
 SELECT pg_notify('chargeledger_events', $17::text) WHERE $18";
 

@@ -119,7 +119,7 @@ impl Writer {
         let columns = Columns::from(rows);
         let moved = head.sequence != before.sequence;
         let head_sequence = to_i64(head.sequence);
-        let write_parameters: [&(dyn ToSql + Sync); 29] = [
+        let write_parameters: [&(dyn ToSql + Sync); 36] = [
             &columns.event_sequences,
             &columns.event_accounts,
             &columns.event_streams,
@@ -149,6 +149,13 @@ impl Writer {
             &columns.refund_charges,
             &columns.refund_created,
             &columns.refund_sequences,
+            &columns.search_accounts,
+            &columns.search_keys,
+            &columns.search_created,
+            &columns.search_streams,
+            &columns.unsearch_accounts,
+            &columns.unsearch_keys,
+            &columns.unsearch_created,
         ];
         let (written, committed) = join!(
             client.query(&statements.write_batch, &write_parameters),

@@ -195,6 +195,15 @@ impl EventStore for SledStore {
             .map(|(_, location)| location))
     }
 
+    async fn scan_search_index(
+        &self,
+        account: &str,
+        scan: IndexScan<'_>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        self.scan_search_entries(account, scan, limit)
+    }
+
     async fn purge_idempotency(&self, created_before_unix: i64) -> Result<usize, StoreError> {
         self.submit(|reply| Job::PurgeIdempotency(created_before_unix, reply))
             .await
@@ -257,7 +266,7 @@ impl EventStore for SledStore {
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
-            // sled's flush does not fsync: the layout may say 4 only once it is on the disk.
+            // sled's flush does not fsync: the layout may say 5 only once it is on the disk.
             DurableSync::open(&path)?.sync()?;
             Ok(())
         })

@@ -3,8 +3,10 @@
 use super::*;
 
 pub(super) const FORMAT_KEY: &[u8] = b"format";
+/// Layout 5: layout 4 with the search index (`search_keys`).
+pub(super) const FORMAT_VALUE: &[u8] = b"chargeledger-sled-5";
 /// Layout 4: layout 3 with every refund indexed by account (`refunds_by_creation`, `refund_ids`).
-pub(super) const FORMAT_VALUE: &[u8] = b"chargeledger-sled-4";
+pub(super) const FORMAT_VALUE_WITHOUT_SEARCH_INDEX: &[u8] = b"chargeledger-sled-4";
 /// Layout 3: projections hold the dialect-neutral `ChargeState`; `open` adds the refund indexes.
 pub(super) const FORMAT_VALUE_WITHOUT_REFUND_INDEXES: &[u8] = b"chargeledger-sled-3";
 /// Layout 2: projections held Stripe's charge object (with an `omise` part). Its events and
@@ -76,6 +78,7 @@ pub(super) fn check_format_and_head(
     };
     if let Some(format) = trees.meta.get(FORMAT_KEY)?
         && format.as_ref() != FORMAT_VALUE
+        && format.as_ref() != FORMAT_VALUE_WITHOUT_SEARCH_INDEX
         && format.as_ref() != FORMAT_VALUE_WITHOUT_REFUND_INDEXES
         && format.as_ref() != FORMAT_VALUE_WITH_STRIPE_PROJECTIONS
         && format.as_ref() != FORMAT_VALUE_WITHOUT_ACCOUNT_INDEXES
@@ -205,6 +208,7 @@ pub(super) fn add_log_indexes(
     trees: &Trees,
     which: LogIndexes,
 ) -> Result<(), StoreError> {
+    let mut writes = Vec::new();
     for entry in trees.events.iter() {
         let (key, value) = entry?;
         let event: RecordedEvent =
@@ -213,14 +217,15 @@ pub(super) fn add_log_indexes(
                 location: format!("event #{}", read_u64(&key, 0)),
                 detail: error.to_string(),
             })?;
-        for (tree, key, value) in account_event_writes(&event) {
+        push_account_event_writes(&event, &mut writes);
+        for (tree, key, value) in writes.drain(..) {
             let target = match tree {
                 TreeName::RefundsByCreation => &trees.refunds_by_creation,
                 TreeName::RefundIds => &trees.refund_ids,
                 _ if which == LogIndexes::RefundsOnly => continue,
                 TreeName::AccountEvents => &trees.account_events,
                 TreeName::EventIds => &trees.event_ids,
-                _ => unreachable!("account_event_writes writes only per-account indexes"),
+                _ => unreachable!("push_account_event_writes writes only per-account indexes"),
             };
             target.insert(key, value)?;
         }

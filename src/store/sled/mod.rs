@@ -21,6 +21,8 @@
 //! - `refunds_by_creation`: account, sequence of the event that recorded the refund → charge
 //!   id, refund id (`GET /v1/refunds`, newest first)
 //! - `refund_ids`: account, refund id → that sequence, charge id, refund id (`GET /v1/refunds/{id}`, cursors)
+//! - `search_keys`: account, search key, creation sequence → charge or customer id (Stripe
+//!   search; see `domain::search::keys` and `search.rs`)
 //! - `idempotency`: account, key → `IdempotencyRecord` JSON
 //! - `owners`: stream id, account → nothing (which account a charge or customer belongs to, for operators' tools)
 //! - `outbox`: deliveries (account, event sequence, number → `Delivery` JSON) and the queue of
@@ -48,8 +50,8 @@ use crate::store::plan::{
     BatchPlan, PlannedStream, SealedEvent, StoredStreams, StreamState, check_import,
 };
 use crate::store::{
-    AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, Page, PageCursor,
-    RefundLocation, StoreError, StoredProjection,
+    AppendRequest, ChainHead, EventStore, HashedEvent, IdempotencyRecord, IndexEntry, IndexScan,
+    Page, PageCursor, RefundLocation, StoreError, StoredProjection,
 };
 
 mod event_store;
@@ -59,12 +61,14 @@ mod outbox;
 mod reads;
 mod refunds;
 mod scan;
+mod search;
 mod staging;
 mod writer;
 
 use keys::*;
 use layout::*;
 use scan::decode_hashed;
+use search::*;
 use staging::*;
 use writer::*;
 
@@ -108,6 +112,7 @@ struct Trees {
     event_ids: sled::Tree,
     refunds_by_creation: sled::Tree,
     refund_ids: sled::Tree,
+    search_keys: sled::Tree,
     idempotency: sled::Tree,
     owners: sled::Tree,
     outbox: sled::Tree,
@@ -125,6 +130,7 @@ enum TreeName {
     EventIds,
     RefundsByCreation,
     RefundIds,
+    SearchKeys,
     Idempotency,
     Owners,
     Outbox,
@@ -224,6 +230,7 @@ impl SledStore {
             event_ids: db.open_tree("event_ids")?,
             refunds_by_creation: db.open_tree("refunds_by_creation")?,
             refund_ids: db.open_tree("refund_ids")?,
+            search_keys: db.open_tree("search_keys")?,
             idempotency: db.open_tree("idempotency")?,
             owners: db.open_tree("owners")?,
             outbox: db.open_tree("outbox")?,
@@ -247,20 +254,28 @@ impl SledStore {
             add_log_indexes(&path, &trees, LogIndexes::RefundsOnly)?;
             info!(path = %path.display(), "added the refund indexes");
         }
+        // Layouts 3 and 4 have current projections but no search index: it is filled from them.
+        // (Layouts 1 and 2 get it when their projections are rebuilt.)
+        let needs_search_keys = format.as_deref() == Some(FORMAT_VALUE_WITHOUT_REFUND_INDEXES)
+            || format.as_deref() == Some(FORMAT_VALUE_WITHOUT_SEARCH_INDEX);
+        if needs_search_keys && upgrading {
+            let indexed = add_search_keys(&path, &trees)?;
+            info!(path = %path.display(), indexed, "added the search index");
+        }
         // Layouts 1 and 2 keep projections in an older shape: they are rebuilt from the log
-        // before anything is read (see `Ledger::open`), and the layout becomes 4 after that.
+        // before anything is read (see `Ledger::open`), and the layout becomes 5 after that.
         let projections_stale = needs_account_indexes
             || format.as_deref() == Some(FORMAT_VALUE_WITH_STRIPE_PROJECTIONS);
         if format.is_none() {
             trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
         } else if needs_account_indexes && upgrading {
-            // The indexes are layout 2's; the layout becomes 4 only once projections are rebuilt.
+            // The indexes are layout 2's; the layout becomes 5 only once projections are rebuilt.
             trees
                 .meta
                 .insert(FORMAT_KEY, FORMAT_VALUE_WITH_STRIPE_PROJECTIONS)?;
             db.flush()?;
-        } else if format.as_deref() == Some(FORMAT_VALUE_WITHOUT_REFUND_INDEXES) && upgrading {
+        } else if needs_search_keys && upgrading {
             trees.meta.insert(FORMAT_KEY, FORMAT_VALUE)?;
             db.flush()?;
         }

@@ -22,7 +22,7 @@ pub(super) fn stage_stream(
             index_key,
             sequence.to_be_bytes().to_vec(),
         ));
-        writes.extend(account_event_writes(&event));
+        push_account_event_writes(&event, writes);
         events.push(event);
     }
     writes.push((
@@ -49,23 +49,24 @@ pub(super) fn stage_stream(
     }
 }
 
-/// The per-account index entries of one event: its place in the account's list, its id, and
-/// for an event that records a refund, the refund's place in the account's refunds and its id.
-pub(super) fn account_event_writes(event: &RecordedEvent) -> Vec<(TreeName, Vec<u8>, Vec<u8>)> {
+/// Pushes the per-account index entries of one event: its place in the account's list, its id,
+/// and for an event that records a refund, the refund's place in the account's refunds and its id.
+pub(super) fn push_account_event_writes(
+    event: &RecordedEvent,
+    writes: &mut Vec<(TreeName, Vec<u8>, Vec<u8>)>,
+) {
     let sequence = event.body.sequence;
     let account = &event.body.account;
-    let mut writes = vec![
-        (
-            TreeName::AccountEvents,
-            creation_key(account, sequence),
-            event.body.event_id.as_bytes().to_vec(),
-        ),
-        (
-            TreeName::EventIds,
-            stream_key(account, &event.body.event_id),
-            sequence.to_be_bytes().to_vec(),
-        ),
-    ];
+    writes.push((
+        TreeName::AccountEvents,
+        creation_key(account, sequence),
+        event.body.event_id.as_bytes().to_vec(),
+    ));
+    writes.push((
+        TreeName::EventIds,
+        stream_key(account, &event.body.event_id),
+        sequence.to_be_bytes().to_vec(),
+    ));
     if let Some(refund) = event.body.payload.refund_recorded() {
         let charge_id = &event.body.stream_id;
         writes.push((
@@ -81,7 +82,6 @@ pub(super) fn account_event_writes(event: &RecordedEvent) -> Vec<(TreeName, Vec<
             located,
         ));
     }
-    writes
 }
 
 /// A refund index value: `charge id 0x00 refund id 0x00 created` (`created` in decimal;

@@ -1,6 +1,7 @@
 //! The single writer thread: jobs, group commit, durability, poisoning, the idempotency purge and the staging of appends and imports.
 
 use super::*;
+use crate::domain::search::index_keys;
 
 /// A group commit slower than this is logged with where its time went, so an operator can tell
 /// a slow disk (fdatasync), sled's own I/O (flush) and CPU (staging, the transaction) apart.
@@ -191,6 +192,13 @@ impl Writer {
                 }
                 Job::PutProjections(projections, reply) => {
                     for (account, stream_id, stored) in projections {
+                        push_all_search_keys(
+                            &account,
+                            &stream_id,
+                            stored.created_sequence,
+                            &index_keys(&stored.projection),
+                            &mut staged.writes,
+                        );
                         let key = stream_key(&account, &stream_id);
                         staged.writes.push((
                             TreeName::Projections,
@@ -304,7 +312,16 @@ impl Writer {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let planned = staged.plan.plan_append(request, recorded_at, head, self)?;
         let mut events = Vec::with_capacity(request.payloads.len());
-        for stream in planned.streams {
+        for (position, stream) in planned.streams.into_iter().enumerate() {
+            if position == 0 {
+                stage_search_keys(
+                    &request.account,
+                    stream.stream_id,
+                    stream.state.created_sequence,
+                    &request.search_keys,
+                    staged,
+                );
+            }
             stage_stream(&request.account, stream, &mut staged.writes, &mut events);
         }
         if let Some(record) = planned.idempotency {
@@ -343,11 +360,18 @@ impl Writer {
                 index_key,
                 event.body.sequence.to_be_bytes().to_vec(),
             ));
-            writes.extend(account_event_writes(event));
+            push_account_event_writes(event, &mut writes);
         }
         for (account, stream_id, stored) in &projections {
             let key = stream_key(account, stream_id);
             writes.push((TreeName::Owners, owner_key(stream_id, account), Vec::new()));
+            push_all_search_keys(
+                account,
+                stream_id,
+                stored.created_sequence,
+                &index_keys(&stored.projection),
+                &mut writes,
+            );
             writes.extend(creation_write(
                 account,
                 stream_id,
@@ -392,6 +416,7 @@ impl Writer {
             &trees.event_ids,
             &trees.refunds_by_creation,
             &trees.refund_ids,
+            &trees.search_keys,
             &trees.idempotency,
             &trees.owners,
             &trees.outbox,
@@ -408,6 +433,7 @@ impl Writer {
                     event_ids,
                     refunds_by_creation,
                     refund_ids,
+                    search_keys,
                     idempotency,
                     owners,
                     outbox,
@@ -423,6 +449,7 @@ impl Writer {
                         TreeName::EventIds => event_ids,
                         TreeName::RefundsByCreation => refunds_by_creation,
                         TreeName::RefundIds => refund_ids,
+                        TreeName::SearchKeys => search_keys,
                         TreeName::Idempotency => idempotency,
                         TreeName::Owners => owners,
                         TreeName::Outbox => outbox,

@@ -1,0 +1,101 @@
+//! Stripe's search over charges and customers, pure: a query read and checked against field types, matched against projections, and the index lookups that find candidates without a scan.
+//!
+//! A search is answered in two steps. `Query::plan` names index lookups (`keys`) that yield a
+//! superset of the matches, or `Plan::Scan` when no clause can be looked up (negations, `null`,
+//! substrings, `created`); then every candidate is checked with `Query::matches` against its
+//! current projection. The index may hold keys a charge no longer has; it never lacks one it has.
+
+pub mod fields;
+pub mod keys;
+pub mod query;
+
+pub use fields::{Field, FieldKind, FieldValue, Resource, Searchable, Test};
+pub use keys::{Lookup, SearchKeyChanges, index_keys, key_changes};
+pub use query::{Joiner, QUERY_MAX_CHARS, QueryError};
+
+/// One clause, its field resolved and its test checked against the field's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clause {
+    pub negated: bool,
+    pub field: Field,
+    pub test: Test,
+}
+
+impl Clause {
+    fn matches(&self, object: &impl Searchable) -> bool {
+        self.test.passes(object.value(&self.field).as_ref()) != self.negated
+    }
+}
+
+/// A search query over one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub resource: Resource,
+    pub joiner: Joiner,
+    pub clauses: Vec<Clause>,
+}
+
+/// How to find a query's candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The union of these lookups holds every match.
+    Index(Vec<Lookup>),
+    /// No clause narrows the search: every object is a candidate.
+    Scan,
+}
+
+impl Query {
+    /// Read `text` as a query over `resource`.
+    pub fn parse(resource: Resource, text: &str) -> Result<Query, QueryError> {
+        let parsed = query::parse(text)?;
+        let clauses = parsed
+            .clauses
+            .iter()
+            .map(|clause| {
+                let field = Field::resolve(resource, &clause.field)?;
+                let test = Test::new(&field, clause.operator, &clause.operand)?;
+                Ok(Clause {
+                    negated: clause.negated,
+                    field,
+                    test,
+                })
+            })
+            .collect::<Result<Vec<_>, QueryError>>()?;
+        Ok(Query {
+            resource,
+            joiner: parsed.joiner,
+            clauses,
+        })
+    }
+
+    /// Whether `object` is one of the query's results.
+    pub fn matches(&self, object: &impl Searchable) -> bool {
+        object.is_a(self.resource)
+            && match self.joiner {
+                Joiner::And => self.clauses.iter().all(|clause| clause.matches(object)),
+                Joiner::Or => self.clauses.iter().any(|clause| clause.matches(object)),
+            }
+    }
+
+    /// Where the candidates are: for `AND`, the lookup of the clause likely to match fewest;
+    /// for `OR`, one lookup per clause, or a scan if any clause has none.
+    pub fn plan(&self) -> Plan {
+        let lookups = self
+            .clauses
+            .iter()
+            .map(|clause| keys::lookup(self.resource, clause).map(|lookup| (clause, lookup)));
+        match self.joiner {
+            Joiner::And => lookups
+                .flatten()
+                .min_by_key(|(clause, _)| keys::selectivity_rank(&clause.field))
+                .map_or(Plan::Scan, |(_, lookup)| Plan::Index(vec![lookup])),
+            Joiner::Or => lookups
+                .map(|found| found.map(|(_, lookup)| lookup))
+                .collect::<Option<Vec<_>>>()
+                .map_or(Plan::Scan, Plan::Index),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

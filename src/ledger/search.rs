@@ -14,7 +14,7 @@ use crate::store::{IndexEntry, IndexScan};
 
 /// The most index entries an amount range reads. A wider range matches so much of the account
 /// that walking it newest first (a scan) fills a page sooner than sorting the range would.
-const RANGE_CANDIDATES_MAX: usize = 5_000;
+const RANGE_CANDIDATES_MAX: usize = 2_000;
 /// Index entries read per store call while a page is filled.
 const INDEX_CHUNK_ENTRIES: usize = 200;
 /// Objects read per store call while a scan looks for matches.

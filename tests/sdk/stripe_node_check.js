@@ -150,7 +150,27 @@ async function write(statePath) {
     { type: 'StripeIdempotencyError' },
   );
 
-  fs.writeFileSync(statePath, JSON.stringify({ charge: charge.id, retried: first.id, refund: refund.id }));
+  // Search: one page, then every page through autoPagingToArray (it throws if has_more and
+  // next_page disagree); a malformed query is a StripeInvalidRequestError naming `query`.
+  const tagged = [];
+  for (const amount of [1201, 1202, 1203]) {
+    tagged.push((await stripe.charges.create({ amount, currency: 'usd', source: 'tok_visa', metadata: { search_tag: 'node' } })).id);
+  }
+  const newestFirst = [...tagged].reverse();
+  const page = await stripe.charges.search({ query: "metadata['search_tag']:'node'", limit: 2 });
+  assert.equal(page.object, 'search_result');
+  assert.equal(page.has_more, true);
+  assert.deepEqual(page.data.map((found) => found.id), newestFirst.slice(0, 2));
+  const every = await stripe.charges.search({ query: "metadata['search_tag']:'node'", limit: 2 }).autoPagingToArray({ limit: 10 });
+  assert.deepEqual(every.map((found) => found.id), newestFirst);
+  const customers = await stripe.customers.search({ query: "email:'node@example.com'" });
+  assert.equal(customers.data[0].id, customer.id);
+  await expectError(() => stripe.charges.search({ query: 'amount>1 AND amount<5 OR status:"failed"' }), 400, {
+    type: 'StripeInvalidRequestError',
+    param: 'query',
+  });
+
+  fs.writeFileSync(statePath, JSON.stringify({ charge: charge.id, retried: first.id, refund: refund.id, tagged }));
 }
 
 async function verify(statePath) {
@@ -164,7 +184,9 @@ async function verify(statePath) {
   );
   assert.equal(again.id, saved.retried);
   const all = await stripe.charges.list({ limit: 100 });
-  assert.equal(all.data.length, 7);
+  assert.equal(all.data.length, 10);
+  const found = await stripe.charges.search({ query: "metadata['search_tag']:'node'" });
+  assert.deepEqual(found.data.map((charge) => charge.id), [...saved.tagged].reverse());
   assert.deepEqual((await stripe.refunds.retrieve(saved.refund)).metadata, { ticket: 'N-1' });
 }
 

@@ -203,9 +203,30 @@ def write(state_path):
         )
     assert len(stripe.Charge.list(limit=100).data) == before
 
+    # Search: a page, then every page through the SDK's own pager; the query language's errors.
+    tagged = [
+        stripe.Charge.create(amount=amount, currency="usd", source="tok_visa", metadata={"search_tag": "sdk"}).id
+        for amount in (1101, 1102, 1103)
+    ]
+    page = stripe.Charge.search(query="metadata['search_tag']:'sdk'", limit=2)
+    assert page.object == "search_result" and page.has_more and page.next_page, page
+    assert [found.id for found in page.data] == tagged[::-1][:2]
+    every = [found.id for found in stripe.Charge.search_auto_paging_iter(query="metadata['search_tag']:'sdk'", limit=2)]
+    assert every == tagged[::-1], every
+    ranged = stripe.Charge.search(query="amount>=1102 AND amount<=1103 AND metadata['search_tag']:'sdk'")
+    assert [found.id for found in ranged.data] == tagged[:0:-1]
+    assert stripe.Customer.search(query="email:'jenny@example.com'").data[0].id == customer.id
+    assert stripe.Customer.search(query="name~'rose'").data[0].id == customer.id
+    expect_error(
+        stripe.InvalidRequestError,
+        lambda: stripe.Charge.search(query="status:succeeded"),
+        400,
+        param="query",
+    )
+
     with open(state_path, "w") as state:
         json.dump(
-            {"charge": charge.id, "customer": customer.id, "retried": first.id, "failed": failed.id, "refund": refund.id},
+            {"charge": charge.id, "customer": customer.id, "retried": first.id, "failed": failed.id, "refund": refund.id, "tagged": tagged},
             state,
         )
 
@@ -221,7 +242,9 @@ def verify(state_path):
     assert again.id == saved["retried"]
     failed = stripe.Charge.retrieve(saved["failed"])
     assert (failed.status, failed.description) == ("failed", "declined at checkout")
-    assert len(stripe.Charge.list(limit=100).data) == 8
+    assert len(stripe.Charge.list(limit=100).data) == 11
+    found = [found.id for found in stripe.Charge.search_auto_paging_iter(query="metadata['search_tag']:'sdk'")]
+    assert found == saved["tagged"][::-1], found
     assert stripe.Refund.retrieve(saved["refund"]).metadata.to_dict() == {"ticket": "T-1"}
 
 

@@ -8,6 +8,7 @@
 mod commands;
 mod decide;
 mod refund;
+pub mod search;
 
 use crate::domain::events::EventPayload;
 use thiserror::Error;

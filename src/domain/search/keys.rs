@@ -83,32 +83,47 @@ pub(super) fn lookup(resource: Resource, clause: &Clause) -> Option<Lookup> {
         Test::TokenEquals(lower) if is_indexed_token(resource, &clause.field) => {
             Some(Lookup::Exact(token_key(resource, &clause.field, lower)))
         }
-        Test::Compare(operator, bound)
-            if resource == Resource::Charges && clause.field == Field::Amount =>
-        {
-            let (low, high) = match operator {
-                Operator::Equals => (Some(*bound), Some(*bound)),
-                Operator::Greater => (bound.checked_add(1), Some(i64::MAX)),
-                Operator::GreaterOrEqual => (Some(*bound), Some(i64::MAX)),
-                Operator::Less => (Some(i64::MIN), bound.checked_sub(1)),
-                Operator::LessOrEqual => (Some(i64::MIN), Some(*bound)),
-                Operator::Contains => return None,
-            };
-            let from = number_key(resource, &Field::Amount, low.unwrap_or(i64::MAX));
-            let to = match (low, high) {
-                (Some(_), Some(high)) => {
-                    // Past every entry of `high`, whatever its creation sequence.
-                    let mut to = number_key(resource, &Field::Amount, high);
-                    to.extend_from_slice(&[0xff; 9]);
-                    to
-                }
-                // Nothing is above i64::MAX or below i64::MIN: an empty span.
-                _ => from.clone(),
-            };
-            Some(Lookup::Range { from, to })
+        Test::Compare(..) if resource == Resource::Charges && clause.field == Field::Amount => {
+            let (low, high) = amount_bounds(clause)?;
+            Some(amount_range(low, high))
         }
         _ => None,
     }
+}
+
+/// The inclusive amounts a comparison allows, `None` for a clause that is not one; an empty
+/// range (`amount>i64::MAX`) is `low > high`.
+pub(super) fn amount_bounds(clause: &Clause) -> Option<(i64, i64)> {
+    let Test::Compare(operator, bound) = &clause.test else {
+        return None;
+    };
+    if clause.negated || clause.field != Field::Amount {
+        return None;
+    }
+    let empty = (i64::MAX, i64::MIN);
+    Some(match operator {
+        Operator::Equals => (*bound, *bound),
+        Operator::Greater => bound.checked_add(1).map_or(empty, |low| (low, i64::MAX)),
+        Operator::GreaterOrEqual => (*bound, i64::MAX),
+        Operator::Less => bound.checked_sub(1).map_or(empty, |high| (i64::MIN, high)),
+        Operator::LessOrEqual => (i64::MIN, *bound),
+        Operator::Contains => return None,
+    })
+}
+
+/// Every charge entry with an amount in `low..=high` (none when `low > high`).
+pub(super) fn amount_range(low: i64, high: i64) -> Lookup {
+    let from = number_key(Resource::Charges, &Field::Amount, low);
+    if low > high {
+        return Lookup::Range {
+            to: from.clone(),
+            from,
+        };
+    }
+    // Past every entry of `high`, whatever its creation sequence.
+    let mut to = number_key(Resource::Charges, &Field::Amount, high);
+    to.extend_from_slice(&[0xff; 9]);
+    Lookup::Range { from, to }
 }
 
 /// Which of an `AND` query's lookups to use: lower is likely to match fewer objects. Metadata

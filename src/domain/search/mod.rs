@@ -77,23 +77,44 @@ impl Query {
             }
     }
 
-    /// Where the candidates are: for `AND`, the lookup of the clause likely to match fewest;
-    /// for `OR`, one lookup per clause, or a scan if any clause has none.
+    /// Where the candidates are: for `AND`, the lookup of the clause likely to match fewest,
+    /// every `amount` comparison narrowing one range; for `OR`, one lookup per clause, or a
+    /// scan if any clause has none.
     pub fn plan(&self) -> Plan {
         let lookups = self
             .clauses
             .iter()
             .map(|clause| keys::lookup(self.resource, clause).map(|lookup| (clause, lookup)));
         match self.joiner {
-            Joiner::And => lookups
-                .flatten()
-                .min_by_key(|(clause, _)| keys::selectivity_rank(&clause.field))
-                .map_or(Plan::Scan, |(_, lookup)| Plan::Index(vec![lookup])),
+            Joiner::And => {
+                let mut best = lookups
+                    .flatten()
+                    .filter(|(clause, _)| clause.field != Field::Amount)
+                    .min_by_key(|(clause, _)| keys::selectivity_rank(&clause.field))
+                    .map(|(clause, lookup)| (keys::selectivity_rank(&clause.field), lookup));
+                if let Some(amounts) = self.amount_bounds() {
+                    let rank = keys::selectivity_rank(&Field::Amount);
+                    if best.as_ref().is_none_or(|(best_rank, _)| rank < *best_rank) {
+                        best = Some((rank, keys::amount_range(amounts.0, amounts.1)));
+                    }
+                }
+                best.map_or(Plan::Scan, |(_, lookup)| Plan::Index(vec![lookup]))
+            }
             Joiner::Or => lookups
                 .map(|found| found.map(|(_, lookup)| lookup))
                 .collect::<Option<Vec<_>>>()
                 .map_or(Plan::Scan, Plan::Index),
         }
+    }
+
+    /// The amounts every `amount` comparison of an `AND` query allows together, if it has any.
+    fn amount_bounds(&self) -> Option<(i64, i64)> {
+        if self.resource != Resource::Charges {
+            return None;
+        }
+        self.clauses.iter().filter_map(keys::amount_bounds).reduce(
+            |(low, high), (other_low, other_high)| (low.max(other_low), high.min(other_high)),
+        )
     }
 }
 

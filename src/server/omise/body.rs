@@ -78,6 +78,11 @@ impl OmiseParams {
         OmiseParams { values }
     }
 
+    /// Every parameter, by name.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.values.iter()
+    }
+
     /// A string parameter. Numbers are accepted as their text (form bodies cannot tell).
     pub fn string(&self, name: &str) -> Result<Option<String>, OmiseError> {
         match self.values.get(name) {

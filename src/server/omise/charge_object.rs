@@ -85,14 +85,7 @@ struct OmiseCharge<'charge> {
 }
 
 /// Omise's status for a charge.
-pub fn charge_status(charge: &ChargeState) -> &'static str {
-    match charge.lifecycle {
-        Lifecycle::Reversed => "reversed",
-        Lifecycle::Captured | Lifecycle::Refunded => "successful",
-        Lifecycle::Authorized => "pending",
-        Lifecycle::Failed => "failed",
-    }
-}
+pub use crate::domain::omise::search::charge_status;
 
 /// The charge object in the 2019-05-29 shape, as JSON. A charge of Stripe origin (never served
 /// by the Omise routes, whose accounts hold only Omise charges) would show no card.

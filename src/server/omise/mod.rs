@@ -1,4 +1,4 @@
-//! The Omise dialect: `/tokens`, `/charges` (with `PATCH` updates, capture, reverse and refunds), `/refunds`, `/charges/{id}/events` and `/events`, for accounts with `skey_` keys.
+//! The Omise dialect: `/tokens`, `/charges` (with `PATCH` updates, capture, reverse and refunds), `/refunds`, `/charges/{id}/events`, `/events` and `/search`, for accounts with `skey_` keys.
 //!
 //! Handlers read `OmiseParams` (JSON, form or query, see `body`), call the ledger once and
 //! render Omise objects (`objects`). Every success is HTTP 200, creation included (omise-go
@@ -10,6 +10,7 @@ pub mod charge_object;
 pub mod error;
 pub mod objects;
 mod refunds;
+mod search;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -62,6 +63,9 @@ pub fn routes() -> Router<App> {
         .route("/refunds", with_fallback(get(refunds::list_refunds)))
         .route("/charges/{id}/events", with_fallback(get(charge_events)))
         .route("/events", with_fallback(get(list_events)))
+        // omise-python and omise-php call `/search/`; the others `/search`.
+        .route("/search", with_fallback(get(search::search)))
+        .route("/search/", with_fallback(get(search::search)))
         .route("/events/{id}", with_fallback(get(retrieve_event)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

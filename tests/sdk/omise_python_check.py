@@ -157,8 +157,24 @@ def write(state_path):
         "amount must be less than or equal to the refundable amount (1500)",
     )
 
+    # Search through the client's own Search (it builds `/search/?scope=…&filters[…]=…` by hand):
+    # free text and filters in whole baht, the result a Search the client iterates as charges.
+    wanted = omise.Charge.create(amount=123400, currency="thb", description="searchable-omise", card=new_token().id)
+    omise.Charge.create(amount=123400, currency="thb", card=new_token().id, capture=False)
+    found = omise.Search.execute("charge", query="searchable-omise", filters={"amount": "1234", "captured": "yes"})
+    assert isinstance(found, omise.Search), found
+    assert [item.id for item in found] == [wanted.id], raw(found)
+    assert found._attributes["total"] == 1 and found._attributes["scope"] == "charge"
+    both = omise.Search.execute("charge", filters={"amount": "1200..1300"})
+    assert len(both) == 2 and both[0].amount == 123400, raw(both)
+    expect_error(
+        omise.errors.BaseError,
+        lambda: omise.Search.execute("charge", filters={"captured": "maybe"}),
+        "filters[captured] must be yes or no (or true, false, on, off), not 'maybe'",
+    )
+
     with open(state_path, "w") as state:
-        json.dump({"charge": charge.id, "reversed": reversed_charge.id, "refund": refund.id}, state)
+        json.dump({"charge": charge.id, "reversed": reversed_charge.id, "refund": refund.id, "searched": wanted.id}, state)
 
 
 def verify(state_path):
@@ -171,6 +187,8 @@ def verify(state_path):
     assert omise.Charge.retrieve(saved["reversed"]).status == "reversed"
     assert len(list(charge.list_events())) == 4
     assert [item.id for item in omise.Refund.list()] == [saved["refund"]]
+    found = omise.Search.execute("charge", query="searchable-omise")
+    assert [item.id for item in found] == [saved["searched"]], raw(found)
     # The ledger keeps going after a restart.
     charge.update(description="after restart")
     assert omise.Charge.retrieve(charge.id).description == "after restart"

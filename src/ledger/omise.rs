@@ -243,9 +243,16 @@ impl Ledger {
         filter: &(dyn for<'charge> Fn(&'charge ChargeState) -> bool + Send + Sync),
     ) -> Result<Vec<ChargeState>, LedgerError> {
         let account = &AccountId::parse(account)?;
+        // Pages of every charge, filtered here: a store-side filter would walk the whole
+        // account in one call when matches are rare, holding this worker thread throughout.
         collect_pages(
-            |cursor| async move { self.store.list_charges(account, &cursor, 100, filter).await },
+            |cursor| async move {
+                self.store
+                    .list_charges(account, &cursor, 100, &|_| true)
+                    .await
+            },
             |charge: &ChargeState| charge.id.clone(),
+            |charge| filter(charge),
         )
         .await
     }
@@ -258,17 +265,23 @@ impl Ledger {
     ) -> Result<Vec<RecordedEvent>, LedgerError> {
         let account = &AccountId::parse(account)?;
         collect_pages(
-            |cursor| async move { self.store.list_events(account, &cursor, 100, filter).await },
+            |cursor| async move {
+                self.store
+                    .list_events(account, &cursor, 100, &|_| true)
+                    .await
+            },
             |event: &RecordedEvent| event.body.event_id.clone(),
+            |event| filter(event),
         )
         .await
     }
 }
 
-/// Follow a newest-first list from its first page to its last.
+/// Follow a newest-first list from its first page to its last, keeping what `keep` accepts.
 async fn collect_pages<T, Next, Fetched>(
     mut next_page: Next,
     id_of: impl Fn(&T) -> String,
+    keep: impl Fn(&T) -> bool,
 ) -> Result<Vec<T>, LedgerError>
 where
     Next: FnMut(PageCursor) -> Fetched,
@@ -283,10 +296,12 @@ where
         };
         cursor = PageCursor::StartingAfter(id_of(last));
         let has_more = page.has_more;
-        items.extend(page.data);
+        items.extend(page.data.into_iter().filter(|item| keep(item)));
         if !has_more {
             break;
         }
+        // A walk of a large account lets the other requests on this worker run between pages.
+        tokio::task::yield_now().await;
     }
     Ok(items)
 }

@@ -225,7 +225,13 @@ impl Ledger {
         want: usize,
     ) -> Result<Vec<Found<T>>, LedgerError> {
         let mut found = Vec::new();
+        let mut examined = 0_usize;
         loop {
+            examined += 1;
+            if examined.is_multiple_of(SCAN_CHUNK_OBJECTS) {
+                // A long walk lets the other requests on this worker run.
+                tokio::task::yield_now().await;
+            }
             for source in &mut sources {
                 source.refill(self.store.as_ref(), account).await?;
             }
@@ -301,13 +307,13 @@ impl Ledger {
         });
         let mut found = Vec::new();
         loop {
+            // Unfiltered pages, checked here: a store-side filter would walk the whole account
+            // in one call when matches are rare, holding this worker thread throughout.
             let page = match T::RESOURCE {
                 Resource::Charges => {
                     let page = self
                         .store
-                        .list_charges(account, &cursor, SCAN_CHUNK_OBJECTS, &|charge| {
-                            query.matches(charge)
-                        })
+                        .list_charges(account, &cursor, SCAN_CHUNK_OBJECTS, &|_| true)
                         .await?;
                     let data = page
                         .data
@@ -361,6 +367,8 @@ impl Ledger {
                 return Ok(found);
             }
             cursor = PageCursor::StartingAfter(last_id);
+            // A walk of a large account lets the other requests on this worker run.
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -257,6 +257,73 @@ impl Ledger {
         .await
     }
 
+    /// How many charges of an account pass `filter`, and the `take` of them after the first
+    /// `skip` in the order asked for, holding no more than that page: Omise's search pages by
+    /// number and reports a total. Oldest first takes two walks (the first counts).
+    pub async fn charges_window(
+        &self,
+        account: &str,
+        filter: &(dyn for<'charge> Fn(&'charge ChargeState) -> bool + Send + Sync),
+        newest_first: bool,
+        skip: usize,
+        take: usize,
+    ) -> Result<(usize, Vec<ChargeState>), LedgerError> {
+        let account = &AccountId::parse(account)?;
+        let window = if newest_first {
+            skip..skip.saturating_add(take)
+        } else {
+            let mut total = 0_usize;
+            self.each_charge(account, |charge| {
+                if filter(&charge) {
+                    total += 1;
+                }
+            })
+            .await?;
+            total.saturating_sub(skip.saturating_add(take))..total.saturating_sub(skip)
+        };
+        let mut position = 0_usize;
+        let mut page = Vec::new();
+        self.each_charge(account, |charge| {
+            if filter(&charge) {
+                if window.contains(&position) {
+                    page.push(charge);
+                }
+                position += 1;
+            }
+        })
+        .await?;
+        if !newest_first {
+            page.reverse();
+        }
+        Ok((position, page))
+    }
+
+    /// Every charge of an account, newest first, a page at a time, each handed to `visit`.
+    async fn each_charge(
+        &self,
+        account: &AccountId<'_>,
+        mut visit: impl FnMut(ChargeState),
+    ) -> Result<(), LedgerError> {
+        let mut cursor = PageCursor::Newest;
+        loop {
+            let page = self
+                .store
+                .list_charges(account, &cursor, 100, &|_| true)
+                .await?;
+            let Some(last) = page.data.last() else {
+                return Ok(());
+            };
+            cursor = PageCursor::StartingAfter(last.id.clone());
+            let has_more = page.has_more;
+            page.data.into_iter().for_each(&mut visit);
+            if !has_more {
+                return Ok(());
+            }
+            // A walk of a large account lets the other requests on this worker run.
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Every event of an account that passes `filter`, newest first.
     pub async fn all_events(
         &self,

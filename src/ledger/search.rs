@@ -93,6 +93,21 @@ struct Found<T> {
     position: Position,
 }
 
+/// Where matches go: kept for a page, or only counted (`total_count` holds no objects).
+enum Matches<T> {
+    Kept(Vec<Found<T>>),
+    Counted(usize),
+}
+
+impl<T> Matches<T> {
+    fn len(&self) -> usize {
+        match self {
+            Matches::Kept(kept) => kept.len(),
+            Matches::Counted(count) => *count,
+        }
+    }
+}
+
 impl Ledger {
     /// Stripe's charge search (`GET /v1/charges/search`).
     pub async fn search_charges(
@@ -128,9 +143,12 @@ impl Ledger {
             Some(token) => Some(decode_page(T::RESOURCE, request.text, token)?),
         };
         let limit = request.limit.clamp(1, 100);
-        let mut found = self
-            .matches_after::<T>(account, &query, after.as_ref(), limit + 1)
+        let mut kept = Matches::Kept(Vec::new());
+        self.matches_after::<T>(account, &query, after.as_ref(), limit + 1, &mut kept)
             .await?;
+        let Matches::Kept(mut found) = kept else {
+            unreachable!("a page keeps its matches")
+        };
         let next_page = if found.len() > limit {
             found.truncate(limit);
             found
@@ -140,10 +158,10 @@ impl Ledger {
             None
         };
         let total_count = if request.count_total {
-            let all = self
-                .matches_after::<T>(account, &query, None, SEARCH_TOTAL_COUNT_MAX)
+            let mut counted = Matches::Counted(0);
+            self.matches_after::<T>(account, &query, None, SEARCH_TOTAL_COUNT_MAX, &mut counted)
                 .await?;
-            Some(all.len())
+            Some(counted.len())
         } else {
             None
         };
@@ -154,14 +172,15 @@ impl Ledger {
         })
     }
 
-    /// Up to `want` matches created before `after`, newest first.
+    /// Up to `want` matches created before `after`, newest first, into `matches`.
     async fn matches_after<T: Searched>(
         &self,
         account: &str,
         query: &Query,
         after: Option<&Position>,
         want: usize,
-    ) -> Result<Vec<Found<T>>, LedgerError> {
+        matches: &mut Matches<T>,
+    ) -> Result<(), LedgerError> {
         let below = after.map_or(u64::MAX, |position| position.created_sequence);
         if let Plan::Index(lookups) = query.plan() {
             let mut sources = Vec::with_capacity(lookups.len());
@@ -169,12 +188,14 @@ impl Ledger {
                 match self.open_source(account, lookup, below).await? {
                     Some(source) => sources.push(source),
                     // A range too wide to sort: scanning finds its matches sooner.
-                    None => return self.scan(account, query, after, want).await,
+                    None => return self.scan(account, query, after, want, matches).await,
                 }
             }
-            return self.walk_index(account, query, sources, want).await;
+            return self
+                .walk_index(account, query, sources, want, matches)
+                .await;
         }
-        self.scan(account, query, after, want).await
+        self.scan(account, query, after, want, matches).await
     }
 
     /// A lookup's candidates below `below`; `None` for a range with too many to sort.
@@ -223,8 +244,8 @@ impl Ledger {
         query: &Query,
         mut sources: Vec<Source>,
         want: usize,
-    ) -> Result<Vec<Found<T>>, LedgerError> {
-        let mut found = Vec::new();
+        matches: &mut Matches<T>,
+    ) -> Result<(), LedgerError> {
         let mut examined = 0_usize;
         loop {
             examined += 1;
@@ -241,7 +262,7 @@ impl Ledger {
                 .map(|entry| entry.created_sequence)
                 .max()
             else {
-                return Ok(found);
+                return Ok(());
             };
             let mut candidate = None;
             for source in &mut sources {
@@ -253,9 +274,12 @@ impl Ledger {
                 unreachable!("the newest entry was taken from the source that held it")
             };
             if let Some(object) = self.candidate::<T>(account, query, &entry).await? {
-                found.push(object);
-                if found.len() >= want {
-                    return Ok(found);
+                match matches {
+                    Matches::Kept(kept) => kept.push(object),
+                    Matches::Counted(count) => *count += 1,
+                }
+                if matches.len() >= want {
+                    return Ok(());
                 }
             }
         }
@@ -301,11 +325,11 @@ impl Ledger {
         query: &Query,
         after: Option<&Position>,
         want: usize,
-    ) -> Result<Vec<Found<T>>, LedgerError> {
+        matches: &mut Matches<T>,
+    ) -> Result<(), LedgerError> {
         let mut cursor = after.map_or(PageCursor::Newest, |position| {
             PageCursor::StartingAfter(position.stream_id.clone())
         });
-        let mut found = Vec::new();
         loop {
             // Unfiltered pages, checked here: a store-side filter would walk the whole account
             // in one call when matches are rare, holding this worker thread throughout.
@@ -336,7 +360,7 @@ impl Ledger {
                 Projection::Customer(customer) => Some(customer.id.clone()),
                 _ => None,
             }) else {
-                return Ok(found);
+                return Ok(());
             };
             for projection in objects {
                 let Some(object) = T::from_projection(projection) else {
@@ -345,6 +369,16 @@ impl Ledger {
                 if !query.matches(&object) {
                     continue;
                 }
+                let kept = match matches {
+                    Matches::Kept(kept) => kept,
+                    Matches::Counted(count) => {
+                        *count += 1;
+                        if *count >= want {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                };
                 // Lists name objects by id; the position needs their creation order too.
                 let stored = self.store.load(account, object.id()).await?;
                 let Some(created_sequence) = stored.map(|stored| stored.created_sequence) else {
@@ -358,13 +392,13 @@ impl Ledger {
                     created_sequence,
                     stream_id: object.id().to_string(),
                 };
-                found.push(Found { object, position });
-                if found.len() >= want {
-                    return Ok(found);
+                kept.push(Found { object, position });
+                if kept.len() >= want {
+                    return Ok(());
                 }
             }
             if !has_more {
-                return Ok(found);
+                return Ok(());
             }
             cursor = PageCursor::StartingAfter(last_id);
             // A walk of a large account lets the other requests on this worker run.

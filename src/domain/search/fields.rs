@@ -101,6 +101,17 @@ impl Field {
         })
     }
 
+    /// A field this ledger never records a value for (no billing details, card-present
+    /// payments or customer phones): only `:null` or a negation can match it.
+    pub fn is_never_set(&self) -> bool {
+        matches!(
+            self,
+            Field::BillingPostalCode
+                | Field::Card(CardSource::CardPresent | CardSource::InteracPresent, _)
+                | Field::Phone
+        )
+    }
+
     pub fn kind(&self) -> FieldKind {
         match self {
             Field::Amount | Field::Created => FieldKind::Numeric,
@@ -207,12 +218,13 @@ impl Test {
                 ))),
             },
             (_, Operator::Equals) if field.kind() == FieldKind::Token => {
-                if *field == Field::Disputed && !matches!(text, "true" | "false") {
+                let lower = text.to_lowercase();
+                if *field == Field::Disputed && !matches!(lower.as_str(), "true" | "false") {
                     return Err(QueryError(
                         "`disputed` can only be \"true\" or \"false\"".to_string(),
                     ));
                 }
-                Ok(Test::TokenEquals(text.to_lowercase()))
+                Ok(Test::TokenEquals(lower))
             }
             (_, Operator::Equals) => Ok(Test::TextEquals(
                 text.to_lowercase()
@@ -242,8 +254,9 @@ impl Test {
             (Test::TokenEquals(wanted), Some(FieldValue::Text(text))) => {
                 text.to_lowercase() == *wanted
             }
+            // `exp_month:"05"` is the month 5.
             (Test::TokenEquals(wanted), Some(FieldValue::Number(number))) => {
-                number.to_string() == *wanted
+                wanted.trim().parse::<i64>() == Ok(*number)
             }
             (Test::TextEquals(words), Some(FieldValue::Text(text))) => {
                 let lower = text.to_lowercase();

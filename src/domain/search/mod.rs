@@ -11,7 +11,7 @@ pub mod query;
 
 pub use fields::{Field, FieldKind, FieldValue, Resource, Searchable, Test};
 pub use keys::{Lookup, SearchKeyChanges, index_keys, key_changes};
-pub use query::{Joiner, QUERY_MAX_CHARS, QueryError};
+pub use query::{Joiner, QUERY_MAX_CHARS, QUERY_MAX_CLAUSES, QueryError};
 
 /// One clause, its field resolved and its test checked against the field's type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,16 @@ pub struct Clause {
 impl Clause {
     fn matches(&self, object: &impl Searchable) -> bool {
         self.test.passes(object.value(&self.field).as_ref()) != self.negated
+    }
+
+    /// Whether no object here can pass: a positive test of a value on a field the ledger
+    /// never records, or `disputed:"true"` (no charge here is disputed).
+    fn can_never_match(&self) -> bool {
+        if self.negated || self.test == Test::IsNull {
+            return false;
+        }
+        self.field.is_never_set()
+            || (self.field == Field::Disputed && self.test == Test::TokenEquals("true".into()))
     }
 }
 
@@ -80,11 +90,22 @@ impl Query {
     /// Where the candidates are: for `AND`, the lookup of the clause likely to match fewest,
     /// every `amount` comparison narrowing one range; for `OR`, one lookup per clause, or a
     /// scan if any clause has none.
+    /// A clause that can never match empties an `AND` and drops out of an `OR`.
     pub fn plan(&self) -> Plan {
-        let lookups = self
+        let nothing = Plan::Index(Vec::new());
+        let possible: Vec<&Clause> = self
             .clauses
             .iter()
-            .map(|clause| keys::lookup(self.resource, clause).map(|lookup| (clause, lookup)));
+            .filter(|clause| !clause.can_never_match())
+            .collect();
+        if possible.is_empty()
+            || (self.joiner == Joiner::And && possible.len() < self.clauses.len())
+        {
+            return nothing;
+        }
+        let lookups = possible
+            .iter()
+            .map(|clause| keys::lookup(self.resource, clause).map(|lookup| (*clause, lookup)));
         match self.joiner {
             Joiner::And => {
                 let mut best = lookups
@@ -100,10 +121,23 @@ impl Query {
                 }
                 best.map_or(Plan::Scan, |(_, lookup)| Plan::Index(vec![lookup]))
             }
-            Joiner::Or => lookups
-                .map(|found| found.map(|(_, lookup)| lookup))
-                .collect::<Option<Vec<_>>>()
-                .map_or(Plan::Scan, Plan::Index),
+            Joiner::Or => {
+                let mut lookups = lookups
+                    .map(|found| found.map(|(_, lookup)| lookup))
+                    .collect::<Option<Vec<_>>>();
+                if let Some(lookups) = &mut lookups {
+                    // The same lookup twice would only be read twice.
+                    let mut seen = Vec::new();
+                    lookups.retain(|lookup| {
+                        let fresh = !seen.contains(lookup);
+                        if fresh {
+                            seen.push(lookup.clone());
+                        }
+                        fresh
+                    });
+                }
+                lookups.map_or(Plan::Scan, Plan::Index)
+            }
         }
     }
 

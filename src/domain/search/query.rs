@@ -11,6 +11,9 @@ use std::fmt;
 
 /// Stripe's cap on the `query` parameter.
 pub const QUERY_MAX_CHARS: usize = 5000;
+/// The most clauses one query may hold. Stripe publishes no such limit; this one bounds the
+/// index lookups one request makes.
+pub const QUERY_MAX_CLAUSES: usize = 50;
 
 /// How the clauses of a query combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +120,12 @@ pub fn parse(text: &str) -> Result<ParsedQuery, QueryError> {
         return Err(QueryError("the query is empty".to_string()));
     }
     loop {
+        if clauses.len() == QUERY_MAX_CLAUSES {
+            return Err(QueryError::at(
+                reader.position,
+                format!("a query may hold at most {QUERY_MAX_CLAUSES} clauses"),
+            ));
+        }
         clauses.push(reader.clause()?);
         let had_space = reader.skip_spaces();
         if reader.at_end() {
@@ -291,6 +300,13 @@ impl Reader {
         if bare.parse::<i64>().is_ok() {
             return Ok(Operand::Number(bare));
         }
+        let digits = bare.strip_prefix('-').unwrap_or(&bare);
+        if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(QueryError::at(
+                start,
+                format!("the number `{bare}` is out of range (at most 19 digits)"),
+            ));
+        }
         Err(QueryError::at(
             start,
             format!("the value `{bare}` must be quoted (only numbers and null may be unquoted)"),
@@ -393,10 +409,20 @@ mod tests {
             ("metadata[key]:'x'", "expected a quoted metadata key"),
             ("amount>1 AND", "expected a clause after AND or OR"),
             ("amount>1\"x\"", "must be quoted"),
+            ("amount>99999999999999999999", "out of range"),
         ] {
             let error = parse(text).expect_err(text);
             assert!(error.0.contains(expected), "{text}: {}", error.0);
         }
         assert!(parse(&"a".repeat(QUERY_MAX_CHARS + 1)).is_err());
+        let many = vec!["amount:1"; QUERY_MAX_CLAUSES].join(" OR ");
+        assert!(parse(&many).is_ok());
+        let too_many = format!("{many} OR amount:2");
+        assert!(
+            parse(&too_many)
+                .expect_err("51 clauses")
+                .0
+                .contains("at most 50 clauses")
+        );
     }
 }

@@ -76,6 +76,21 @@ fn plans_use_the_most_selective_lookup_and_scan_when_a_clause_has_none() {
         panic!("an OR of indexed clauses is looked up");
     };
     assert_eq!(lookups.len(), 2);
+    // Fields never recorded here: a value can never match.
+    assert_eq!(plan("disputed:'TRUE'"), Plan::Index(Vec::new()));
+    assert_eq!(
+        plan("billing_details.address.postal_code:'12345' status:'succeeded'"),
+        Plan::Index(Vec::new())
+    );
+    assert_eq!(
+        plan("payment_method_details.card_present.last4:'4242' OR metadata['order']:'a1'"),
+        Plan::Index(vec![Lookup::Exact(metadata.clone())])
+    );
+    assert_eq!(
+        plan("metadata['order']:'a1' OR metadata['order']:'A1'"),
+        Plan::Index(vec![Lookup::Exact(metadata.clone())])
+    );
+    assert_eq!(plan("billing_details.address.postal_code:null"), Plan::Scan);
     // A contradiction looks up nothing.
     let Plan::Index(lookups) = plan("amount>10 amount<5") else {
         panic!("an amount range is looked up");

@@ -80,22 +80,17 @@ pub(super) async fn search(
         query: query.trim().to_lowercase(),
         filters,
     };
-    let mut matches = app
+    let (total, page_charges) = app
         .ledger
-        .all_charges(&call.caller.account, &|charge: &ChargeState| {
-            search.matches(charge)
-        })
+        .charges_window(
+            &call.caller.account,
+            &|charge: &ChargeState| search.matches(charge),
+            newest_first,
+            (page - 1).saturating_mul(per_page),
+            per_page,
+        )
         .await?;
-    if !newest_first {
-        matches.reverse();
-    }
-    let total = matches.len();
-    let data: Vec<Value> = matches
-        .iter()
-        .skip((page - 1).saturating_mul(per_page))
-        .take(per_page)
-        .map(objects::charge_object)
-        .collect();
+    let data: Vec<Value> = page_charges.iter().map(objects::charge_object).collect();
     let body = json!({
         "object": "search",
         "export": null,

@@ -201,6 +201,10 @@ impl EventStore for SledStore {
         scan: IndexScan<'_>,
         limit: usize,
     ) -> Result<Vec<IndexEntry>, StoreError> {
+        // A key's removal shows in sled once its batch commits, before the batch's sync: wait
+        // for the newest committed batch (one group commit at most), so that no answer rests on
+        // a change a crash could take back.
+        self.wait_until_durable(self.committed_sequence()?).await?;
         self.scan_search_entries(account, scan, limit)
     }
 

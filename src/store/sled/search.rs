@@ -92,6 +92,20 @@ pub(super) fn add_search_keys(path: &Path, trees: &Trees) -> Result<u64, StoreEr
 }
 
 impl SledStore {
+    /// The newest event committed to sled, durable or not yet.
+    pub(super) fn committed_sequence(&self) -> Result<u64, StoreError> {
+        Ok(match self.trees.events.last()? {
+            Some((key, _)) if key.len() >= 8 => read_u64(&key, 0),
+            Some(_) => {
+                return Err(self.corrupt(
+                    "the events tree".to_string(),
+                    "an event key is shorter than a sequence",
+                ));
+            }
+            None => 0,
+        })
+    }
+
     /// Entries of the account's index as `scan` says, up to `limit`, never past the durable head.
     pub(super) fn scan_search_entries(
         &self,

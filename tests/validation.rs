@@ -39,6 +39,8 @@ fn customer(id: &str) -> Customer {
         livemode: false,
         metadata: Metadata::new(),
         name: None,
+        cards: Vec::new(),
+        default_card: None,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::domain::charge::{
     ChargeState, DialectDetails, Instrument, Lifecycle, Money, OmiseDetails, Origin, StripeDetails,
 };
 use crate::domain::events::{
-    ChargeCreated, ChargeFailed, CustomerCreated, EventPayload, FieldChange,
+    ChargeCreated, ChargeFailed, CustomerCreated, CustomerUpdated, EventPayload, FieldChange,
 };
 use crate::domain::policy::AccountPolicy;
 use crate::domain::values::{Customer, FraudDetails, Token};
@@ -48,6 +48,15 @@ pub enum FoldError {
     NoSuchEndpoint {
         event_type: &'static str,
         endpoint_id: String,
+    },
+    /// A token used twice: the decisions never spend a used token.
+    #[error("token {token_id} is used a second time")]
+    TokenAlreadyUsed { token_id: String },
+    #[error("card {card_id} of customer {customer_id} {detail}")]
+    CustomerCard {
+        customer_id: String,
+        card_id: String,
+        detail: &'static str,
     },
 }
 
@@ -106,11 +115,25 @@ pub fn apply(state: Option<Projection>, payload: &EventPayload) -> Result<Projec
             created: created.created,
             card: created.card.clone(),
             charge: None,
+            customer: None,
             declines_with: created.declines_with.clone(),
         }))),
+        (
+            Some(Projection::Token(token)),
+            EventPayload::TokenUsed(_) | EventPayload::TokenAttached(_),
+        ) if token.used() => Err(FoldError::TokenAlreadyUsed {
+            token_id: token.id.clone(),
+        }),
         (Some(Projection::Token(mut token)), EventPayload::TokenUsed(used)) => {
             token.charge = Some(used.charge_id.clone());
             Ok(Projection::Token(token))
+        }
+        (Some(Projection::Token(mut token)), EventPayload::TokenAttached(attached)) => {
+            token.customer = Some(attached.customer_id.clone());
+            Ok(Projection::Token(token))
+        }
+        (Some(Projection::Customer(customer)), EventPayload::CustomerUpdated(updated)) => {
+            apply_customer_update(customer, updated).map(Projection::Customer)
         }
         (_, EventPayload::AccountPolicySet(set)) => Ok(Projection::AccountPolicy(set.policy)),
         (None, EventPayload::WebhookEndpointCreated(created)) => {
@@ -321,9 +344,11 @@ pub fn apply_to_charge(
             return Err(FoldError::StreamAlreadyStarted { event_type });
         }
         EventPayload::CustomerCreated(_)
+        | EventPayload::CustomerUpdated(_)
         | EventPayload::AccountPolicySet(_)
         | EventPayload::TokenCreated(_)
         | EventPayload::TokenUsed(_)
+        | EventPayload::TokenAttached(_)
         | EventPayload::WebhookEndpointCreated(_)
         | EventPayload::WebhookEndpointUpdated(_)
         | EventPayload::WebhookEndpointDeleted(_) => {
@@ -524,5 +549,48 @@ fn customer_from_creation(created: &CustomerCreated) -> Customer {
         livemode: created.livemode,
         metadata: created.metadata.clone(),
         name: created.name.clone(),
+        default_card: created.card.as_ref().map(|saved| saved.card.id.clone()),
+        cards: created.card.iter().cloned().collect(),
     }
+}
+
+/// An Omise customer's update: new values set, a new card saved (the first becomes the
+/// default), the default moved to a card the customer has.
+fn apply_customer_update(
+    mut customer: Customer,
+    updated: &CustomerUpdated,
+) -> Result<Customer, FoldError> {
+    if let Some(email) = &updated.email {
+        customer.email = Some(email.clone());
+    }
+    if let Some(description) = &updated.description {
+        customer.description = Some(description.clone());
+    }
+    if let Some(metadata) = &updated.metadata {
+        customer.metadata = metadata.clone();
+    }
+    if let Some(saved) = &updated.card_added {
+        if customer.card(&saved.card.id).is_some() {
+            return Err(FoldError::CustomerCard {
+                customer_id: customer.id.clone(),
+                card_id: saved.card.id.clone(),
+                detail: "is saved twice",
+            });
+        }
+        customer.cards.push(saved.clone());
+        if customer.default_card.is_none() {
+            customer.default_card = Some(saved.card.id.clone());
+        }
+    }
+    if let Some(card_id) = &updated.default_card {
+        if customer.card(card_id).is_none() {
+            return Err(FoldError::CustomerCard {
+                customer_id: customer.id.clone(),
+                card_id: card_id.clone(),
+                detail: "is made the default but was never saved",
+            });
+        }
+        customer.default_card = Some(card_id.clone());
+    }
+    Ok(customer)
 }

@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::webhooks::{ReceiptSent, WebhookEndpointDeleted, WebhookEndpointRecorded};
-use crate::domain::{AccountPolicy, Card, FraudDetails, Metadata, Refund, Shipping, VaultCard};
+use crate::domain::{
+    AccountPolicy, Card, FraudDetails, Metadata, Refund, SavedCard, Shipping, VaultCard,
+};
 
 /// One changed top-level field of a charge: its value before and after.
 ///
@@ -239,6 +241,32 @@ pub struct CustomerCreated {
     pub name: Option<String>,
     pub description: Option<String>,
     pub metadata: Metadata,
+    /// An Omise customer's first card, saved from a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<SavedCard>,
+}
+
+/// An Omise customer changed (`PATCH /customers/{id}`): each field present is its new value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerUpdated {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaced as a whole, as Omise metadata is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// A card saved from a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_added: Option<SavedCard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_card: Option<String>,
+}
+
+/// A vault token's card was saved to an Omise customer, which uses the token up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenAttached {
+    pub customer_id: String,
 }
 
 /// An account changed its own rules.
@@ -267,6 +295,8 @@ pub enum EventPayload {
     RefundUpdated(RefundUpdated),
     #[serde(rename = "customer.created")]
     CustomerCreated(CustomerCreated),
+    #[serde(rename = "customer.updated")]
+    CustomerUpdated(CustomerUpdated),
     #[serde(rename = "account.policy_set")]
     AccountPolicySet(AccountPolicySet),
     #[serde(rename = "charge.reversed")]
@@ -275,6 +305,8 @@ pub enum EventPayload {
     TokenCreated(TokenCreated),
     #[serde(rename = "token.used")]
     TokenUsed(TokenUsed),
+    #[serde(rename = "token.attached")]
+    TokenAttached(TokenAttached),
     #[serde(rename = "charge.receipt_sent")]
     ReceiptSent(ReceiptSent),
     #[serde(rename = "webhook_endpoint.created")]
@@ -296,10 +328,12 @@ impl EventPayload {
             EventPayload::ChargeRefunded(_) => "charge.refunded",
             EventPayload::RefundUpdated(_) => "refund.updated",
             EventPayload::CustomerCreated(_) => "customer.created",
+            EventPayload::CustomerUpdated(_) => "customer.updated",
             EventPayload::AccountPolicySet(_) => "account.policy_set",
             EventPayload::ChargeReversed(_) => "charge.reversed",
             EventPayload::TokenCreated(_) => "token.created",
             EventPayload::TokenUsed(_) => "token.used",
+            EventPayload::TokenAttached(_) => "token.attached",
             EventPayload::ReceiptSent(_) => "charge.receipt_sent",
             EventPayload::WebhookEndpointCreated(_) => "webhook_endpoint.created",
             EventPayload::WebhookEndpointUpdated(_) => "webhook_endpoint.updated",

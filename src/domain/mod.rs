@@ -30,7 +30,7 @@ pub use stripe::decide::{DecisionContext, FreshIds};
 pub use stripe::error::{RefusalKind, RequestError};
 pub use stripe::refunds::UpdateRefund;
 pub use values::{
-    Address, Card, Customer, FraudDetails, Metadata, Refund, Shipping, Token, VaultCard,
+    Address, Card, Customer, FraudDetails, Metadata, Refund, SavedCard, Shipping, Token, VaultCard,
 };
 pub use webhooks::{
     DeliveryChaos, Destination, EndpointStatus, SideEffectRules, WEBHOOK_ENDPOINTS_STREAM,

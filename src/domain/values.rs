@@ -108,6 +108,9 @@ pub struct Token {
     pub card: VaultCard,
     /// The charge that spent it; a token can be used once.
     pub charge: Option<String>,
+    /// The Omise customer it saved its card to (the other way to use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
     /// How a charge paid with it is declined (Omise's failing test cards); `None`: approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declines_with: Option<ChargeFailure>,
@@ -115,7 +118,7 @@ pub struct Token {
 
 impl Token {
     pub fn used(&self) -> bool {
-        self.charge.is_some()
+        self.charge.is_some() || self.customer.is_some()
     }
 }
 
@@ -130,4 +133,27 @@ pub struct Customer {
     pub livemode: bool,
     pub metadata: Metadata,
     pub name: Option<String>,
+    /// An Omise customer's saved cards, oldest first (Stripe customers here have none, and
+    /// their stored and wire shapes stay as they were).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cards: Vec<SavedCard>,
+    /// The card an Omise charge of this customer uses when it names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_card: Option<String>,
+}
+
+/// A card saved to an Omise customer from a vault token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedCard {
+    pub card: VaultCard,
+    /// How a charge on it is declined (Omise's failing test cards), as its token said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declines_with: Option<crate::domain::events::ChargeFailure>,
+}
+
+impl Customer {
+    /// One of the customer's saved cards.
+    pub fn card(&self, card_id: &str) -> Option<&SavedCard> {
+        self.cards.iter().find(|saved| saved.card.id == card_id)
+    }
 }

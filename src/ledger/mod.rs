@@ -10,6 +10,7 @@ mod account;
 mod error;
 mod history;
 mod omise;
+mod omise_customers;
 mod reads;
 mod refunds;
 mod search;
@@ -220,6 +221,7 @@ impl IdSource for RandomIds {
     fn omise_ids(&self, livemode: bool) -> crate::domain::omise::OmiseIds {
         crate::domain::omise::OmiseIds {
             charge: ids::omise_id("chrg", livemode),
+            customer: ids::omise_id("cust", livemode),
             card: ids::omise_id("card", livemode),
             token: ids::omise_id("tokn", livemode),
             transaction: ids::omise_id("trxn", livemode),

@@ -72,7 +72,8 @@ impl Ledger {
         })
     }
 
-    /// Create a charge through the Omise dialect, spending the vault token it names.
+    /// Create a charge through the Omise dialect, spending the vault token it names, or on a
+    /// customer's saved card.
     pub async fn create_omise_charge(
         &self,
         account: &str,
@@ -82,7 +83,24 @@ impl Ledger {
         let account = &AccountId::parse(account)?;
         let context = self.omise_context(account);
         let charge_id = context.ids.charge.clone();
-        let token_id = command.card.clone();
+        // A customer's card is read, not spent, and cards are only ever added: the customer
+        // is loaded once, before the decision, and its stream is not appended to.
+        let customer = match &command.customer {
+            Some(customer_id) => self
+                .store
+                .load(account, customer_id)
+                .await?
+                .and_then(|stored| match stored.projection {
+                    Projection::Customer(customer) => Some(customer),
+                    _ => None,
+                }),
+            None => None,
+        };
+        // With a customer, `card` names one of its cards, not a token.
+        let token_id = match &command.customer {
+            Some(_) => None,
+            None => command.card.clone(),
+        };
         self.execute_with_linked(
             account,
             &charge_id,
@@ -98,7 +116,12 @@ impl Ledger {
                     .into());
                 }
                 let token = token_stream.and_then(existing_token);
-                let decision = omise::create_charge(&command, token.as_ref(), &context)?;
+                let paid_with = match (&customer, &token) {
+                    (Some(customer), _) => Some(omise::PaymentSource::Customer(customer)),
+                    (None, Some(token)) => Some(omise::PaymentSource::Token(token)),
+                    (None, None) => None,
+                };
+                let decision = omise::create_charge(&command, paid_with, &context)?;
                 let projection = fold_stream(&charge_id, None, &decision.charge_created)?;
                 let Projection::Charge(charge) = &projection else {
                     return Err(unexpected_payload(
@@ -108,26 +131,33 @@ impl Ledger {
                     ));
                 };
                 let outcome = (**charge).clone();
-                // `create_charge` succeeds only with the token loaded from the linked stream, so
-                // this refusal is never reached; it keeps the code free of a panic.
-                let (Some(token), Some(token_stream)) = (token, token_stream) else {
-                    return Err(OmiseRefusal::TokenNotFound {
-                        id: token_id.clone().unwrap_or_default(),
+                let linked = match decision.token_used {
+                    None => Vec::new(),
+                    Some(token_used) => {
+                        // `create_charge` spends a token only when it was loaded from the linked
+                        // stream, so this refusal is never reached; it keeps the code free of a
+                        // panic.
+                        let (Some(token), Some(token_stream)) = (token, token_stream) else {
+                            return Err(OmiseRefusal::TokenNotFound {
+                                id: token_id.clone().unwrap_or_default(),
+                            }
+                            .into());
+                        };
+                        let token_projection =
+                            fold_stream(&token.id, Some(token_stream), &token_used)?;
+                        vec![LinkedAppend {
+                            stream_id: token.id.clone(),
+                            expected_version: token_stream.version,
+                            payloads: vec![token_used],
+                            projection: token_projection,
+                        }]
                     }
-                    .into());
                 };
-                let token_projection =
-                    fold_stream(&token.id, Some(token_stream), &decision.token_used)?;
                 Ok(Decision::Append {
                     payloads: vec![decision.charge_created],
                     projection,
                     outcome,
-                    linked: vec![LinkedAppend {
-                        stream_id: token.id.clone(),
-                        expected_version: token_stream.version,
-                        payloads: vec![decision.token_used],
-                        projection: token_projection,
-                    }],
+                    linked,
                 })
             },
         )
@@ -374,14 +404,14 @@ where
 }
 
 /// The token a stored projection holds, if it is a token's.
-fn existing_token(stored: &StoredProjection) -> Option<Token> {
+pub(super) fn existing_token(stored: &StoredProjection) -> Option<Token> {
     match &stored.projection {
         Projection::Token(token) => Some((**token).clone()),
         _ => None,
     }
 }
 
-fn fold_stream(
+pub(super) fn fold_stream(
     stream_id: &str,
     current: Option<&StoredProjection>,
     payload: &crate::events::EventPayload,

@@ -9,12 +9,13 @@ use crate::domain::events::{
 use crate::domain::omise::commands::{
     CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge,
 };
+use crate::domain::omise::customers::card_to_charge;
 use crate::domain::omise::{
     AMOUNT_MAX, DESCRIPTION_MAX_CHARS, METADATA_MAX_BYTES, OmiseContext, OmiseRefusal,
     minimum_amount,
 };
 use crate::domain::policy::AccountPolicy;
-use crate::domain::values::{Card, Metadata, Token, VaultCard};
+use crate::domain::values::{Card, Customer, Metadata, Token, VaultCard};
 
 /// Decide `POST /tokens`: check the card and keep only what the card object shows.
 pub fn create_token(
@@ -127,13 +128,23 @@ fn test_card_failure(number: &str) -> Option<ChargeFailure> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OmiseChargeDecision {
     pub charge_created: EventPayload,
-    pub token_used: EventPayload,
+    /// The token the charge spends; `None` for a customer's saved card.
+    pub token_used: Option<EventPayload>,
 }
 
-/// Decide `POST /charges`. `token` is the vault token `command.card` names, if the account has it.
+/// What pays for a charge, as the ledger loaded it: the vault token `card` names, or the
+/// customer `customer` names (whose card `card` then names, or its default card).
+#[derive(Debug, Clone, Copy)]
+pub enum PaymentSource<'a> {
+    Token(&'a Token),
+    Customer(&'a Customer),
+}
+
+/// Decide `POST /charges`. `paid_with` is what `command.customer` (or else `command.card`)
+/// names, if the account has it.
 pub fn create_charge(
     command: &CreateOmiseCharge,
-    token: Option<&Token>,
+    paid_with: Option<PaymentSource<'_>>,
     context: &OmiseContext,
 ) -> Result<OmiseChargeDecision, OmiseRefusal> {
     let currency = command.currency.to_ascii_lowercase();
@@ -152,30 +163,52 @@ pub fn create_charge(
     if command.source.is_some() {
         return Err(OmiseRefusal::SourceNotSupported);
     }
-    let token_id = match (&command.card, &command.customer) {
-        (Some(token_id), _) => token_id,
-        // Omise customers are not kept here, so no customer can be found.
-        (None, Some(customer)) => {
-            return Err(OmiseRefusal::CustomerNotFound {
-                id: customer.clone(),
-            });
-        }
-        (None, None) => return Err(OmiseRefusal::PaymentMissing),
-    };
-    let token = match token {
-        Some(token) if &token.id == token_id => token,
-        _ => {
-            return Err(OmiseRefusal::TokenNotFound {
-                id: token_id.clone(),
-            });
-        }
-    };
-    if token.used() {
-        return Err(OmiseRefusal::TokenUsed {
-            id: token_id.clone(),
-        });
-    }
-    let vault_card = token.card.clone();
+    let (vault_card, declines_with, source, customer, spends_token) =
+        match (&command.customer, &command.card) {
+            (Some(customer_id), card_id) => {
+                let customer = match paid_with {
+                    Some(PaymentSource::Customer(customer)) if &customer.id == customer_id => {
+                        customer
+                    }
+                    _ => {
+                        return Err(OmiseRefusal::CustomerNotFound {
+                            id: customer_id.clone(),
+                        });
+                    }
+                };
+                let saved = card_to_charge(customer, card_id.as_deref())?;
+                (
+                    saved.card.clone(),
+                    saved.declines_with.clone(),
+                    saved.card.id.clone(),
+                    Some(customer.id.clone()),
+                    false,
+                )
+            }
+            (None, Some(token_id)) => {
+                let token = match paid_with {
+                    Some(PaymentSource::Token(token)) if &token.id == token_id => token,
+                    _ => {
+                        return Err(OmiseRefusal::TokenNotFound {
+                            id: token_id.clone(),
+                        });
+                    }
+                };
+                if token.used() {
+                    return Err(OmiseRefusal::TokenUsed {
+                        id: token_id.clone(),
+                    });
+                }
+                (
+                    token.card.clone(),
+                    token.declines_with.clone(),
+                    token.id.clone(),
+                    None,
+                    true,
+                )
+            }
+            (None, None) => return Err(OmiseRefusal::PaymentMissing),
+        };
     let card = Card {
         brand: vault_card.brand.to_ascii_lowercase(),
         country: vault_card.country.clone().unwrap_or_default(),
@@ -187,7 +220,7 @@ pub fn create_charge(
         network: vault_card.brand.to_ascii_lowercase(),
     };
     // A failing test card is recorded as a charge too, as Omise records it: `status: failed`.
-    let captured = command.capture && token.declines_with.is_none();
+    let captured = command.capture && declines_with.is_none();
     let attempt = ChargeCreated {
         charge_id: context.ids.charge.clone(),
         livemode: context.livemode,
@@ -195,8 +228,8 @@ pub fn create_charge(
         amount: command.amount,
         currency,
         captured,
-        customer: None,
-        source: token.id.clone(),
+        customer,
+        source,
         payment_method: vault_card.id.clone(),
         card,
         balance_transaction: captured.then(|| context.ids.transaction.clone()),
@@ -213,7 +246,7 @@ pub fn create_charge(
             ip: non_empty(&command.ip),
         }),
     };
-    let charge_created = match &token.declines_with {
+    let charge_created = match &declines_with {
         None => EventPayload::ChargeCreated(attempt),
         Some(failure) => EventPayload::ChargeFailed(ChargeFailed {
             attempt,
@@ -222,8 +255,10 @@ pub fn create_charge(
     };
     Ok(OmiseChargeDecision {
         charge_created,
-        token_used: EventPayload::TokenUsed(TokenUsed {
-            charge_id: context.ids.charge.clone(),
+        token_used: spends_token.then(|| {
+            EventPayload::TokenUsed(TokenUsed {
+                charge_id: context.ids.charge.clone(),
+            })
         }),
     })
 }
@@ -326,7 +361,7 @@ pub(super) fn omise_details(charge: &ChargeState) -> Result<&OmiseDetails, Omise
         })
 }
 
-fn check_description(description: Option<&str>) -> Result<(), OmiseRefusal> {
+pub(super) fn check_description(description: Option<&str>) -> Result<(), OmiseRefusal> {
     if let Some(description) = description {
         let length_chars = description.chars().count();
         if length_chars > DESCRIPTION_MAX_CHARS {

@@ -6,6 +6,7 @@
 //! wire strings (see `shared/spec/omise-charges.md`, section 3).
 
 mod commands;
+mod customers;
 mod decide;
 mod refund;
 pub mod search;
@@ -17,8 +18,13 @@ pub use crate::domain::card_number::{card_brand, passes_luhn};
 pub use commands::{
     CaptureOmiseCharge, CreateOmiseCharge, CreateToken, RefundOmiseCharge, UpdateOmiseCharge,
 };
+pub use customers::{
+    CreateOmiseCustomer, CustomerDecision, UpdateOmiseCustomer, card_to_charge, create_customer,
+    update_customer,
+};
 pub use decide::{
-    OmiseChargeDecision, capture_charge, create_charge, create_token, reverse_charge, update_charge,
+    OmiseChargeDecision, PaymentSource, capture_charge, create_charge, create_token,
+    reverse_charge, update_charge,
 };
 pub use refund::refund_charge;
 
@@ -80,6 +86,14 @@ pub enum OmiseRefusal {
     TokenUsed { id: String },
     #[error("customer {id} was not found")]
     CustomerNotFound { id: String },
+    #[error("card {card_id} was not found")]
+    CustomerCardNotFound { card_id: String },
+    // Omise's wording for this case is not documented; `missing_card` is its code.
+    #[error("customer {customer_id} has no card to charge; add one with a card token")]
+    CustomerHasNoCard { customer_id: String },
+    // Omise's wording for this case is not documented.
+    #[error("email is invalid")]
+    EmailInvalid,
     #[error("charge {id} was not found")]
     ChargeNotFound { id: String },
     #[error("charge was already captured")]
@@ -146,8 +160,11 @@ impl OmiseRefusal {
             FrozenAfterCapture { .. } | ChargeOfOtherDialect { .. } => "invalid_charge",
             TokenNotFound { .. }
             | CustomerNotFound { .. }
+            | CustomerCardNotFound { .. }
             | ChargeNotFound { .. }
             | RefundNotFound { .. } => "not_found",
+            CustomerHasNoCard { .. } => "missing_card",
+            EmailInvalid => "bad_request",
             TokenUsed { .. } => "used_token",
             AlreadyCaptured
             | CaptureOfReversedCharge
@@ -173,6 +190,7 @@ impl OmiseRefusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OmiseIds {
     pub charge: String,
+    pub customer: String,
     pub card: String,
     pub token: String,
     pub transaction: String,
@@ -197,12 +215,14 @@ pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
         EventPayload::ChargeCaptured(_) => "charge.capture",
         EventPayload::ChargeReversed(_) => "charge.reverse",
         EventPayload::ChargeRefunded(_) => "refund.create",
+        EventPayload::CustomerCreated(_) => "customer.create",
+        EventPayload::CustomerUpdated(_) => "customer.update",
         // Refund updates are Stripe's operation only.
         EventPayload::RefundUpdated(_)
-        | EventPayload::CustomerCreated(_)
         | EventPayload::AccountPolicySet(_)
         | EventPayload::TokenCreated(_)
         | EventPayload::TokenUsed(_)
+        | EventPayload::TokenAttached(_)
         | EventPayload::ReceiptSent(_)
         | EventPayload::WebhookEndpointCreated(_)
         | EventPayload::WebhookEndpointUpdated(_)

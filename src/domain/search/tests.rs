@@ -16,6 +16,8 @@ fn customer(email: &str, name: &str, metadata: &[(&str, &str)]) -> Customer {
             .map(|(key, value)| (key.to_string(), serde_json::json!(value)))
             .collect(),
         name: Some(name.into()),
+        cards: Vec::new(),
+        default_card: None,
     }
 }
 

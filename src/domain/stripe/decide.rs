@@ -457,6 +457,7 @@ pub fn create_customer(
         name: command.name.as_deref().and_then(empty_as_none),
         description: command.description.as_deref().and_then(empty_as_none),
         metadata,
+        card: None,
     }))
 }
 

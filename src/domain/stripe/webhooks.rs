@@ -248,12 +248,14 @@ pub fn stripe_event_type(payload: &EventPayload) -> Option<&'static str> {
         EventPayload::ChargeRefunded(_) => "charge.refunded",
         EventPayload::RefundUpdated(_) => "refund.updated",
         EventPayload::CustomerCreated(_) => "customer.created",
-        // Omise-dialect events (`charge.reversed`, the vault's token events) never occur in a
-        // Stripe account.
+        // Omise-dialect events (`charge.reversed`, Omise customer updates, the vault's token
+        // events) never occur in a Stripe account.
         EventPayload::AccountPolicySet(_)
         | EventPayload::ChargeReversed(_)
+        | EventPayload::CustomerUpdated(_)
         | EventPayload::TokenCreated(_)
         | EventPayload::TokenUsed(_)
+        | EventPayload::TokenAttached(_)
         | EventPayload::ReceiptSent(_)
         | EventPayload::WebhookEndpointCreated(_)
         | EventPayload::WebhookEndpointUpdated(_)

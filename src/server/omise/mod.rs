@@ -1,4 +1,4 @@
-//! The Omise dialect: `/tokens`, `/charges` (with `PATCH` updates, capture, reverse and refunds), `/refunds`, `/charges/{id}/events`, `/events` and `/search`, for accounts with `skey_` keys.
+//! The Omise dialect: `/tokens`, `/charges` (with `PATCH` updates, capture, reverse and refunds), `/refunds`, `/customers` (and their cards), `/charges/{id}/events`, `/events` and `/search`, for accounts with `skey_` keys.
 //!
 //! Handlers read `OmiseParams` (JSON, form or query, see `body`), call the ledger once and
 //! render Omise objects (`objects`). Every success is HTTP 200, creation included (omise-go
@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod charge_object;
+pub mod customers;
 pub mod error;
 pub mod objects;
 mod refunds;
@@ -62,6 +63,22 @@ pub fn routes() -> Router<App> {
         )
         .route("/refunds", with_fallback(get(refunds::list_refunds)))
         .route("/charges/{id}/events", with_fallback(get(charge_events)))
+        .route(
+            "/customers",
+            with_fallback(post(customers::create_customer).get(customers::list_customers)),
+        )
+        .route(
+            "/customers/{id}",
+            with_fallback(get(customers::retrieve_customer).patch(customers::update_customer)),
+        )
+        .route(
+            "/customers/{id}/cards",
+            with_fallback(get(customers::list_cards)),
+        )
+        .route(
+            "/customers/{id}/cards/{card_id}",
+            with_fallback(get(customers::retrieve_card)),
+        )
         .route("/events", with_fallback(get(list_events)))
         // omise-python and omise-php call `/search/`; the others `/search`.
         .route("/search", with_fallback(get(search::search)))
@@ -424,6 +441,7 @@ pub(crate) async fn render_event(
             objects::refund_object(&refunded.refund, livemode)
         }
         (_, Projection::Charge(charge)) => objects::charge_object(charge),
+        (_, Projection::Customer(customer)) => customers::customer_object(customer),
         (_, other) => other.to_json(),
     };
     Ok(Some(objects::event_object(event, key, livemode, data)))

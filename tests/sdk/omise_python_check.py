@@ -173,8 +173,37 @@ def write(state_path):
         "filters[captured] must be yes or no (or true, false, on, off), not 'maybe'",
     )
 
+    # Customers: a card saved from a token, a second one added, the default moved, charged on it.
+    customer = omise.Customer.create(email="somchai@example.com", description="VIP", card=new_token().id)
+    assert customer.id.startswith("cust_test_") and len(customer.cards) == 1, raw(customer)
+    first_card = customer.cards[0].id
+    assert customer.default_card == first_card
+    customer.update(card=new_token("5555555555554444").id)
+    assert len(customer.cards) == 2 and customer.default_card == first_card, raw(customer)
+    second_card = customer.cards[1].id
+    customer.update(default_card=second_card)
+    assert omise.Customer.retrieve(customer.id).default_card == second_card
+    assert [card.id for card in customer.list_cards()] == [first_card, second_card]
+    paid = omise.Charge.create(amount=50000, currency="thb", customer=customer.id)
+    assert paid.customer == customer.id and paid.card.id == second_card, raw(paid)
+    cardless = omise.Customer.create(email="nocard@example.com")
+    expect_error(
+        omise.errors.MissingCardError,
+        lambda: omise.Charge.create(amount=50000, currency="thb", customer=cardless.id),
+        f"customer {cardless.id} has no card to charge; add one with a card token",
+    )
+    expect_error(
+        omise.errors.NotFoundError,
+        lambda: omise.Customer.retrieve("cust_test_nothere"),
+        "customer cust_test_nothere was not found",
+    )
+
     with open(state_path, "w") as state:
-        json.dump({"charge": charge.id, "reversed": reversed_charge.id, "refund": refund.id, "searched": wanted.id}, state)
+        json.dump(
+            {"charge": charge.id, "reversed": reversed_charge.id, "refund": refund.id, "searched": wanted.id,
+             "customer": customer.id, "card": second_card},
+            state,
+        )
 
 
 def verify(state_path):
@@ -189,6 +218,9 @@ def verify(state_path):
     assert [item.id for item in omise.Refund.list()] == [saved["refund"]]
     found = omise.Search.execute("charge", query="searchable-omise")
     assert [item.id for item in found] == [saved["searched"]], raw(found)
+    kept = omise.Customer.retrieve(saved["customer"])
+    assert kept.default_card == saved["card"] and len(kept.cards) == 2, raw(kept)
+    assert omise.Charge.create(amount=50000, currency="thb", customer=kept.id).card.id == saved["card"]
     # The ledger keeps going after a restart.
     charge.update(description="after restart")
     assert omise.Charge.retrieve(charge.id).description == "after restart"

@@ -3,26 +3,9 @@
 mod common;
 
 use common::server::{
-    OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, Reply, TestServer,
-    verify_data_directory,
+    OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, Reply, TestServer, verify_data_directory,
 };
 use serde_json::{Value, json};
-
-async fn token(server: &TestServer, number: &str) -> Value {
-    let token = server
-        .omise(
-            "POST",
-            "/tokens",
-            OmiseBody::Json(json!({"card": {
-                "name": "Somchai Prasert", "number": number, "expiration_month": 10,
-                "expiration_year": 2099, "security_code": "123"
-            }})),
-            OMISE_PUBLIC_KEY,
-        )
-        .await;
-    assert_eq!(token.status, 200, "{}", token.body);
-    token.body
-}
 
 async fn call(server: &TestServer, method: &str, path: &str, body: Value) -> Reply {
     let body = if body.is_null() {
@@ -50,7 +33,7 @@ async fn omise_customers_keep_cards_and_are_charged_on_them() {
     let data = directory.path().join("data");
     let mut server = TestServer::start(&data);
 
-    let first = token(&server, "4242424242424242").await;
+    let first = server.omise_token("4242424242424242").await;
     let first_card = first["card"]["id"].as_str().unwrap().to_string();
     let customer = ok(call(
         &server,
@@ -129,7 +112,7 @@ async fn omise_customers_keep_cards_and_are_charged_on_them() {
     );
 
     // A second card, then the default moved to it; email and metadata set.
-    let second = token(&server, "5555555555554444").await;
+    let second = server.omise_token("5555555555554444").await;
     let second_card = second["card"]["id"].as_str().unwrap().to_string();
     let added = ok(call(
         &server,
@@ -269,7 +252,7 @@ async fn omise_customers_keep_cards_and_are_charged_on_them() {
         "card card_test_nothere was not found",
     );
     // A failing test card saved to a customer fails the charge, recorded as Omise records it.
-    let failing = token(&server, "4111111111140011").await;
+    let failing = server.omise_token("4111111111140011").await;
     let poor = ok(call(
         &server,
         "POST",

@@ -2,30 +2,17 @@
 
 mod common;
 
-use common::server::{
-    OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, TestServer,
-};
+use common::server::{OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, TestServer};
 use serde_json::{Value, json};
 
 async fn omise_charge(server: &TestServer, capture: bool) -> String {
-    let token = server
-        .omise(
-            "POST",
-            "/tokens",
-            OmiseBody::Json(json!({"card": {
-                "name": "Somchai Prasert", "number": "4242424242424242", "expiration_month": 10,
-                "expiration_year": 2099, "security_code": "123"
-            }})),
-            OMISE_PUBLIC_KEY,
-        )
-        .await;
-    assert_eq!(token.status, 200, "{}", token.body);
+    let token = server.omise_token("4242424242424242").await;
     let charge = server
         .omise(
             "POST",
             "/charges",
             OmiseBody::Json(json!({"amount": 100000, "currency": "thb",
-                "card": token.body["id"], "capture": capture})),
+                "card": token["id"], "capture": capture})),
             OMISE_SECRET_KEY,
         )
         .await;

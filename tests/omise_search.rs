@@ -2,26 +2,13 @@
 
 mod common;
 
-use common::server::{
-    OMISE_PUBLIC_KEY, OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, TestServer,
-};
+use common::server::{OMISE_SECRET_KEY, OTHER_OMISE_SECRET_KEY, OmiseBody, TestServer};
 use serde_json::{Value, json};
 
 async fn omise_charge(server: &TestServer, number: &str, body: Value) -> Value {
-    let token = server
-        .omise(
-            "POST",
-            "/tokens",
-            OmiseBody::Json(json!({"card": {
-                "name": "Somchai Prasert", "number": number, "expiration_month": 10,
-                "expiration_year": 2099, "security_code": "123"
-            }})),
-            OMISE_PUBLIC_KEY,
-        )
-        .await;
-    assert_eq!(token.status, 200, "{}", token.body);
+    let token = server.omise_token(number).await;
     let mut body = body;
-    body["card"] = token.body["id"].clone();
+    body["card"] = token["id"].clone();
     let charge = server
         .omise("POST", "/charges", OmiseBody::Json(body), OMISE_SECRET_KEY)
         .await;

@@ -270,6 +270,30 @@ async fn omise_customers_keep_cards_and_are_charged_on_them() {
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["failure_code"], "insufficient_fund");
 
+    // One update may save a card and make it the default; the token then shows as used, by
+    // no charge.
+    let other_id = other["id"].as_str().unwrap().to_string();
+    let third = server.omise_token("4242424242424242").await;
+    let both = ok(call(
+        &server,
+        "PATCH",
+        &format!("/customers/{other_id}"),
+        json!({"card": third["id"], "default_card": third["card"]["id"]}),
+    )
+    .await);
+    assert_eq!(both["default_card"], third["card"]["id"]);
+    let spent = ok(call(
+        &server,
+        "GET",
+        &format!("/tokens/{}", third["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await);
+    assert_eq!(
+        (spent["used"].as_bool(), spent["charge_status"].as_str()),
+        (Some(true), Some("unknown"))
+    );
+
     // Lists and events.
     let list = ok(call(&server, "GET", "/customers", Value::Null).await);
     assert_eq!(list["total"], 3);
@@ -287,7 +311,7 @@ async fn omise_customers_keep_cards_and_are_charged_on_them() {
     );
     assert_eq!(
         keys.iter().filter(|key| **key == "customer.update").count(),
-        2
+        3
     );
     let update = events["data"]
         .as_array()

@@ -127,6 +127,13 @@ pub enum Command {
         /// `rate_limit`, Omise's `too_many_requests`) instead of queueing without bound.
         #[arg(long, default_value_t = crate::ledger::DEFAULT_MAX_PENDING_WRITES as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_pending_writes: u64,
+        /// How long an uncaptured Omise authorization is held before it expires (Omise: 7 days;
+        /// 30 for merchants registered in Japan). Charges keep the expiry they were made with.
+        #[arg(long, default_value_t = crate::domain::omise::AUTHORIZATION_LIFETIME_SECONDS.unsigned_abs(), value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
+        omise_authorization_lifetime_secs: u64,
+        /// How often due Omise authorizations are looked for and expired, in milliseconds.
+        #[arg(long, default_value_t = crate::server::DEFAULT_EXPIRY_SWEEP_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+        expiry_sweep_ms: u64,
         #[command(flatten)]
         deliveries: deliveries::DeliveryArgs,
     },
@@ -259,6 +266,8 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
             idle_timeout_secs,
             cache_mb,
             max_pending_writes,
+            omise_authorization_lifetime_secs,
+            expiry_sweep_ms,
             deliveries,
         } => {
             if let Some(path) = api_keys_file {
@@ -292,6 +301,8 @@ async fn run_command(command: Command) -> Result<ExitCode, LedgerError> {
                 cache_capacity_bytes: cache_mb * MIB,
                 // At most a million (checked above), so it fits any usize this runs on.
                 max_pending_writes: usize::try_from(max_pending_writes).unwrap_or(usize::MAX),
+                omise_authorization_lifetime: seconds(omise_authorization_lifetime_secs),
+                expiry_sweep_interval: Duration::from_millis(expiry_sweep_ms),
             };
             return Ok(serve(options).await);
         }

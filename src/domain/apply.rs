@@ -288,6 +288,25 @@ pub fn apply_to_charge(
             charge.lifecycle = Lifecycle::Reversed;
             charge.reversed_at = Some(reversed.reversed_at);
         }
+        EventPayload::ChargeExpired(expired) => {
+            if charge.origin() != Origin::Omise {
+                // Expiry is Omise's rule; a Stripe charge never records one.
+                return Err(FoldError::WrongStream {
+                    event_type,
+                    stream_kind: "Stripe charge",
+                });
+            }
+            if charge.lifecycle != Lifecycle::Authorized {
+                return Err(FoldError::broken(
+                    &charge,
+                    event_type,
+                    "it is not authorized",
+                ));
+            }
+            charge.money.released = charge.money.authorized;
+            charge.lifecycle = Lifecycle::Reversed;
+            charge.expired_at = Some(expired.expired_at);
+        }
         EventPayload::ChargeRefunded(refunded) => {
             let amount = refunded.refund.amount;
             match charge.lifecycle {
@@ -477,6 +496,7 @@ fn charge_from_creation(created: &ChargeCreated) -> Result<ChargeState, FoldErro
                 capture: created.captured,
                 return_uri: omise.return_uri.clone(),
                 ip: omise.ip.clone(),
+                expires_at: omise.expires_at,
             }),
         ),
     };
@@ -505,6 +525,7 @@ fn charge_from_creation(created: &ChargeCreated) -> Result<ChargeState, FoldErro
         refunds: Vec::new(),
         captured_at: created.captured.then_some(created.created),
         reversed_at: None,
+        expired_at: None,
         failure: None,
         details,
     };

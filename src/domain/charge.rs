@@ -104,6 +104,10 @@ pub struct OmiseDetails {
     pub return_uri: Option<String>,
     /// The payer's IP address as the merchant reported it.
     pub ip: Option<String>,
+    /// When an uncaptured authorization expires (Unix seconds); `None` for charges recorded
+    /// before it was kept, which expire `AUTHORIZATION_LIFETIME_SECONDS` after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// One charge, folded from its stream.
@@ -139,6 +143,10 @@ pub struct ChargeState {
     pub captured_at: Option<i64>,
     /// When the authorization was reversed (Omise's reverse).
     pub reversed_at: Option<i64>,
+    /// When an uncaptured Omise authorization expired; the charge is then `Reversed` (the
+    /// money is let go the same way) and Omise shows it as `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<i64>,
     /// Why the attempt was declined; set exactly when `lifecycle` is `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<ChargeFailure>,

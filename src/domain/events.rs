@@ -165,6 +165,17 @@ pub struct OmiseChargeCreation {
     pub return_uri: Option<String>,
     /// The payer's IP address as the merchant reported it.
     pub ip: Option<String>,
+    /// When the authorization expires if not captured (Unix seconds). Charges recorded before
+    /// it was kept expire 7 days after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// An uncaptured Omise authorization reached its `expires_at` and was let go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeExpired {
+    /// Unix seconds.
+    pub expired_at: i64,
 }
 
 /// Fields of a charge changed through an update request.
@@ -301,6 +312,8 @@ pub enum EventPayload {
     AccountPolicySet(AccountPolicySet),
     #[serde(rename = "charge.reversed")]
     ChargeReversed(ChargeReversed),
+    #[serde(rename = "charge.expired")]
+    ChargeExpired(ChargeExpired),
     #[serde(rename = "token.created")]
     TokenCreated(TokenCreated),
     #[serde(rename = "token.used")]
@@ -331,6 +344,7 @@ impl EventPayload {
             EventPayload::CustomerUpdated(_) => "customer.updated",
             EventPayload::AccountPolicySet(_) => "account.policy_set",
             EventPayload::ChargeReversed(_) => "charge.reversed",
+            EventPayload::ChargeExpired(_) => "charge.expired",
             EventPayload::TokenCreated(_) => "token.created",
             EventPayload::TokenUsed(_) => "token.used",
             EventPayload::TokenAttached(_) => "token.attached",

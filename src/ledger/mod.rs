@@ -8,6 +8,7 @@
 
 mod account;
 mod error;
+mod expiry;
 mod history;
 mod omise;
 mod omise_customers;
@@ -189,6 +190,8 @@ pub struct Ledger {
     max_pending_writes: usize,
     /// What side effects (receipts, the Omise webhook) writes queue besides webhooks.
     side_effect_rules: Arc<domain::SideEffectRules>,
+    /// How long an uncaptured Omise authorization is held before it expires.
+    omise_authorization_lifetime_seconds: i64,
 }
 
 /// How many writes may wait for the store at once before more are refused as overloaded.
@@ -382,7 +385,18 @@ impl Ledger {
             write_slots: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_PENDING_WRITES)),
             max_pending_writes: DEFAULT_MAX_PENDING_WRITES,
             side_effect_rules: Arc::new(domain::SideEffectRules::default()),
+            omise_authorization_lifetime_seconds:
+                crate::domain::omise::AUTHORIZATION_LIFETIME_SECONDS,
         }
+    }
+
+    /// Hold uncaptured Omise authorizations this long before they expire (Omise: 7 days, the
+    /// default; 30 for merchants registered in Japan). Charges keep the expiry they were
+    /// created with.
+    pub fn with_omise_authorization_lifetime(mut self, lifetime: Duration) -> Self {
+        self.omise_authorization_lifetime_seconds =
+            i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Queue receipts and Omise webhooks as these rules say (webhooks to an account's own
@@ -430,6 +444,7 @@ impl Ledger {
         crate::domain::omise::OmiseContext {
             now_unix: self.clock.now_unix(),
             livemode,
+            authorization_lifetime_seconds: self.omise_authorization_lifetime_seconds,
             ids: self.ids.omise_ids(livemode),
         }
     }

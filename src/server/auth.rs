@@ -209,6 +209,19 @@ impl KeyRing {
     }
 
     /// The accounts this ring serves, one per secret key.
+    /// The accounts Omise secret keys name (each once): whose authorizations expire.
+    pub fn omise_accounts(&self) -> Vec<String> {
+        let mut accounts: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|entry| entry.kind == KeyKind::Secret && entry.dialect == Dialect::Omise)
+            .map(|entry| entry.account.clone())
+            .collect();
+        accounts.sort();
+        accounts.dedup();
+        accounts
+    }
+
     pub fn accounts(&self) -> Vec<(String, String)> {
         self.entries
             .iter()

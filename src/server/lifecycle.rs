@@ -86,6 +86,30 @@ pub(super) async fn purge_idempotency_keys(ledger: Ledger, retention: Duration) 
     }
 }
 
+/// Expire the Omise accounts' uncaptured authorizations as they come due, every `interval`.
+pub(super) async fn expire_authorizations(
+    ledger: Ledger,
+    accounts: Vec<String>,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for account in &accounts {
+            let request = crate::events::RequestMeta::library().with_actor("expiry sweep");
+            match ledger.expire_due_authorizations(account, request).await {
+                Ok(0) => {}
+                Ok(expired) => info!(%account, expired, "expired uncaptured Omise authorizations"),
+                Err(error) => warn!(
+                    %account, %error,
+                    "could not expire due Omise authorizations; the next sweep tries again (captures of due ones are refused meanwhile)"
+                ),
+            }
+        }
+    }
+}
+
 /// This server's name for the deliveries it leases: kept in `<data>/server-id`, made on first
 /// start, so that a restart takes back what the last run had claimed.
 pub(super) fn server_identity(data_directory: &std::path::Path) -> Result<String, std::io::Error> {

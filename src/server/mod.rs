@@ -41,7 +41,8 @@ use crate::server::auth::{AuthFailure, Caller, Dialect, KeyError, KeyKind, KeyRi
 use crate::server::idempotency::InFlightKeys;
 pub use crate::server::lifecycle::shutdown_signal;
 use crate::server::lifecycle::{
-    check_retention, describe_smtp_url, ledger_location, purge_idempotency_keys, server_identity,
+    check_retention, describe_smtp_url, expire_authorizations, ledger_location,
+    purge_idempotency_keys, server_identity,
 };
 pub use crate::server::listener::ConnectionLimits;
 use crate::server::request::{buffer_body, oversized_head, read_call_headers};
@@ -88,6 +89,10 @@ pub struct ServeOptions {
     /// How webhooks and receipts are delivered. An empty `public_url` is taken from the bound
     /// address.
     pub deliveries: delivery::DeliveryOptions,
+    /// How long an uncaptured Omise authorization is held before it expires.
+    pub omise_authorization_lifetime: Duration,
+    /// How often due Omise authorizations are looked for and expired.
+    pub expiry_sweep_interval: Duration,
 }
 
 impl ServeOptions {
@@ -107,9 +112,16 @@ impl ServeOptions {
             database_url: None,
             database_ca_file: None,
             deliveries: delivery::DeliveryOptions::new(data_directory_outbox(&data_directory)),
+            omise_authorization_lifetime: Duration::from_secs(
+                crate::domain::omise::AUTHORIZATION_LIFETIME_SECONDS.unsigned_abs(),
+            ),
+            expiry_sweep_interval: DEFAULT_EXPIRY_SWEEP_INTERVAL,
         }
     }
 }
+
+/// How often due Omise authorizations are expired by default.
+pub const DEFAULT_EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where receipts are written when no SMTP server is given: `<data>/outbox/receipts`.
 pub fn data_directory_outbox(data_directory: &std::path::Path) -> PathBuf {
@@ -179,6 +191,8 @@ pub struct BoundServer {
     app: App,
     limits: ConnectionLimits,
     retention: Duration,
+    /// How often due Omise authorizations are expired.
+    expiry_sweep_interval: Duration,
     key_source: KeySource,
     data_directory: PathBuf,
     /// Where the ledger is kept, for the startup line: the data directory, or the database.
@@ -240,10 +254,12 @@ impl BoundServer {
             })?;
             deliveries.public_url = format!("http://{address}");
         }
-        let ledger = ledger.with_side_effect_rules(crate::domain::SideEffectRules {
-            receipts: true,
-            omise_webhook_url: deliveries.omise_webhook_url.clone(),
-        });
+        let ledger = ledger
+            .with_side_effect_rules(crate::domain::SideEffectRules {
+                receipts: true,
+                omise_webhook_url: deliveries.omise_webhook_url.clone(),
+            })
+            .with_omise_authorization_lifetime(options.omise_authorization_lifetime);
         let receipts_location = match &deliveries.receipts {
             delivery::ReceiptTransport::Smtp(url) => {
                 format!("receipts: {}", describe_smtp_url(url))
@@ -266,6 +282,7 @@ impl BoundServer {
             },
             limits: options.limits,
             retention: options.idempotency_retention,
+            expiry_sweep_interval: options.expiry_sweep_interval,
             key_source,
             ledger_location: ledger_location(&options),
             data_directory: options.data_directory,
@@ -317,10 +334,16 @@ impl BoundServer {
     ) -> Result<(), ServeError> {
         let ledger = self.app.ledger.clone();
         let purger = tokio::spawn(purge_idempotency_keys(ledger.clone(), self.retention));
+        let sweeper = tokio::spawn(expire_authorizations(
+            ledger.clone(),
+            self.app.keys.omise_accounts(),
+            self.expiry_sweep_interval,
+        ));
         let deliverer = tokio::spawn(self.delivery_worker.run());
         let router = router(self.app);
         listener::serve(self.listener, router, self.limits, shutdown).await;
         purger.abort();
+        sweeper.abort();
         // Attempts in flight are abandoned; their leases make them due again after a restart.
         deliverer.abort();
         info!("stopped serving requests; closing the store");

@@ -93,8 +93,14 @@ pub fn update_customer(
         .as_deref()
         .map(|token_id| card_of_unused_token(token_id, token))
         .transpose()?;
+    // The default may be the card this same update saves.
+    let saving = |card_id: &str| {
+        card_added
+            .as_ref()
+            .is_some_and(|saved| saved.card.id == card_id)
+    };
     let default_card = match &command.default_card {
-        Some(card_id) if customer.card(card_id).is_none() => {
+        Some(card_id) if customer.card(card_id).is_none() && !saving(card_id) => {
             return Err(OmiseRefusal::CustomerCardNotFound {
                 card_id: card_id.clone(),
             });

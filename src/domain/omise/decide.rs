@@ -3,16 +3,16 @@
 use crate::domain::card_number::{card_brand, card_fingerprint, passes_luhn};
 use crate::domain::charge::{ChargeState, Lifecycle, OmiseDetails};
 use crate::domain::events::{
-    ChargeCaptured, ChargeCreated, ChargeFailed, ChargeFailure, ChargeReversed, ChargeUpdated,
-    EventPayload, FieldChange, OmiseChargeCreation, TokenCreated, TokenUsed,
+    ChargeCaptured, ChargeCreated, ChargeExpired, ChargeFailed, ChargeFailure, ChargeReversed,
+    ChargeUpdated, EventPayload, FieldChange, OmiseChargeCreation, TokenCreated, TokenUsed,
 };
 use crate::domain::omise::commands::{
     CaptureOmiseCharge, CreateOmiseCharge, CreateToken, UpdateOmiseCharge,
 };
 use crate::domain::omise::customers::card_to_charge;
 use crate::domain::omise::{
-    AMOUNT_MAX, DESCRIPTION_MAX_CHARS, METADATA_MAX_BYTES, OmiseContext, OmiseRefusal,
-    minimum_amount,
+    AMOUNT_MAX, AUTHORIZATION_LIFETIME_SECONDS, DESCRIPTION_MAX_CHARS, METADATA_MAX_BYTES,
+    OmiseContext, OmiseRefusal, minimum_amount,
 };
 use crate::domain::policy::AccountPolicy;
 use crate::domain::values::{Card, Customer, Metadata, Token, VaultCard};
@@ -241,6 +241,14 @@ pub fn create_charge(
         statement_descriptor_suffix: None,
         transfer_group: None,
         omise: Some(OmiseChargeCreation {
+            // Recorded only when it is not the default (7 days after creation), which is what
+            // its absence means: events at the default keep the shape the pinned log has.
+            expires_at: (context.authorization_lifetime_seconds != AUTHORIZATION_LIFETIME_SECONDS)
+                .then(|| {
+                    context
+                        .now_unix
+                        .saturating_add(context.authorization_lifetime_seconds)
+                }),
             card: vault_card,
             return_uri: non_empty(&command.return_uri),
             ip: non_empty(&command.ip),
@@ -312,7 +320,7 @@ pub fn capture_charge(
     command: &CaptureOmiseCharge,
     context: &OmiseContext,
 ) -> Result<EventPayload, OmiseRefusal> {
-    omise_details(charge)?;
+    refuse_if_expired(charge, context.now_unix)?;
     match charge.lifecycle {
         Lifecycle::Authorized => {}
         Lifecycle::Reversed => return Err(OmiseRefusal::CaptureOfReversedCharge),
@@ -342,12 +350,40 @@ pub fn capture_charge(
 
 /// Decide `POST /charges/{id}/reverse`: only an uncaptured, unreversed authorization.
 pub fn reverse_charge(charge: &ChargeState, now_unix: i64) -> Result<EventPayload, OmiseRefusal> {
-    omise_details(charge)?;
+    refuse_if_expired(charge, now_unix)?;
     if charge.lifecycle != Lifecycle::Authorized {
         return Err(OmiseRefusal::ReverseNotAllowed);
     }
     Ok(EventPayload::ChargeReversed(ChargeReversed {
         reversed_at: now_unix,
+    }))
+}
+
+/// When an Omise charge's authorization expires if it is not captured first.
+pub fn expires_at(charge: &ChargeState, details: &OmiseDetails) -> i64 {
+    details
+        .expires_at
+        .unwrap_or(charge.created + AUTHORIZATION_LIFETIME_SECONDS)
+}
+
+/// An authorization that expired (recorded, or due by `now_unix` though not yet recorded by
+/// the sweep) can no longer be captured or reversed: Omise's `expired_charge`.
+fn refuse_if_expired(charge: &ChargeState, now_unix: i64) -> Result<(), OmiseRefusal> {
+    let details = omise_details(charge)?;
+    let due = charge.lifecycle == Lifecycle::Authorized && now_unix >= expires_at(charge, details);
+    if charge.expired_at.is_some() || due {
+        return Err(OmiseRefusal::ChargeExpired);
+    }
+    Ok(())
+}
+
+/// Decide the expiry of an uncaptured authorization at `now_unix`: `None` when it is not an
+/// Omise authorization that is due (captured, reversed, failed or expired already, or early).
+pub fn expire_charge(charge: &ChargeState, now_unix: i64) -> Option<EventPayload> {
+    let details = charge.omise_details()?;
+    let due = charge.lifecycle == Lifecycle::Authorized && now_unix >= expires_at(charge, details);
+    due.then_some(EventPayload::ChargeExpired(ChargeExpired {
+        expired_at: now_unix,
     }))
 }
 

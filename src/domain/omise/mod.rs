@@ -23,8 +23,8 @@ pub use customers::{
     update_customer,
 };
 pub use decide::{
-    OmiseChargeDecision, PaymentSource, capture_charge, create_charge, create_token,
-    reverse_charge, update_charge,
+    OmiseChargeDecision, PaymentSource, capture_charge, create_charge, create_token, expire_charge,
+    expires_at, reverse_charge, update_charge,
 };
 pub use refund::refund_charge;
 
@@ -108,6 +108,8 @@ pub enum OmiseRefusal {
     CaptureAmountTooLarge { requested: i64, authorized: i64 },
     #[error("only uncaptured authorized charges can be reversed")]
     ReverseNotAllowed,
+    #[error("charge expired")]
+    ChargeExpired,
     /// activemerchant's canned Omise answer; Omise's docs name the cases: uncaptured (reverse
     /// it instead), fully refunded, 15 refunds already.
     #[error("charge can't be refunded")]
@@ -172,6 +174,7 @@ impl OmiseRefusal {
             | CaptureAmountNotPositive
             | CaptureAmountTooLarge { .. } => "failed_capture",
             ReverseNotAllowed => "failed_reverse",
+            ChargeExpired => "expired_charge",
             ChargeNotRefundable | RefundAmountNotPositive | RefundAmountTooLarge { .. } => {
                 "failed_refund"
             }
@@ -202,6 +205,9 @@ pub struct OmiseIds {
 pub struct OmiseContext {
     pub now_unix: i64,
     pub livemode: bool,
+    /// How long an uncaptured authorization is held before it expires (Omise: 7 days, 30 for
+    /// merchants registered in Japan).
+    pub authorization_lifetime_seconds: i64,
     pub ids: OmiseIds,
 }
 
@@ -214,6 +220,7 @@ pub fn event_key(payload: &EventPayload) -> Option<&'static str> {
         EventPayload::ChargeUpdated(_) => "charge.update",
         EventPayload::ChargeCaptured(_) => "charge.capture",
         EventPayload::ChargeReversed(_) => "charge.reverse",
+        EventPayload::ChargeExpired(_) => "charge.expire",
         EventPayload::ChargeRefunded(_) => "refund.create",
         EventPayload::CustomerCreated(_) => "customer.create",
         EventPayload::CustomerUpdated(_) => "customer.update",

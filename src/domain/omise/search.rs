@@ -88,12 +88,12 @@ impl ChargeFilter {
             "voided" => ChargeFilter::Voided(flag()?),
             "failed" => ChargeFilter::Failed(flag()?),
             "status" => match value {
-                "successful" | "pending" | "reversed" | "failed" => {
+                "successful" | "pending" | "reversed" | "failed" | "expired" => {
                     ChargeFilter::Status(value.to_string())
                 }
                 _ => {
                     return Err(FilterError(format!(
-                        "filters[status] must be successful, pending, reversed or failed, not '{value}'"
+                        "filters[status] must be successful, pending, reversed, failed or expired, not '{value}'"
                     )));
                 }
             },
@@ -171,6 +171,9 @@ impl ChargeFilter {
 
 /// Omise's `status` of a charge.
 pub fn charge_status(charge: &ChargeState) -> &'static str {
+    if charge.expired_at.is_some() {
+        return "expired";
+    }
     match charge.lifecycle {
         Lifecycle::Reversed => "reversed",
         Lifecycle::Captured | Lifecycle::Refunded => "successful",

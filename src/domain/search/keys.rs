@@ -164,12 +164,39 @@ fn object_keys(
     keys
 }
 
-/// Every index key of a projection: none for what search does not cover.
+/// Every index key of a projection: the search keys of a Stripe charge or a customer, and
+/// the expiry of an Omise authorization still waiting for capture (the sweep's lookup).
 pub fn index_keys(projection: &Projection) -> Vec<Vec<u8>> {
     match projection {
         Projection::Charge(charge) if charge.is_a(Resource::Charges) => charge_keys(charge),
+        Projection::Charge(charge) => pending_expiry(charge).map(expiry_key).into_iter().collect(),
         Projection::Customer(customer) => customer_keys(customer),
         _ => Vec::new(),
+    }
+}
+
+/// When an uncaptured Omise authorization expires; `None` for any other charge.
+fn pending_expiry(charge: &ChargeState) -> Option<i64> {
+    let details = charge.omise_details()?;
+    (charge.lifecycle == crate::domain::Lifecycle::Authorized)
+        .then(|| crate::domain::omise::expires_at(charge, details))
+}
+
+/// The key of an authorization expiring at `expires_at` (Unix seconds): apart from every
+/// search key (`x`, not a resource's byte), sorted by time.
+pub fn expiry_key(expires_at: i64) -> Vec<u8> {
+    let mut key = vec![b'x'];
+    key.extend_from_slice(&sortable(expires_at));
+    key
+}
+
+/// The span of every authorization expiring at or before `now_unix`.
+pub fn expired_by(now_unix: i64) -> Lookup {
+    let mut to = expiry_key(now_unix);
+    to.extend_from_slice(&[0xff; 9]);
+    Lookup::Range {
+        from: expiry_key(i64::MIN),
+        to,
     }
 }
 

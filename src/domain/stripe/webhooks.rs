@@ -252,6 +252,7 @@ pub fn stripe_event_type(payload: &EventPayload) -> Option<&'static str> {
         // events) never occur in a Stripe account.
         EventPayload::AccountPolicySet(_)
         | EventPayload::ChargeReversed(_)
+        | EventPayload::ChargeExpired(_)
         | EventPayload::CustomerUpdated(_)
         | EventPayload::TokenCreated(_)
         | EventPayload::TokenUsed(_)

@@ -81,7 +81,7 @@ struct OmiseCharge<'charge> {
     paid_at: Value,
     reversed_at: Value,
     expires_at: Value,
-    expired_at: Option<String>,
+    expired_at: Value,
 }
 
 /// Omise's status for a charge.
@@ -123,8 +123,9 @@ pub fn charge_object(charge: &ChargeState) -> Value {
         capture: details.is_some_and(|details| details.capture),
         authorized: charge.failure.is_none(),
         paid: charge.is_captured(),
-        reversed: charge.lifecycle == Lifecycle::Reversed,
-        expired: false,
+        // An expired authorization is let go as a reversal is, but Omise shows it as expired.
+        reversed: charge.lifecycle == Lifecycle::Reversed && charge.expired_at.is_none(),
+        expired: charge.expired_at.is_some(),
         voided: false,
         disputable: refundable,
         capturable: authorized_uncaptured,
@@ -169,8 +170,12 @@ pub fn charge_object(charge: &ChargeState) -> Value {
         },
         paid_at: optional_timestamp(charge.captured_at),
         reversed_at: optional_timestamp(charge.reversed_at),
-        expires_at: timestamp(charge.created + AUTHORIZATION_LIFETIME_SECONDS),
-        expired_at: None,
+        expires_at: timestamp(
+            details.map_or(charge.created + AUTHORIZATION_LIFETIME_SECONDS, |details| {
+                crate::domain::omise::expires_at(charge, details)
+            }),
+        ),
+        expired_at: optional_timestamp(charge.expired_at),
     };
     serde_json::to_value(object).expect("Omise's charge object serializes to JSON")
 }

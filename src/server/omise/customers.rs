@@ -31,6 +31,12 @@ pub fn customer_object(customer: &Customer) -> Value {
         .map(|saved| saved_card_object(customer, &saved.card))
         .collect();
     let created = objects::timestamp(customer.created);
+    // The embedded list's window ends at the newest card saved.
+    let newest = customer
+        .cards
+        .iter()
+        .map(|saved| saved.card.created)
+        .fold(customer.created, i64::max);
     json!({
         "object": "customer",
         "id": customer.id,
@@ -46,7 +52,7 @@ pub fn customer_object(customer: &Customer) -> Value {
             "total": customer.cards.len(),
             "order": "chronological",
             "from": "1970-01-01T00:00:00Z",
-            "to": created,
+            "to": objects::timestamp(newest),
             "location": format!("/customers/{}/cards", customer.id),
         },
         "default_card": customer.default_card,

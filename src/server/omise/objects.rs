@@ -65,7 +65,7 @@ pub fn token_object(token: &Token) -> Value {
         "livemode": token.livemode,
         "location": format!("/tokens/{}", token.id),
         "used": token.used(),
-        "charge_status": if token.used() { "successful" } else { "unknown" },
+        "charge_status": if token.charge.is_some() { "successful" } else { "unknown" },
         "card": card_object(&token.card),
         "created_at": timestamp(token.created),
     })

@@ -359,4 +359,70 @@ async fn omise_customers_keep_cards_and_are_charged_on_them() {
     );
 }
 
-on_both_backends!(omise_customers_keep_cards_and_are_charged_on_them);
+/// A customer is its account's alone; a create with an idempotency key happens once; a token
+/// raced between a customer and a charge is spent by exactly one of them.
+async fn customers_are_per_account_idempotent_and_spend_a_token_once() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let server = TestServer::start(&directory.path().join("data"));
+    let token = server.omise_token("4242424242424242").await;
+    let create = |key: &'static str, token: Value| {
+        let request = server
+            .client()
+            .post(format!("{}/customers", server.base_url))
+            .basic_auth(OMISE_SECRET_KEY, Some(""))
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(json!({"email": "once@example.com", "card": token["id"]}).to_string());
+        server.send(request)
+    };
+    let first = create("customer-once", token.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = create("customer-once", token.clone()).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let listed = ok(call(&server, "GET", "/customers", Value::Null).await);
+    assert_eq!(listed["total"], 1, "the replay created nothing");
+
+    // Another account can neither read nor charge this customer.
+    let customer_id = first.body["id"].as_str().unwrap().to_string();
+    let foreign_charge = server
+        .omise(
+            "POST",
+            "/charges",
+            OmiseBody::Json(json!({"amount": 100000, "currency": "thb", "customer": customer_id})),
+            OTHER_OMISE_SECRET_KEY,
+        )
+        .await;
+    refused(
+        &foreign_charge,
+        404,
+        "not_found",
+        &format!("customer {customer_id} was not found"),
+    );
+
+    // One token, saved to a customer and paying a charge at once: exactly one wins.
+    for _ in 0..5 {
+        let raced = server.omise_token("4242424242424242").await;
+        let save = call(&server, "POST", "/customers", json!({"card": raced["id"]}));
+        let pay = call(
+            &server,
+            "POST",
+            "/charges",
+            json!({"amount": 100000, "currency": "thb", "card": raced["id"]}),
+        );
+        let (saved, paid) = tokio::join!(save, pay);
+        let winners = [saved.status, paid.status]
+            .iter()
+            .filter(|status| **status == 200)
+            .count();
+        assert_eq!(winners, 1, "{} / {}", saved.body, paid.body);
+        let loser = if saved.status == 200 { &paid } else { &saved };
+        refused(loser, 400, "used_token", "token was already used");
+    }
+}
+
+on_both_backends!(
+    omise_customers_keep_cards_and_are_charged_on_them,
+    customers_are_per_account_idempotent_and_spend_a_token_once,
+);

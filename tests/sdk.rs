@@ -132,6 +132,34 @@ fn stripe_node_works_unchanged() {
     );
 }
 
+/// An uncaptured charge expires on its own and omise-python sees it, and its capture's error.
+#[test]
+fn omise_python_sees_an_authorization_expire() {
+    let python = omise_python();
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let server = TestServer::start_with_args(
+        &directory.path().join("data"),
+        &[OMISE_SECRET_KEY],
+        &[
+            "--omise-authorization-lifetime-secs",
+            "1",
+            "--expiry-sweep-ms",
+            "100",
+        ],
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("sdk")
+        .join("omise_python_expiry.py");
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .env("CHARGELEDGER_URL", &server.base_url)
+        .env("CHARGELEDGER_OMISE_SECRET_KEY", OMISE_SECRET_KEY)
+        .env("CHARGELEDGER_OMISE_PUBLIC_KEY", OMISE_PUBLIC_KEY);
+    run(&mut command, &script.display().to_string());
+}
+
 #[test]
 fn omise_python_works_unchanged() {
     let python = omise_python();

@@ -111,7 +111,8 @@ pub struct ChargeCreated {
     pub currency: String,
     pub captured: bool,
     pub customer: Option<String>,
-    /// The test token or card the caller paid with.
+    /// The test token or card the caller paid with: a Stripe token or card, an Omise vault
+    /// token (`tokn_…`), or, for an Omise charge of a customer, the saved card (`card_…`).
     pub source: String,
     pub payment_method: String,
     pub card: Card,

@@ -1,7 +1,9 @@
 //! The official SDKs, unchanged, against a server started here: stripe-python and stripe-node
-//! create, update every parameter, unset, hit errors, capture, refund, page, read events, retry
-//! idempotently, and find everything again after a restart; omise-python tokenizes, creates,
-//! updates, captures in part, reverses, lists, reads charge events and hits Omise's errors.
+//! create, update every parameter, unset, hit errors, capture, refund, page, search, read
+//! events, retry idempotently, meet faults on demand, and find everything again after a
+//! restart; omise-python tokenizes, creates, updates, captures in part, reverses, refunds,
+//! lists, searches, keeps customers and their cards, reads charge events, hits Omise's errors,
+//! and sees an authorization expire.
 //!
 //! The SDKs are installed on first use into `target/tmp/sdk` (a Python virtualenv via pip, and
 //! an npm prefix), so `cargo test` needs only `python3` and `npm` on the machine.

@@ -170,6 +170,25 @@ async function write(statePath) {
     param: 'query',
   });
 
+  // Faults on demand (retries off, so the check is quick): Stripe's error classes, and nothing
+  // is appended.
+  const before = (await stripe.charges.list({ limit: 100 })).data.length;
+  for (const [fault, status, type] of [
+    ['rate_limit', 429, 'StripeRateLimitError'],
+    ['api_error', 500, 'StripeAPIError'],
+  ]) {
+    await expectError(
+      () =>
+        stripe.charges.create(
+          { amount: 500, currency: 'usd', source: 'tok_visa' },
+          { headers: { 'Chargeledger-Simulate': fault }, maxNetworkRetries: 0 },
+        ),
+      status,
+      { type },
+    );
+  }
+  assert.equal((await stripe.charges.list({ limit: 100 })).data.length, before);
+
   fs.writeFileSync(statePath, JSON.stringify({ charge: charge.id, retried: first.id, refund: refund.id, tagged }));
 }
 

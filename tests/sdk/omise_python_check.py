@@ -173,6 +173,12 @@ def write(state_path):
         "filters[captured] must be yes or no (or true, false, on, off), not 'maybe'",
     )
 
+    # A failing test card is recorded as Omise records it: a charge with status failed.
+    declined = omise.Charge.create(amount=100000, currency="thb", card=new_token("4111111111140011").id)
+    assert (declined.status, declined.failure_code) == ("failed", "insufficient_fund"), raw(declined)
+    assert declined.failure_message == "insufficient funds in the account or the card has reached the credit limit"
+    assert omise.Charge.retrieve(declined.id).status == "failed"
+
     # Customers: a card saved from a token, a second one added, the default moved, charged on it.
     customer = omise.Customer.create(email="somchai@example.com", description="VIP", card=new_token().id)
     assert customer.id.startswith("cust_test_") and len(customer.cards) == 1, raw(customer)

@@ -233,6 +233,30 @@ pub fn fold<'a>(
     Ok(state)
 }
 
+/// Let an uncaptured Omise authorization go (a reverse or an expiry): Omise's operations, which
+/// a Stripe charge never records, on a charge that is authorized and nothing more.
+fn release_omise_authorization(
+    charge: &mut ChargeState,
+    event_type: &'static str,
+) -> Result<(), FoldError> {
+    if charge.origin() != Origin::Omise {
+        return Err(FoldError::WrongStream {
+            event_type,
+            stream_kind: "Stripe charge",
+        });
+    }
+    if charge.lifecycle != Lifecycle::Authorized {
+        return Err(FoldError::broken(
+            charge,
+            event_type,
+            "it is not authorized",
+        ));
+    }
+    charge.money.released = charge.money.authorized;
+    charge.lifecycle = Lifecycle::Reversed;
+    Ok(())
+}
+
 /// Apply a charge event to an existing charge, then check the money invariants.
 pub fn apply_to_charge(
     mut charge: ChargeState,
@@ -270,41 +294,11 @@ pub fn apply_to_charge(
             apply_field_changes(&mut charge, &captured.changes, event_type)?;
         }
         EventPayload::ChargeReversed(reversed) => {
-            if charge.origin() != Origin::Omise {
-                // Reversal is Omise's operation; a Stripe charge never records one.
-                return Err(FoldError::WrongStream {
-                    event_type,
-                    stream_kind: "Stripe charge",
-                });
-            }
-            if charge.lifecycle != Lifecycle::Authorized {
-                return Err(FoldError::broken(
-                    &charge,
-                    event_type,
-                    "it is not authorized",
-                ));
-            }
-            charge.money.released = charge.money.authorized;
-            charge.lifecycle = Lifecycle::Reversed;
+            release_omise_authorization(&mut charge, event_type)?;
             charge.reversed_at = Some(reversed.reversed_at);
         }
         EventPayload::ChargeExpired(expired) => {
-            if charge.origin() != Origin::Omise {
-                // Expiry is Omise's rule; a Stripe charge never records one.
-                return Err(FoldError::WrongStream {
-                    event_type,
-                    stream_kind: "Stripe charge",
-                });
-            }
-            if charge.lifecycle != Lifecycle::Authorized {
-                return Err(FoldError::broken(
-                    &charge,
-                    event_type,
-                    "it is not authorized",
-                ));
-            }
-            charge.money.released = charge.money.authorized;
-            charge.lifecycle = Lifecycle::Reversed;
+            release_omise_authorization(&mut charge, event_type)?;
             charge.expired_at = Some(expired.expired_at);
         }
         EventPayload::ChargeRefunded(refunded) => {

@@ -10,6 +10,7 @@ pub mod server;
 
 use chargeledger::domain::{ChargeState, DecisionContext, FreshIds};
 use chargeledger::{CreateCharge, Ledger, RequestMeta, UpdateCharge};
+use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "sk_test_account_one";
 pub const OTHER_ACCOUNT: &str = "sk_test_account_two";
@@ -88,5 +89,43 @@ pub async fn update_metadata_repeatedly(
             )
             .await
             .expect("update");
+    }
+}
+
+/// A JSON value's structure with scalars replaced by their type: what stays the same between two
+/// runs of a fixture generator (ids, times and hashes differ).
+pub fn json_shape(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| (name.clone(), json_shape(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(json_shape).collect()),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => Value::Null,
+    }
+}
+
+/// Assert that each line of `fresh` (a log today's code wrote) has the shape of the same line
+/// of `pinned` (a checked-in fixture).
+pub fn assert_same_shapes(fresh: &str, pinned: &str, fixture: &str) {
+    let shapes = |log: &str| -> Vec<Value> {
+        log.lines()
+            .map(|line| json_shape(&serde_json::from_str(line).expect("json")))
+            .collect()
+    };
+    let (fresh, pinned) = (shapes(fresh), shapes(pinned));
+    assert_eq!(fresh.len(), pinned.len(), "same number of events");
+    for (index, (fresh, pinned)) in fresh.iter().zip(&pinned).enumerate() {
+        assert_eq!(
+            fresh,
+            pinned,
+            "event {}: today's code writes a different shape than {fixture}; add a new fixture for it",
+            index + 1
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! `apply` folds either dialect's events onto the same state.
 
 pub mod apply;
+mod apply_streams;
 pub mod card_number;
 pub mod charge;
 pub mod events;
